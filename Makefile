@@ -1,0 +1,96 @@
+# pgcheckd: plain GNU make.
+#   make               build build/pgcheckd
+#   make check         unit tests (normal and ASan+UBSan builds), generated-file checks, integration tests
+#   make unit          unit tests only;  make integration   integration tests only
+#   make asan          build build-asan/pgcheckd with AddressSanitizer and UndefinedBehaviorSanitizer
+#   make demo          install what is missing, build, and run the embedded demo cluster
+#   make install DESTDIR=... PREFIX=...
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+SYSCONFDIR ?= /etc
+DESTDIR ?=
+VERSION := 0.1.0
+
+CC ?= cc
+PYTHON ?= /usr/bin/python3
+PKG_CONFIG ?= pkg-config
+WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
+	-Wcast-qual -Wformat=2 -Wno-format-nonliteral
+WERROR ?= -Werror
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DPGCHECKD_VERSION='"$(VERSION)"' $(WARNINGS) $(WERROR) $(CFLAGS) \
+	-Iconf -Ichecks -Iagent $(shell $(PKG_CONFIG) --cflags libpq inih 2>/dev/null)
+# Debian's libev ships no .pc file: fall back to -lev
+LIBEV := $(shell $(PKG_CONFIG) --libs libev 2>/dev/null || echo -lev)
+LIBS := $(LIBEV) $(shell $(PKG_CONFIG) --libs libpq inih 2>/dev/null || echo -lpq -linih) -lm
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+
+SRCS := conf/conf.c checks/host.c checks/poller.c agent/request.c agent/agentline.c agent/verdict.c \
+	agent/weight.c agent/node.c agent/log.c agent/listener.c
+MAIN := agent/main.c
+UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+HEADERS := $(wildcard conf/*.h checks/*.h agent/*.h)
+
+.PHONY: all check unit unit-asan integration integration-asan asan generated-check demo install clean deps
+all: build/pgcheckd
+
+build/%.o: %.c $(HEADERS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+build-asan/%.o: %.c $(HEADERS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c $< -o $@
+
+build/pgcheckd: $(SRCS:%.c=build/%.o) build/$(MAIN:.c=.o)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+build-asan/pgcheckd: $(SRCS:%.c=build-asan/%.o) build-asan/$(MAIN:.c=.o)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LIBS)
+asan: build-asan/pgcheckd
+
+build/tests/%: tests/unit/%.c $(SRCS:%.c=build/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS) -lcmocka
+build-asan/tests/%: tests/unit/%.c $(SRCS:%.c=build-asan/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+unit: $(UNIT_TESTS:%=build/tests/%)
+	@set -e; for t in $^; do echo "== $$t"; ./$$t; done
+unit-asan: $(UNIT_TESTS:%=build-asan/tests/%)
+	@set -e; for t in $^; do echo "== $$t (asan)"; ./$$t; done
+
+# conf/pgcheckd.ini is generated from the key table: fail when it drifted
+generated-check: build/pgcheckd
+	@./build/pgcheckd --help-config=ini | diff -u conf/pgcheckd.ini - \
+		|| { echo "conf/pgcheckd.ini is out of date: run 'make conf/pgcheckd.ini'"; exit 1; }
+	@./build/pgcheckd -t -c conf/pgcheckd.ini >/dev/null
+	@./build/pgcheckd --help-config=markdown | diff -u - docs/config-keys.md \
+		|| { echo "docs/config-keys.md is out of date: run 'make docs/config-keys.md'"; exit 1; }
+	@echo "generated files: up to date"
+
+conf/pgcheckd.ini: $(SRCS) conf/conf_keys.h | build/pgcheckd
+	./build/pgcheckd --help-config=ini > $@
+docs/config-keys.md: $(SRCS) conf/conf_keys.h | build/pgcheckd
+	@mkdir -p docs
+	./build/pgcheckd --help-config=markdown > $@
+
+integration: build/pgcheckd
+	$(PYTHON) -m pytest -q tests/integration
+integration-asan: build-asan/pgcheckd
+	PGCHECKD_BIN=$(CURDIR)/build-asan/pgcheckd $(PYTHON) -m pytest -q tests/integration
+
+check: unit unit-asan generated-check integration integration-asan
+
+deps:
+	bash scripts/install-deps
+
+demo: deps build/pgcheckd
+	$(PYTHON) scripts/demo
+
+install: build/pgcheckd
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/pgcheckd
+	install -m 0755 build/pgcheckd $(DESTDIR)$(SBINDIR)/pgcheckd
+	install -m 0644 conf/pgcheckd.ini $(DESTDIR)$(SYSCONFDIR)/pgcheckd/pgcheckd.ini
+
+clean:
+	rm -rf build build-asan

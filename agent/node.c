@@ -1,0 +1,155 @@
+/*
+ * node.c: the node's state, built from the poller's outcomes. Keeps the last good sample, the last
+ * failure, lag hysteresis and the smoothed weights, and logs transitions once (role, reachability,
+ * lag limit), never a sample or a check. It answers no one: responders read node_view().
+ */
+#include "node.h"
+
+#include <string.h>
+
+#include "log.h"
+
+void
+node_configure(struct node *n, const struct conf *c)
+{
+	n->wp.floor_pct = (int)c->weight_floor_pct;
+	n->wp.step_pct = (int)c->weight_step_pct;
+	n->wp.smoothing_ms = c->weight_smoothing_ms;
+	n->wp.lag_soft_bytes = c->weight_lag_soft_bytes;
+	n->wp.max_lag_bytes = c->replica_max_lag_bytes;
+	n->wp.lag_soft_s = c->weight_lag_soft_s;
+	n->wp.max_lag_s = c->replica_max_lag_s;
+	n->wp.load_low_per_cpu = c->weight_load_low_per_cpu;
+	n->wp.load_high_per_cpu = c->weight_load_high_per_cpu;
+	n->recover_pct = (int)c->replica_recover_pct;
+}
+
+void
+node_init(struct node *n, const struct conf *c)
+{
+	memset(n, 0, sizeof(*n));
+	n->logged_role = -1;
+	n->replica_weight_pct = -1;
+	n->load_weight_pct = -1;
+	node_configure(n, c);
+}
+
+/* node_lag_update applies the lag limits with hysteresis: over at the limit, back under recover_pct of it. */
+static void
+node_lag_update(struct node *n, const struct sample *s)
+{
+	const struct weight_policy *wp = &n->wp;
+	bool over_bytes = wp->max_lag_bytes > 0 && s->lag_bytes > wp->max_lag_bytes;
+	bool over_s = wp->max_lag_s > 0 && s->have_lag_s && s->lag_s > wp->max_lag_s;
+	char lag[48], limit[48];
+
+	if (!s->in_recovery) {
+		n->lag_over = false;
+		return;
+	}
+	verdict_format_lag(s->lag_bytes, s->have_lag_s, s->lag_s, lag, sizeof(lag));
+	if (!n->lag_over && (over_bytes || over_s)) {
+		n->lag_over = true;
+		verdict_format_lag(wp->max_lag_bytes, true, wp->max_lag_s, limit, sizeof(limit));
+		log_warning("replica lag %s over the limit %s%s", lag, limit, s->replay_paused ? " (replay paused)" : "");
+		return;
+	}
+	if (n->lag_over) {
+		double f = n->recover_pct / 100.0;
+		bool under_bytes = wp->max_lag_bytes <= 0 || (double)s->lag_bytes <= (double)wp->max_lag_bytes * f;
+		bool under_s = wp->max_lag_s <= 0 || !s->have_lag_s || s->lag_s <= wp->max_lag_s * f;
+
+		if (under_bytes && under_s) {
+			n->lag_over = false;
+			log_info("replica lag %s back under %d%% of the limit", lag, n->recover_pct);
+		}
+	}
+}
+
+static void
+node_log_role(struct node *n, const struct sample *s)
+{
+	int role = s->in_recovery ? 1 : 0;
+	const char *names[] = {"primary", "replica"};
+
+	if (n->logged_role == role && n->logged_timeline == s->timeline)
+		return;
+	if (n->logged_role < 0)
+		log_info("role %s (timeline %d, server %d)", names[role], s->timeline, s->server_version_num);
+	else if (n->logged_role != role)
+		log_warning("role %s -> %s (timeline %d)", names[n->logged_role], names[role], s->timeline);
+	else if (s->timeline != 0 && n->logged_timeline != 0)
+		log_info("timeline %d -> %d", n->logged_timeline, s->timeline);
+	if (n->logged_role != role) {
+		/* the weights of the old role mean nothing for the new one */
+		n->replica_weight_pct = -1;
+		n->load_weight_pct = -1;
+	}
+	n->logged_role = role;
+	n->logged_timeline = s->timeline;
+}
+
+void
+node_sample(struct node *n, const struct sample *s)
+{
+	int64_t dt = n->have_sample ? s->taken_ms - n->sample.taken_ms : 0;
+	double load = 100.0 * weight_load_factor(s, &n->wp);
+	double replica = load * weight_lag_factor(s, &n->wp);
+
+	if (n->failing || n->logged_failing) {
+		log_info("PostgreSQL answers again");
+		n->logged_failing = false;
+	}
+	node_log_role(n, s);
+	node_lag_update(n, s);
+	if (n->replica_weight_pct < 0) {
+		n->replica_weight_smoothed = replica;
+		n->load_weight_smoothed = load;
+	} else {
+		n->replica_weight_smoothed = weight_smooth(n->replica_weight_smoothed, replica, dt, n->wp.smoothing_ms);
+		n->load_weight_smoothed = weight_smooth(n->load_weight_smoothed, load, dt, n->wp.smoothing_ms);
+	}
+	n->replica_weight_pct =
+		weight_step(n->replica_weight_smoothed, n->replica_weight_pct, n->wp.step_pct, n->wp.floor_pct);
+	n->load_weight_pct = weight_step(n->load_weight_smoothed, n->load_weight_pct, n->wp.step_pct, n->wp.floor_pct);
+	n->sample = *s;
+	n->have_sample = true;
+	n->failing = false;
+}
+
+void
+node_fail(struct node *n, enum poll_result r, const char *detail)
+{
+	if (!n->logged_failing || n->logged_failure != r)
+		log_warning("PostgreSQL %s: %s: down", poll_result_name(r), detail[0] != '\0' ? detail : "no detail");
+	n->logged_failing = true;
+	n->logged_failure = r;
+	n->failing = true;
+	n->failure = r;
+}
+
+void
+node_set_override(struct node *n, enum node_override o)
+{
+	static const char *const names[] = {"ready", "drain", "maint"};
+
+	if (n->override != o)
+		log_warning("operator override %s -> %s", names[n->override], names[o]);
+	n->override = o;
+}
+
+void
+node_view(const struct node *n, int64_t now_ms, struct node_view *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->have_sample = n->have_sample;
+	out->sample = n->sample;
+	out->sample_age_ms = n->have_sample ? now_ms - n->sample.taken_ms : 0;
+	out->failing = n->failing;
+	out->failure = n->failure;
+	out->lag_over = n->lag_over;
+	out->replica_weight_pct = n->replica_weight_pct < 0 ? 0 : n->replica_weight_pct;
+	out->load_weight_pct = n->load_weight_pct < 0 ? 0 : n->load_weight_pct;
+	out->override = n->override;
+	out->shutting_down = n->shutting_down;
+}

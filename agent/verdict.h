@@ -1,0 +1,59 @@
+/*
+ * verdict.h: the one decision. verdict_for() is a pure function of (node view, request, policy);
+ * every protocol renders its result and none decides anything on its own.
+ */
+#ifndef PGCHECKD_VERDICT_H
+#define PGCHECKD_VERDICT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "poller.h"
+#include "request.h"
+#include "sample.h"
+
+enum node_override { OVERRIDE_NONE, OVERRIDE_DRAIN, OVERRIDE_MAINT };
+
+/* What the responders may know of the node: a read-only copy, taken at now_ms. */
+struct node_view {
+	bool have_sample;           /* a good sample was ever taken */
+	struct sample sample;       /* the last good one */
+	int64_t sample_age_ms;
+	bool failing;               /* the last poll failed: its outcome is in failure */
+	enum poll_result failure;
+	bool lag_over;              /* over the configured lag limits (with hysteresis) */
+	int replica_weight_pct;     /* smoothed and stepped, from load and lag */
+	int load_weight_pct;        /* the same from load alone (for the primary's read weight) */
+	enum node_override override;
+	bool shutting_down;
+};
+
+struct policy {
+	int64_t stale_after_ms;
+	int64_t max_lag_bytes;
+	double max_lag_s;
+	enum over_lag_action over_lag;
+	int64_t receiver_silence_max_ms;
+	int primary_read_pct;
+	int step_pct;
+};
+
+#define VERDICT_REASON_MAX 64
+
+struct verdict {
+	bool up;
+	int weight_pct;
+	char reason[VERDICT_REASON_MAX]; /* "" when up without remark */
+};
+
+/* verdict_policy takes the decision's settings out of the configuration. */
+void verdict_policy(const struct conf *c, struct policy *p);
+
+/* verdict_for answers request r about the node seen as v. Fails closed: unknown means down. */
+void verdict_for(const struct node_view *v, const struct request *r, const struct policy *p, struct verdict *out);
+
+/* verdict_format_lag writes "35MB/12s" (or "35MB" / "12s" when only one is known). */
+void verdict_format_lag(int64_t lag_bytes, bool have_s, double lag_s, char *buf, size_t len);
+
+#endif

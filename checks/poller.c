@@ -1,0 +1,530 @@
+/*
+ * poller.c: the only code that talks to PostgreSQL. A state machine on the libev loop:
+ *   WAITING (backoff or interval timer) -> CONNECTING (PQconnectPoll) -> QUERYING -> IDLE -> QUERYING ...
+ * Every connect and every query has its own deadline; past it the outcome is reported and the
+ * connection is closed (PQcancel would block on a frozen server) and replaced after a backoff.
+ * The session's statement_timeout equals the query deadline, so a query stuck on the server ends there too.
+ * Nothing here blocks: no PQexec, no PQcancel, no PQconnectdb.
+ */
+#include "poller.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+#include "monoclock.h"
+
+const char poller_sql[] =
+	"SELECT r.rec,"
+	" current_setting('transaction_read_only') = 'on',"
+	" current_setting('default_transaction_read_only') = 'on',"
+	" CASE WHEN r.rec THEN w.received_tli"
+	"  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,"
+	" CASE WHEN r.rec THEN pg_is_wal_replay_paused() END,"
+	" w.status = 'streaming',"
+	" extract(epoch FROM clock_timestamp() - w.last_msg_receipt_time),"
+	" pg_last_wal_receive_lsn(),"
+	" pg_last_wal_replay_lsn(),"
+	" w.latest_end_lsn,"
+	" CASE WHEN r.rec THEN"
+	"  CASE WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0"
+	"  ELSE extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) END END,"
+	" CASE WHEN NOT r.rec THEN pg_current_wal_lsn() END,"
+	" (SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'),"
+	" a.clients, a.active,"
+	" current_setting('max_connections')::int,"
+	" current_setting('superuser_reserved_connections')::int"
+	"  + coalesce(current_setting('reserved_connections', true)::int, 0)"
+	" FROM (SELECT pg_is_in_recovery() AS rec) r"
+	" LEFT JOIN pg_stat_wal_receiver w ON true"
+	" CROSS JOIN (SELECT count(*) FILTER (WHERE backend_type = 'client backend') AS clients,"
+	"  count(*) FILTER (WHERE backend_type = 'client backend' AND state = 'active') AS active"
+	"  FROM pg_stat_activity) a";
+
+enum poller_col {
+	COL_IN_RECOVERY,
+	COL_READ_ONLY,
+	COL_DEFAULT_READ_ONLY,
+	COL_TIMELINE,
+	COL_REPLAY_PAUSED,
+	COL_STREAMING,
+	COL_RECEIVER_SILENCE_S,
+	COL_RECEIVE_LSN,
+	COL_REPLAY_LSN,
+	COL_LATEST_END_LSN,
+	COL_LAG_S,
+	COL_CURRENT_LSN,
+	COL_STREAMING_REPLICAS,
+	COL_CLIENTS,
+	COL_ACTIVE,
+	COL_MAX_CONNECTIONS,
+	COL_RESERVED,
+	COL_COUNT
+};
+
+static const char *const poll_result_names[] = {
+#define POLL_NAME(e, s) s,
+	POLL_RESULTS(POLL_NAME)
+#undef POLL_NAME
+};
+
+const char *
+poll_result_name(enum poll_result r)
+{
+	return (unsigned)r < POLL_RESULT_COUNT ? poll_result_names[r] : "unknown";
+}
+
+enum poller_state { PS_WAITING, PS_CONNECTING, PS_QUERYING, PS_IDLE };
+
+struct poller {
+	struct ev_loop *loop;
+	struct poller_conf conf;
+	char *conninfo;
+	poller_cb cb;
+	void *arg;
+	PGconn *conn;
+	enum poller_state state;
+	ev_io io;
+	ev_timer timer;    /* next connect or next poll */
+	ev_timer deadline; /* of the connect or query in progress */
+	int64_t backoff_ms;
+	int64_t query_started_ms;
+	bool session_ready;  /* statement_timeout set on this connection */
+	bool last_poll_ok;   /* a lost idle connection is retried once before it is reported */
+	bool retrying;
+	int sent_timeout_ms; /* statement_timeout of this session */
+};
+
+static void poller_connect(struct poller *p);
+static void poller_send(struct poller *p);
+
+bool
+poller_lsn_parse(const char *s, uint64_t *lsn)
+{
+	unsigned int hi, lo;
+	int n = 0;
+
+	if (sscanf(s, "%X/%X%n", &hi, &lo, &n) != 2 || s[n] != '\0')
+		return false;
+	*lsn = ((uint64_t)hi << 32) | lo;
+	return true;
+}
+
+/* poller_oneline copies libpq's message without its trailing newline, first line only. */
+static void
+poller_oneline(const char *msg, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	if (msg == NULL)
+		msg = "";
+	while (msg[n] != '\0' && msg[n] != '\n' && n + 1 < len) {
+		buf[n] = msg[n];
+		n++;
+	}
+	buf[n] = '\0';
+}
+
+static void
+poller_io_arm(struct poller *p, int events)
+{
+	int fd = PQsocket(p->conn);
+
+	if (ev_is_active(&p->io))
+		ev_io_stop(p->loop, &p->io);
+	if (fd < 0)
+		return;
+	ev_io_set(&p->io, fd, events);
+	ev_io_start(p->loop, &p->io);
+}
+
+static void
+poller_drop(struct poller *p)
+{
+	if (ev_is_active(&p->io))
+		ev_io_stop(p->loop, &p->io);
+	ev_timer_stop(p->loop, &p->deadline);
+	if (p->conn != NULL) {
+		PQfinish(p->conn);
+		p->conn = NULL;
+	}
+	p->session_ready = false;
+}
+
+static void
+poller_schedule(struct poller *p, int64_t delay_ms)
+{
+	ev_timer_stop(p->loop, &p->timer);
+	ev_timer_set(&p->timer, (double)(delay_ms > 0 ? delay_ms : 0) / 1000.0, 0.);
+	ev_timer_start(p->loop, &p->timer);
+}
+
+/* poller_failed reports a failure, drops the connection and schedules a reconnect with backoff. */
+static void
+poller_failed(struct poller *p, enum poll_result r, const char *msg)
+{
+	char detail[256];
+
+	poller_oneline(msg, detail, sizeof(detail));
+	poller_drop(p);
+	p->state = PS_WAITING;
+	if (r == POLL_CONNECTION_LOST && p->last_poll_ok && !p->retrying) {
+		/* the server closed an idle connection (restart, pg_terminate_backend): try once at once */
+		p->retrying = true;
+		poller_schedule(p, 0);
+		return;
+	}
+	p->retrying = false;
+	p->last_poll_ok = false;
+	p->cb(p->arg, r, NULL, detail);
+	poller_schedule(p, p->backoff_ms);
+	p->backoff_ms *= 2;
+	if (p->backoff_ms > p->conf.reconnect_max_ms)
+		p->backoff_ms = p->conf.reconnect_max_ms;
+}
+
+static bool
+poller_bool(const PGresult *res, int col)
+{
+	return !PQgetisnull(res, 0, col) && PQgetvalue(res, 0, col)[0] == 't';
+}
+
+static int64_t
+poller_int(const PGresult *res, int col)
+{
+	return PQgetisnull(res, 0, col) ? 0 : strtoll(PQgetvalue(res, 0, col), NULL, 10);
+}
+
+static uint64_t
+poller_lsn(const PGresult *res, int col)
+{
+	uint64_t lsn = 0;
+
+	if (!PQgetisnull(res, 0, col))
+		(void)poller_lsn_parse(PQgetvalue(res, 0, col), &lsn);
+	return lsn;
+}
+
+/* poller_read_sample turns the one row of poller_sql into a sample. */
+static bool
+poller_read_sample(struct poller *p, const PGresult *res, struct sample *s)
+{
+	int64_t d;
+
+	if (PQntuples(res) != 1 || PQnfields(res) != COL_COUNT)
+		return false;
+	memset(s, 0, sizeof(*s));
+	s->taken_ms = monoclock_ms();
+	s->server_version_num = PQserverVersion(p->conn);
+	s->in_recovery = poller_bool(res, COL_IN_RECOVERY);
+	s->read_only = poller_bool(res, COL_READ_ONLY);
+	s->default_read_only = poller_bool(res, COL_DEFAULT_READ_ONLY);
+	s->timeline = (int)poller_int(res, COL_TIMELINE);
+	s->replay_paused = poller_bool(res, COL_REPLAY_PAUSED);
+	s->receiver_streaming = poller_bool(res, COL_STREAMING);
+	s->have_receiver_silence = !PQgetisnull(res, 0, COL_RECEIVER_SILENCE_S);
+	s->receiver_silence_s = s->have_receiver_silence ? strtod(PQgetvalue(res, 0, COL_RECEIVER_SILENCE_S), NULL) : 0;
+	s->receive_lsn = poller_lsn(res, COL_RECEIVE_LSN);
+	s->replay_lsn = poller_lsn(res, COL_REPLAY_LSN);
+	s->latest_end_lsn = poller_lsn(res, COL_LATEST_END_LSN);
+	s->lag_bytes = 0;
+	if (s->in_recovery) {
+		if (s->latest_end_lsn > s->replay_lsn)
+			s->lag_bytes = (int64_t)(s->latest_end_lsn - s->replay_lsn);
+		if (s->receive_lsn > s->replay_lsn && (int64_t)(s->receive_lsn - s->replay_lsn) > s->lag_bytes)
+			s->lag_bytes = (int64_t)(s->receive_lsn - s->replay_lsn);
+	}
+	s->have_lag_s = !PQgetisnull(res, 0, COL_LAG_S);
+	s->lag_s = s->have_lag_s ? strtod(PQgetvalue(res, 0, COL_LAG_S), NULL) : 0;
+	if (s->lag_s < 0)
+		s->lag_s = 0;
+	s->current_lsn = poller_lsn(res, COL_CURRENT_LSN);
+	s->streaming_replicas = (int)poller_int(res, COL_STREAMING_REPLICAS);
+	s->client_backends = (int)poller_int(res, COL_CLIENTS);
+	s->active_backends = (int)poller_int(res, COL_ACTIVE);
+	s->max_connections = (int)poller_int(res, COL_MAX_CONNECTIONS);
+	d = poller_int(res, COL_RESERVED);
+	s->reserved_connections = (int)d;
+	(void)host_load1(&s->load1);
+	s->ncpu = host_ncpu();
+	return true;
+}
+
+/* poller_collect reads every result of the statement in flight; false when the connection broke. */
+static void
+poller_collect(struct poller *p)
+{
+	PGresult *res;
+	struct sample s;
+	bool have_sample = false;
+	char err[256] = "";
+
+	if (!PQconsumeInput(p->conn)) {
+		poller_failed(p, POLL_CONNECTION_LOST, PQerrorMessage(p->conn));
+		return;
+	}
+	while (!PQisBusy(p->conn)) {
+		res = PQgetResult(p->conn);
+		if (res == NULL) {
+			ev_timer_stop(p->loop, &p->deadline);
+			if (PQstatus(p->conn) != CONNECTION_OK) {
+				poller_failed(p, POLL_CONNECTION_LOST, PQerrorMessage(p->conn));
+				return;
+			}
+			if (!have_sample) {
+				poller_failed(p, POLL_QUERY_FAILED, err[0] != '\0' ? err : "no row returned");
+				return;
+			}
+			p->session_ready = true;
+			p->last_poll_ok = true;
+			p->retrying = false;
+			p->backoff_ms = p->conf.poll_interval_ms;
+			p->state = PS_IDLE;
+			poller_io_arm(p, EV_READ); /* notices a server that closes the idle connection */
+			poller_schedule(p, p->query_started_ms + p->conf.poll_interval_ms - monoclock_ms());
+			p->cb(p->arg, POLL_OK, &s, "");
+			return;
+		}
+		switch (PQresultStatus(res)) {
+		case PGRES_TUPLES_OK:
+			if (poller_read_sample(p, res, &s))
+				have_sample = true;
+			else
+				snprintf(err, sizeof(err), "unexpected result shape");
+			break;
+		case PGRES_COMMAND_OK:
+			break;
+		default:
+			poller_oneline(PQresultErrorMessage(res), err, sizeof(err));
+			break;
+		}
+		PQclear(res);
+	}
+}
+
+static void
+poller_send(struct poller *p)
+{
+	char setup[128];
+	char *sql = NULL;
+	int rc;
+
+	p->state = PS_QUERYING;
+	p->query_started_ms = monoclock_ms();
+	if (!p->session_ready || p->sent_timeout_ms != (int)p->conf.query_timeout_ms) {
+		/* one round trip: the session's own limits, then the sample */
+		p->sent_timeout_ms = (int)p->conf.query_timeout_ms;
+		snprintf(setup, sizeof(setup), "SET statement_timeout = %d; SET lock_timeout = %d; ", p->sent_timeout_ms,
+			 p->sent_timeout_ms);
+		sql = malloc(strlen(setup) + sizeof(poller_sql));
+		if (sql == NULL) {
+			poller_failed(p, POLL_QUERY_FAILED, "out of memory");
+			return;
+		}
+		strcpy(sql, setup);
+		strcat(sql, poller_sql);
+	}
+	rc = PQsendQuery(p->conn, sql != NULL ? sql : poller_sql);
+	free(sql);
+	if (!rc) {
+		poller_failed(p, POLL_CONNECTION_LOST, PQerrorMessage(p->conn));
+		return;
+	}
+	ev_timer_stop(p->loop, &p->deadline);
+	ev_timer_set(&p->deadline, (double)p->conf.query_timeout_ms / 1000.0, 0.);
+	ev_timer_start(p->loop, &p->deadline);
+	rc = PQflush(p->conn);
+	if (rc < 0) {
+		poller_failed(p, POLL_CONNECTION_LOST, PQerrorMessage(p->conn));
+		return;
+	}
+	poller_io_arm(p, rc == 1 ? EV_READ | EV_WRITE : EV_READ);
+}
+
+static void
+poller_connect_step(struct poller *p)
+{
+	switch (PQconnectPoll(p->conn)) {
+	case PGRES_POLLING_OK:
+		ev_timer_stop(p->loop, &p->deadline);
+		if (PQsetnonblocking(p->conn, 1) != 0) {
+			poller_failed(p, POLL_CONNECT_FAILED, PQerrorMessage(p->conn));
+			return;
+		}
+		poller_send(p);
+		return;
+	case PGRES_POLLING_READING:
+		poller_io_arm(p, EV_READ);
+		return;
+	case PGRES_POLLING_WRITING:
+		poller_io_arm(p, EV_WRITE);
+		return;
+	default:
+		poller_failed(p, POLL_CONNECT_FAILED, PQerrorMessage(p->conn));
+		return;
+	}
+}
+
+static void
+poller_connect(struct poller *p)
+{
+	const char *keys[] = {"fallback_application_name", "dbname", NULL};
+	const char *values[] = {"pgcheckd", p->conninfo, NULL};
+
+	poller_drop(p);
+	p->state = PS_CONNECTING;
+	p->conn = PQconnectStartParams(keys, values, 1);
+	if (p->conn == NULL) {
+		poller_failed(p, POLL_CONNECT_FAILED, "out of memory");
+		return;
+	}
+	if (PQstatus(p->conn) == CONNECTION_BAD) {
+		poller_failed(p, POLL_CONNECT_FAILED, PQerrorMessage(p->conn));
+		return;
+	}
+	ev_timer_set(&p->deadline, (double)p->conf.connect_timeout_ms / 1000.0, 0.);
+	ev_timer_start(p->loop, &p->deadline);
+	/* a new connection starts as if PQconnectPoll had answered WRITING */
+	poller_io_arm(p, EV_WRITE);
+}
+
+static void
+poller_on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct poller *p = w->data;
+
+	(void)loop;
+	switch (p->state) {
+	case PS_CONNECTING:
+		poller_connect_step(p);
+		break;
+	case PS_QUERYING:
+		if (revents & EV_WRITE) {
+			int rc = PQflush(p->conn);
+
+			if (rc < 0) {
+				poller_failed(p, POLL_CONNECTION_LOST, PQerrorMessage(p->conn));
+				return;
+			}
+			if (rc == 0)
+				poller_io_arm(p, EV_READ);
+		}
+		if (revents & EV_READ)
+			poller_collect(p);
+		break;
+	case PS_IDLE:
+		/* nothing is expected between polls: a notice, or the server closing the connection */
+		if (!PQconsumeInput(p->conn) || PQstatus(p->conn) != CONNECTION_OK) {
+			poller_failed(p, POLL_CONNECTION_LOST, PQerrorMessage(p->conn));
+			return;
+		}
+		break;
+	case PS_WAITING:
+		ev_io_stop(p->loop, &p->io);
+		break;
+	}
+}
+
+static void
+poller_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct poller *p = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (p->state == PS_IDLE)
+		poller_send(p);
+	else if (p->state == PS_WAITING)
+		poller_connect(p);
+}
+
+static void
+poller_on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct poller *p = w->data;
+	char msg[128];
+
+	(void)loop;
+	(void)revents;
+	if (p->state == PS_CONNECTING) {
+		snprintf(msg, sizeof(msg), "no connection within %" PRId64 " ms", p->conf.connect_timeout_ms);
+		p->last_poll_ok = false;
+		poller_failed(p, POLL_CONNECT_TIMEOUT, msg);
+	} else if (p->state == PS_QUERYING) {
+		snprintf(msg, sizeof(msg), "no answer within %" PRId64 " ms", p->conf.query_timeout_ms);
+		p->last_poll_ok = false;
+		poller_failed(p, POLL_TIMEOUT, msg);
+	}
+}
+
+static bool
+poller_set_conf(struct poller *p, const struct poller_conf *pc)
+{
+	bool changed = p->conninfo == NULL || strcmp(p->conninfo, pc->conninfo) != 0;
+	char *copy = strdup(pc->conninfo);
+
+	if (copy == NULL)
+		return changed;
+	free(p->conninfo);
+	p->conninfo = copy;
+	p->conf = *pc;
+	p->conf.conninfo = p->conninfo;
+	return changed;
+}
+
+struct poller *
+poller_new(struct ev_loop *loop, const struct poller_conf *pc, poller_cb cb, void *arg)
+{
+	struct poller *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	p->loop = loop;
+	p->cb = cb;
+	p->arg = arg;
+	(void)poller_set_conf(p, pc);
+	if (p->conninfo == NULL) {
+		free(p);
+		return NULL;
+	}
+	p->backoff_ms = p->conf.poll_interval_ms;
+	ev_io_init(&p->io, poller_on_io, 0, EV_READ);
+	p->io.data = p;
+	ev_timer_init(&p->timer, poller_on_timer, 0., 0.);
+	p->timer.data = p;
+	ev_timer_init(&p->deadline, poller_on_deadline, 0., 0.);
+	p->deadline.data = p;
+	p->state = PS_WAITING;
+	poller_schedule(p, 0);
+	return p;
+}
+
+void
+poller_reconfigure(struct poller *p, const struct poller_conf *pc)
+{
+	if (poller_set_conf(p, pc)) {
+		/* new server or credentials: start over at once */
+		poller_drop(p);
+		p->state = PS_WAITING;
+		p->last_poll_ok = false;
+		p->backoff_ms = p->conf.poll_interval_ms;
+		poller_schedule(p, 0);
+	}
+	if (p->backoff_ms > p->conf.reconnect_max_ms)
+		p->backoff_ms = p->conf.reconnect_max_ms;
+}
+
+void
+poller_free(struct poller *p)
+{
+	if (p == NULL)
+		return;
+	poller_drop(p);
+	ev_timer_stop(p->loop, &p->timer);
+	free(p->conninfo);
+	free(p);
+}

@@ -1,0 +1,107 @@
+/*
+ * conf.h: pgcheckd's configuration, read from one ini file with inih.
+ * struct conf is a plain value: copy it, compare it, swap it; it owns nothing.
+ * Errors name file:line, the key and what is wrong; nothing here exits.
+ */
+#ifndef PGCHECKD_CONF_H
+#define PGCHECKD_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "conf_keys.h"
+
+#define CONF_DEFAULT_PATH "/etc/pgcheckd/pgcheckd.ini"
+#define CONF_STR_MAX 1024
+#define CONF_ERR_MAX 1280
+
+/* What a request key names; shared by the agent line, HTTP paths and the config. */
+enum request_kind { REQUEST_PRIMARY, REQUEST_REPLICA, REQUEST_READ_ONLY, REQUEST_HEALTH, REQUEST_KIND_COUNT };
+enum over_lag_action { OVER_LAG_DOWN, OVER_LAG_DRAIN };
+enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+
+extern const char *const conf_request_names[];
+extern const char *const conf_over_lag_names[];
+extern const char *const conf_log_level_names[];
+
+enum conf_type { CONF_INT, CONF_BYTES, CONF_DOUBLE, CONF_BOOL, CONF_STR, CONF_ENUM };
+
+#define CONF_CTYPE_INT int64_t
+#define CONF_CTYPE_BYTES int64_t
+#define CONF_CTYPE_DOUBLE double
+#define CONF_CTYPE_BOOL bool
+#define CONF_CTYPE_STR char
+#define CONF_CTYPE_ENUM int
+#define CONF_DIM_INT
+#define CONF_DIM_BYTES
+#define CONF_DIM_DOUBLE
+#define CONF_DIM_BOOL
+#define CONF_DIM_STR [CONF_STR_MAX]
+#define CONF_DIM_ENUM
+
+struct conf {
+#define CONF_FIELD(sec, name, type, def, min, max, reload, enums, help) CONF_CTYPE_##type sec##_##name CONF_DIM_##type;
+	CONF_KEYS(CONF_FIELD)
+#undef CONF_FIELD
+	/* derived from listen */
+	char listen_host[256];
+	int listen_port;
+};
+
+struct conf_key {
+	const char *section;
+	const char *name;
+	enum conf_type type;
+	const char *default_value;
+	double min, max;
+	bool reloadable;
+	const char *const *enum_names;
+	const char *help;
+	size_t offset;
+};
+
+extern const struct conf_key conf_keys[];
+extern const size_t conf_key_count;
+
+/* conf_defaults fills c with every key's default. */
+void conf_defaults(struct conf *c);
+
+/*
+ * conf_load reads path into c (starting from the defaults) and validates it. On failure it returns
+ * false and writes one line into err: "FILE:LINE: [section] key: what is wrong".
+ */
+bool conf_load(const char *path, struct conf *c, char *err, size_t errlen);
+
+/* conf_load_stream is conf_load on an open stream; name is used in messages. */
+bool conf_load_stream(FILE *f, const char *name, struct conf *c, char *err, size_t errlen);
+
+/* conf_validate checks what involves more than one key; err as for conf_load, without a line. */
+bool conf_validate(struct conf *c, const char *name, char *err, size_t errlen);
+
+/* conf_print_example writes an ini file with every key at its default, each with its help. */
+void conf_print_example(FILE *out);
+
+/* conf_print_keys writes one Markdown table row per key (section, key, default, range, reload, help). */
+void conf_print_keys(FILE *out);
+
+/*
+ * conf_diff_unreloadable compares two configurations and writes into out the keys that differ but
+ * cannot change at run time ("[agent] listen"); returns how many.
+ */
+int conf_diff_unreloadable(const struct conf *running, const struct conf *next, char *out, size_t outlen);
+
+/* conf_parse_bytes reads "16MB", "512kB", "1GB", "1024" (units are powers of 1024, B optional). */
+bool conf_parse_bytes(const char *s, int64_t *out);
+
+/* conf_format_bytes writes bytes the way conf_parse_bytes reads them back ("16MB", "1536kB"). */
+void conf_format_bytes(int64_t bytes, char *buf, size_t len);
+
+/* conf_parse_listen splits "HOST:PORT", "*:PORT" or "[V6]:PORT". */
+bool conf_parse_listen(const char *s, char *host, size_t hostlen, int *port);
+
+/* conf_enum_index returns the index of word in names (case-insensitive), or -1. */
+int conf_enum_index(const char *const *names, const char *word);
+
+#endif

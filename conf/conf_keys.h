@@ -1,0 +1,82 @@
+/*
+ * conf_keys.h: the one table of every configuration key.
+ * The parser, the defaults, `pgcheckd --help-config`, conf/pgcheckd.ini and the README's key list
+ * all come from this table (or are checked against it by `make check`); add a key here and nowhere else.
+ *
+ * X(section, name, type, default, min, max, reloadable, enum_names, help)
+ *   type: INT (integer, unit in the name), BYTES (integer with optional kB/MB/GB/TB), DOUBLE, BOOL,
+ *         STR, ENUM (one of enum_names).
+ */
+#ifndef PGCHECKD_CONF_KEYS_H
+#define PGCHECKD_CONF_KEYS_H
+
+#define CONF_KEYS(X)                                                                               \
+	X(agent, listen, STR, "*:5480", 0, 0, false, NULL,                                         \
+	  "Address and port of the agent port (HAProxy agent-check and tcp-check). "               \
+	  "'*:PORT' for every IPv4 address, '[::]:PORT' for IPv6, 'HOST:PORT' for one address.")    \
+	X(agent, default_request, ENUM, "replica", 0, 0, true, conf_request_names,                \
+	  "Request answered when a client sends nothing (HAProxy agent-check without agent-send).") \
+	X(agent, max_clients, INT, "256", 1, 65536, true, NULL,                                    \
+	  "Most client connections served at once; connections over the cap are closed at once.")  \
+	X(agent, request_idle_ms, INT, "20", 1, 1000, true, NULL,                                  \
+	  "A request without a newline ends after this many ms without new bytes (HAProxy's "      \
+	  "runtime API cannot put a newline into agent-send).")                                    \
+	X(agent, client_timeout_ms, INT, "500", 10, 60000, true, NULL,                             \
+	  "Deadline of one client connection, from accept to answer.")                            \
+	X(agent, shutdown_drain_ms, INT, "1000", 0, 600000, true, NULL,                            \
+	  "On SIGTERM, answer 'up 0%' (drain) where the answer would be up for this long, then "   \
+	  "exit. A second SIGTERM exits at once.")                                                 \
+	X(pg, conninfo, STR, "", 0, 0, true, NULL,                                                 \
+	  "libpq connection string or URI ('host=/run/postgresql dbname=postgres', "               \
+	  "'service=main'); empty uses libpq's defaults and PG* variables. The role needs "        \
+	  "pg_monitor.")                                                                          \
+	X(pg, poll_interval_ms, INT, "200", 100, 60000, true, NULL,                                \
+	  "Time between two samples (one SELECT each).")                                           \
+	X(pg, query_timeout_ms, INT, "500", 50, 60000, true, NULL,                                 \
+	  "Deadline of one sample; past it the node is down (timeout), the query is abandoned "    \
+	  "and the connection replaced. Also set as the session's statement_timeout.")             \
+	X(pg, connect_timeout_ms, INT, "1000", 50, 60000, true, NULL,                              \
+	  "Deadline of one connection attempt (libpq's connect_timeout does not apply to "         \
+	  "asynchronous connections).")                                                            \
+	X(pg, reconnect_max_ms, INT, "2000", 100, 600000, true, NULL,                              \
+	  "Reconnect attempts back off from poll_interval_ms, doubling up to this.")              \
+	X(pg, stale_after_ms, INT, "1500", 200, 600000, true, NULL,                                \
+	  "A sample older than this counts as none: every request is down (stale).")               \
+	X(replica, max_lag_bytes, BYTES, "16MB", 0, 1099511627776, true, NULL,                     \
+	  "A replica whose replay is this far behind the primary's WAL end is over the limit. "    \
+	  "0 disables the byte limit.")                                                           \
+	X(replica, max_lag_s, DOUBLE, "10", 0, 86400, true, NULL,                                  \
+	  "A replica whose replay is this many seconds behind is over the limit (0 when replay "   \
+	  "has caught up with what was received). 0 disables the time limit.")                    \
+	X(replica, recover_pct, INT, "50", 0, 100, true, NULL,                                     \
+	  "Hysteresis: a replica that went over a lag limit is back only when under this "         \
+	  "percentage of every limit.")                                                            \
+	X(replica, over_lag, ENUM, "down", 0, 0, true, conf_over_lag_names,                        \
+	  "What a replica over the lag limit answers: 'down' (down #lag ...) or 'drain' (up 0%).") \
+	X(replica, receiver_silence_max_ms, INT, "60000", 0, 3600000, true, NULL,                  \
+	  "A replica whose WAL receiver has heard nothing from the primary for this long is "      \
+	  "disconnected (down). 0 disables the silence limit; a receiver that is not streaming "   \
+	  "is always disconnected.")                                                               \
+	X(weight, floor_pct, INT, "10", 1, 100, true, NULL,                                        \
+	  "A replica that is up never gets a weight below this (unless drained).")                \
+	X(weight, step_pct, INT, "10", 1, 100, true, NULL,                                         \
+	  "Weights are rounded to multiples of this, so HAProxy is not told about noise.")        \
+	X(weight, smoothing_ms, INT, "2000", 0, 600000, true, NULL,                                \
+	  "Time constant of the weight's exponential smoothing; 0 turns smoothing off.")          \
+	X(weight, lag_soft_bytes, BYTES, "1MB", 0, 1099511627776, true, NULL,                      \
+	  "Replica weight falls linearly from 100% at this lag to floor_pct at max_lag_bytes.")    \
+	X(weight, lag_soft_s, DOUBLE, "1", 0, 86400, true, NULL,                                   \
+	  "Replica weight falls linearly from 100% at this lag to floor_pct at max_lag_s.")        \
+	X(weight, load_low_per_cpu, DOUBLE, "0.5", 0, 1000, true, NULL,                            \
+	  "Host load average (1 min) per CPU under which load does not lower the weight.")         \
+	X(weight, load_high_per_cpu, DOUBLE, "2", 0, 1000, true, NULL,                             \
+	  "Host load average per CPU at which the load factor reaches its minimum.")              \
+	X(weight, primary_read_pct, INT, "100", 0, 100, true, NULL,                                \
+	  "Weight of the primary for 'read-only' requests (before load scaling).")                \
+	X(log, level, ENUM, "info", 0, 0, true, conf_log_level_names,                              \
+	  "Least severe level logged: error, warning, info or debug. Checks are never logged "     \
+	  "at info.")                                                                              \
+	X(log, syslog, BOOL, "false", 0, 0, false, NULL,                                           \
+	  "Log to syslog (daemon facility) instead of standard error.")
+
+#endif

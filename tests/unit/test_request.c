@@ -1,0 +1,314 @@
+/*
+ * test_request.c: the request words and parameters shared by every protocol (agent line, HTTP
+ * paths, role ports): kind names and aliases, and the per-request lag limits.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "conf.h"
+#include "request.h"
+
+#define MB (1024LL * 1024LL)
+#define GB (1024LL * MB)
+
+static bool kind_of(const char *word, enum request_kind *kind)
+{
+	*kind = REQUEST_KIND_COUNT;
+	return request_kind_parse(word, strlen(word), kind);
+}
+
+static void assert_kind(const char *word, enum request_kind want)
+{
+	enum request_kind got;
+
+	if (!kind_of(word, &got)) {
+		print_error("request_kind_parse(\"%s\") failed\n", word);
+		fail();
+	}
+	assert_int_equal(got, want);
+}
+
+static void assert_not_kind(const char *word)
+{
+	enum request_kind got;
+
+	if (kind_of(word, &got)) {
+		print_error("request_kind_parse(\"%s\") accepted it as %d\n", word, (int)got);
+		fail();
+	}
+}
+
+static struct request blank_request(void)
+{
+	struct request r;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = REQUEST_REPLICA;
+	return r;
+}
+
+static bool apply(struct request *r, const char *key, const char *value)
+{
+	return request_param_apply(r, key, strlen(key), value, strlen(value));
+}
+
+/* request_kind_name */
+
+static void test_kind_names_are_the_canonical_words(void **state)
+{
+	(void)state;
+	assert_string_equal(request_kind_name(REQUEST_PRIMARY), "primary");
+	assert_string_equal(request_kind_name(REQUEST_REPLICA), "replica");
+	assert_string_equal(request_kind_name(REQUEST_READ_ONLY), "read-only");
+	assert_string_equal(request_kind_name(REQUEST_HEALTH), "health");
+}
+
+static void test_every_kind_round_trips_through_its_name(void **state)
+{
+	(void)state;
+	for (int k = 0; k < REQUEST_KIND_COUNT; k++) {
+		const char *name = request_kind_name((enum request_kind)k);
+		enum request_kind back;
+
+		assert_non_null(name);
+		assert_true(request_kind_parse(name, strlen(name), &back));
+		assert_int_equal(back, k);
+	}
+}
+
+static void test_kind_names_agree_with_the_config_table(void **state)
+{
+	(void)state;
+	for (int k = 0; k < REQUEST_KIND_COUNT; k++) {
+		assert_non_null(conf_request_names[k]);
+		assert_string_equal(request_kind_name((enum request_kind)k), conf_request_names[k]);
+	}
+}
+
+/* request_kind_parse */
+
+static void test_kind_parse_primary_and_aliases(void **state)
+{
+	(void)state;
+	assert_kind("primary", REQUEST_PRIMARY);
+	assert_kind("master", REQUEST_PRIMARY);
+	assert_kind("leader", REQUEST_PRIMARY);
+	assert_kind("read-write", REQUEST_PRIMARY);
+	assert_kind("rw", REQUEST_PRIMARY);
+}
+
+static void test_kind_parse_replica_and_aliases(void **state)
+{
+	(void)state;
+	assert_kind("replica", REQUEST_REPLICA);
+	assert_kind("standby", REQUEST_REPLICA);
+	assert_kind("ro", REQUEST_REPLICA);
+}
+
+static void test_kind_parse_read_only_and_health(void **state)
+{
+	(void)state;
+	assert_kind("read-only", REQUEST_READ_ONLY);
+	assert_kind("health", REQUEST_HEALTH);
+	assert_kind("any", REQUEST_HEALTH);
+}
+
+static void test_kind_parse_is_case_insensitive(void **state)
+{
+	(void)state;
+	assert_kind("PRIMARY", REQUEST_PRIMARY);
+	assert_kind("Master", REQUEST_PRIMARY);
+	assert_kind("RW", REQUEST_PRIMARY);
+	assert_kind("Replica", REQUEST_REPLICA);
+	assert_kind("READ-ONLY", REQUEST_READ_ONLY);
+	assert_kind("Any", REQUEST_HEALTH);
+}
+
+static void test_kind_parse_refuses_unknown_words(void **state)
+{
+	(void)state;
+	assert_not_kind("");
+	assert_not_kind("prim");
+	assert_not_kind("primaryx");
+	assert_not_kind("r");
+	assert_not_kind("read");
+	assert_not_kind("readonly");
+	assert_not_kind("read_only");
+	assert_not_kind(" primary");
+	assert_not_kind("primary ");
+	assert_not_kind("ready");
+	assert_not_kind("maint");
+}
+
+static void test_kind_parse_reads_exactly_len_bytes(void **state)
+{
+	enum request_kind k = REQUEST_KIND_COUNT;
+
+	(void)state;
+	assert_true(request_kind_parse("primary lag=1MB", 7, &k));
+	assert_int_equal(k, REQUEST_PRIMARY);
+	assert_true(request_kind_parse("rw\n", 2, &k));
+	assert_int_equal(k, REQUEST_PRIMARY);
+	/* a prefix of a word is not the word */
+	assert_false(request_kind_parse("replica", 4, &k));
+	assert_false(request_kind_parse("replica", 0, &k));
+	/* an embedded NUL does not end the word early */
+	assert_false(request_kind_parse("rw\0x", 4, &k));
+}
+
+/* request_param_apply */
+
+static void test_param_lag_sets_the_byte_limit(void **state)
+{
+	struct request r = blank_request();
+
+	(void)state;
+	assert_true(apply(&r, "lag", "16MB"));
+	assert_true(r.has_max_lag_bytes);
+	assert_int_equal(r.max_lag_bytes, 16 * MB);
+	assert_false(r.has_max_lag_s);
+	assert_int_equal(r.kind, REQUEST_REPLICA);
+}
+
+static void test_param_lag_in_plain_bytes_and_other_units(void **state)
+{
+	struct request r = blank_request();
+
+	(void)state;
+	assert_true(apply(&r, "lag", "1048576"));
+	assert_int_equal(r.max_lag_bytes, 1 * MB);
+	assert_true(apply(&r, "lag", "512kB"));
+	assert_int_equal(r.max_lag_bytes, 512 * 1024);
+	assert_true(apply(&r, "lag", "1GB"));
+	assert_int_equal(r.max_lag_bytes, 1 * GB);
+	assert_true(apply(&r, "lag", "0"));
+	assert_true(r.has_max_lag_bytes);
+	assert_int_equal(r.max_lag_bytes, 0);
+}
+
+static void test_param_lag_s_sets_the_seconds_limit(void **state)
+{
+	struct request r = blank_request();
+
+	(void)state;
+	assert_true(apply(&r, "lag_s", "5"));
+	assert_true(r.has_max_lag_s);
+	assert_true(r.max_lag_s == 5.0);
+	assert_false(r.has_max_lag_bytes);
+	assert_true(apply(&r, "lag_s", "2.5"));
+	assert_true(r.max_lag_s == 2.5);
+}
+
+static void test_param_both_limits_accumulate(void **state)
+{
+	struct request r = blank_request();
+
+	(void)state;
+	assert_true(apply(&r, "lag", "16MB"));
+	assert_true(apply(&r, "lag_s", "5"));
+	assert_true(r.has_max_lag_bytes);
+	assert_int_equal(r.max_lag_bytes, 16 * MB);
+	assert_true(r.has_max_lag_s);
+	assert_true(r.max_lag_s == 5.0);
+}
+
+static void assert_refused_unchanged(const char *key, const char *value)
+{
+	struct request r = blank_request();
+	struct request before;
+
+	r.has_max_lag_bytes = true;
+	r.max_lag_bytes = 3 * MB;
+	r.has_max_lag_s = false;
+	r.max_lag_s = 0.0;
+	before = r;
+	if (apply(&r, key, value)) {
+		print_error("request_param_apply(\"%s\", \"%s\") accepted\n", key, value);
+		fail();
+	}
+	assert_memory_equal(&r, &before, sizeof(r));
+}
+
+static void test_param_unknown_key_is_refused_and_changes_nothing(void **state)
+{
+	(void)state;
+	assert_refused_unchanged("foo", "1");
+	assert_refused_unchanged("", "1");
+	assert_refused_unchanged("lagx", "1MB");
+	assert_refused_unchanged("la", "1MB");
+	assert_refused_unchanged("kind", "primary");
+}
+
+static void test_param_bad_value_is_refused_and_changes_nothing(void **state)
+{
+	(void)state;
+	assert_refused_unchanged("lag", "abc");
+	assert_refused_unchanged("lag", "-1");
+	assert_refused_unchanged("lag", "");
+	assert_refused_unchanged("lag", "16MBx");
+	assert_refused_unchanged("lag", "MB");
+	assert_refused_unchanged("lag", "99999999999999999999");
+	assert_refused_unchanged("lag_s", "abc");
+	assert_refused_unchanged("lag_s", "-1");
+	assert_refused_unchanged("lag_s", "");
+	assert_refused_unchanged("lag_s", "5x");
+	assert_refused_unchanged("lag_s", "nan");
+	assert_refused_unchanged("lag_s", "inf");
+}
+
+static void test_param_reads_exactly_len_bytes(void **state)
+{
+	struct request r = blank_request();
+
+	(void)state;
+	/* key and value are slices of a longer buffer, as in "lag=16MB&lag_s=5" */
+	const char *query = "lag=16MB&lag_s=5";
+	assert_true(request_param_apply(&r, query, 3, query + 4, 4));
+	assert_true(r.has_max_lag_bytes);
+	assert_int_equal(r.max_lag_bytes, 16 * MB);
+	assert_true(request_param_apply(&r, query + 9, 5, query + 15, 1));
+	assert_true(r.has_max_lag_s);
+	assert_true(r.max_lag_s == 5.0);
+
+	/* "lag_s" cut to 3 bytes is "lag" */
+	r = blank_request();
+	assert_true(request_param_apply(&r, "lag_s", 3, "1024", 4));
+	assert_true(r.has_max_lag_bytes);
+	assert_int_equal(r.max_lag_bytes, 1024);
+	assert_false(r.has_max_lag_s);
+
+	/* the value stops at valuelen even without a NUL */
+	r = blank_request();
+	assert_true(request_param_apply(&r, "lag", 3, "2MB7", 3));
+	assert_int_equal(r.max_lag_bytes, 2 * MB);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_kind_names_are_the_canonical_words),
+		cmocka_unit_test(test_every_kind_round_trips_through_its_name),
+		cmocka_unit_test(test_kind_names_agree_with_the_config_table),
+		cmocka_unit_test(test_kind_parse_primary_and_aliases),
+		cmocka_unit_test(test_kind_parse_replica_and_aliases),
+		cmocka_unit_test(test_kind_parse_read_only_and_health),
+		cmocka_unit_test(test_kind_parse_is_case_insensitive),
+		cmocka_unit_test(test_kind_parse_refuses_unknown_words),
+		cmocka_unit_test(test_kind_parse_reads_exactly_len_bytes),
+		cmocka_unit_test(test_param_lag_sets_the_byte_limit),
+		cmocka_unit_test(test_param_lag_in_plain_bytes_and_other_units),
+		cmocka_unit_test(test_param_lag_s_sets_the_seconds_limit),
+		cmocka_unit_test(test_param_both_limits_accumulate),
+		cmocka_unit_test(test_param_unknown_key_is_refused_and_changes_nothing),
+		cmocka_unit_test(test_param_bad_value_is_refused_and_changes_nothing),
+		cmocka_unit_test(test_param_reads_exactly_len_bytes),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

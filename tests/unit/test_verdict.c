@@ -1,0 +1,848 @@
+/*
+ * test_verdict.c: DESIGN.md's verdict table, row by row, from hand-made views, requests and
+ * policies. verdict_for() is pure, so nothing here needs a node, a clock or a socket.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "conf.h"
+#include "poller.h"
+#include "request.h"
+#include "sample.h"
+#include "verdict.h"
+
+#define MB (1024LL * 1024LL)
+#define GB (1024LL * MB)
+#define TB (1024LL * GB)
+
+static struct policy test_policy(void)
+{
+	struct policy p;
+
+	memset(&p, 0, sizeof(p));
+	p.stale_after_ms = 1500;
+	p.max_lag_bytes = 16 * MB;
+	p.max_lag_s = 10.0;
+	p.over_lag = OVER_LAG_DOWN;
+	p.receiver_silence_max_ms = 60000;
+	p.primary_read_pct = 100;
+	p.step_pct = 10;
+	return p;
+}
+
+/* A healthy streaming replica, sampled 200 ms ago, weighted 70% (80% from load alone). */
+static struct node_view replica_view(void)
+{
+	struct node_view v;
+
+	memset(&v, 0, sizeof(v));
+	v.have_sample = true;
+	v.sample.taken_ms = 10000;
+	v.sample.server_version_num = 150000;
+	v.sample.in_recovery = true;
+	v.sample.read_only = true; /* every session on a replica is read-only */
+	v.sample.timeline = 2;
+	v.sample.receiver_streaming = true;
+	v.sample.have_receiver_silence = true;
+	v.sample.receiver_silence_s = 0.5;
+	v.sample.receive_lsn = 0x3000000;
+	v.sample.replay_lsn = 0x3000000;
+	v.sample.latest_end_lsn = 0x3000000;
+	v.sample.lag_bytes = 0;
+	v.sample.have_lag_s = true;
+	v.sample.lag_s = 0.0;
+	v.sample.client_backends = 5;
+	v.sample.active_backends = 1;
+	v.sample.max_connections = 100;
+	v.sample.reserved_connections = 3;
+	v.sample.load1 = 0.3;
+	v.sample.ncpu = 4;
+	v.sample_age_ms = 200;
+	v.failing = false;
+	v.failure = POLL_OK;
+	v.lag_over = false;
+	v.replica_weight_pct = 70;
+	v.load_weight_pct = 80;
+	v.override = OVERRIDE_NONE;
+	v.shutting_down = false;
+	return v;
+}
+
+/* A healthy writable primary with two streaming replicas, sampled 200 ms ago. */
+static struct node_view primary_view(void)
+{
+	struct node_view v = replica_view();
+
+	v.sample.in_recovery = false;
+	v.sample.read_only = false;
+	v.sample.default_read_only = false;
+	v.sample.receiver_streaming = false;
+	v.sample.have_receiver_silence = false;
+	v.sample.receiver_silence_s = 0.0;
+	v.sample.receive_lsn = 0;
+	v.sample.replay_lsn = 0;
+	v.sample.latest_end_lsn = 0;
+	v.sample.have_lag_s = false;
+	v.sample.current_lsn = 0x3000000;
+	v.sample.streaming_replicas = 2;
+	return v;
+}
+
+static struct node_view no_sample_view(void)
+{
+	struct node_view v;
+
+	memset(&v, 0, sizeof(v));
+	v.have_sample = false;
+	v.failing = false;
+	v.failure = POLL_OK;
+	v.override = OVERRIDE_NONE;
+	v.replica_weight_pct = 100;
+	v.load_weight_pct = 100;
+	return v;
+}
+
+static struct request req(enum request_kind kind)
+{
+	struct request r;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = kind;
+	return r;
+}
+
+static struct verdict decide(const struct node_view *v, enum request_kind kind, const struct policy *p)
+{
+	struct request r = req(kind);
+	struct verdict out;
+
+	memset(&out, 0x5a, sizeof(out));
+	verdict_for(v, &r, p, &out);
+	return out;
+}
+
+static struct verdict decide_req(const struct node_view *v, const struct request *r, const struct policy *p)
+{
+	struct verdict out;
+
+	memset(&out, 0x5a, sizeof(out));
+	verdict_for(v, r, p, &out);
+	return out;
+}
+
+#define assert_up(verdict, pct)                                                                    \
+	do {                                                                                       \
+		struct verdict av_ = (verdict);                                                    \
+		if (!av_.up)                                                                       \
+			print_error("expected up %d%%, got down #%.*s\n", (pct), VERDICT_REASON_MAX, \
+				    av_.reason);                                                   \
+		assert_true(av_.up);                                                               \
+		assert_int_equal(av_.weight_pct, (pct));                                           \
+	} while (0)
+
+#define assert_down(verdict, why)                                                                  \
+	do {                                                                                       \
+		struct verdict av_ = (verdict);                                                    \
+		if (av_.up)                                                                        \
+			print_error("expected down #%s, got up %d%%\n", (why), av_.weight_pct);     \
+		assert_false(av_.up);                                                              \
+		assert_non_null(memchr(av_.reason, '\0', sizeof(av_.reason)));                     \
+		assert_string_equal(av_.reason, (why));                                            \
+	} while (0)
+
+#define assert_down_lag(verdict)                                                                   \
+	do {                                                                                       \
+		struct verdict av_ = (verdict);                                                    \
+		if (av_.up)                                                                        \
+			print_error("expected down #lag ..., got up %d%%\n", av_.weight_pct);       \
+		assert_false(av_.up);                                                              \
+		assert_non_null(memchr(av_.reason, '\0', sizeof(av_.reason)));                     \
+		if (strncmp(av_.reason, "lag ", 4) != 0)                                           \
+			print_error("reason \"%s\" does not start with \"lag \"\n", av_.reason);   \
+		assert_int_equal(strncmp(av_.reason, "lag ", 4), 0);                               \
+	} while (0)
+
+static const enum request_kind every_kind[] = { REQUEST_PRIMARY, REQUEST_REPLICA, REQUEST_READ_ONLY,
+						REQUEST_HEALTH };
+#define N_KINDS (sizeof(every_kind) / sizeof(every_kind[0]))
+
+/* No sample, failures, staleness: every kind is down. */
+
+static void test_no_sample_yet_is_down_starting_for_every_kind(void **state)
+{
+	struct node_view v = no_sample_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	for (size_t i = 0; i < N_KINDS; i++)
+		assert_down(decide(&v, every_kind[i], &p), "starting");
+}
+
+static void test_no_sample_and_failed_poll_is_down_with_the_failure(void **state)
+{
+	struct node_view v = no_sample_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	v.failing = true;
+	v.failure = POLL_CONNECT_FAILED;
+	for (size_t i = 0; i < N_KINDS; i++)
+		assert_down(decide(&v, every_kind[i], &p), "pg-unreachable");
+	v.failure = POLL_CONNECT_TIMEOUT;
+	assert_down(decide(&v, REQUEST_HEALTH, &p), "connect-timeout");
+}
+
+static void test_failed_poll_is_not_masked_by_an_older_good_sample(void **state)
+{
+	struct node_view r = replica_view();
+	struct node_view pr = primary_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	r.failing = true;
+	r.failure = POLL_TIMEOUT;
+	pr.failing = true;
+	pr.failure = POLL_TIMEOUT;
+	for (size_t i = 0; i < N_KINDS; i++) {
+		assert_down(decide(&r, every_kind[i], &p), "timeout");
+		assert_down(decide(&pr, every_kind[i], &p), "timeout");
+	}
+	pr.failure = POLL_QUERY_FAILED;
+	assert_down(decide(&pr, REQUEST_PRIMARY, &p), "query-failed");
+	pr.failure = POLL_CONNECTION_LOST;
+	assert_down(decide(&pr, REQUEST_PRIMARY, &p), "connection-lost");
+	pr.failure = POLL_CONNECT_FAILED;
+	assert_down(decide(&pr, REQUEST_PRIMARY, &p), "pg-unreachable");
+}
+
+static void test_reason_of_a_failure_is_poll_result_name(void **state)
+{
+	struct node_view v = primary_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	v.failing = true;
+	for (int f = POLL_CONNECT_FAILED; f < POLL_RESULT_COUNT; f++) {
+		v.failure = (enum poll_result)f;
+		assert_down(decide(&v, REQUEST_HEALTH, &p), poll_result_name((enum poll_result)f));
+	}
+}
+
+static void test_sample_older_than_stale_limit_is_down_stale(void **state)
+{
+	struct node_view r = replica_view();
+	struct node_view pr = primary_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	r.sample_age_ms = p.stale_after_ms + 1;
+	pr.sample_age_ms = p.stale_after_ms + 1;
+	for (size_t i = 0; i < N_KINDS; i++) {
+		assert_down(decide(&r, every_kind[i], &p), "stale");
+		assert_down(decide(&pr, every_kind[i], &p), "stale");
+	}
+	pr.sample_age_ms = 3600 * 1000;
+	assert_down(decide(&pr, REQUEST_PRIMARY, &p), "stale");
+}
+
+static void test_sample_exactly_at_stale_limit_is_still_up(void **state)
+{
+	struct node_view r = replica_view();
+	struct node_view pr = primary_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	r.sample_age_ms = p.stale_after_ms;
+	pr.sample_age_ms = p.stale_after_ms;
+	assert_up(decide(&r, REQUEST_REPLICA, &p), 70);
+	assert_up(decide(&pr, REQUEST_PRIMARY, &p), 100);
+	assert_up(decide(&pr, REQUEST_HEALTH, &p), 100);
+}
+
+/* Operator overrides */
+
+static void test_maint_is_down_maint_for_every_kind(void **state)
+{
+	struct node_view r = replica_view();
+	struct node_view pr = primary_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	r.override = OVERRIDE_MAINT;
+	pr.override = OVERRIDE_MAINT;
+	for (size_t i = 0; i < N_KINDS; i++) {
+		assert_down(decide(&r, every_kind[i], &p), "maint");
+		assert_down(decide(&pr, every_kind[i], &p), "maint");
+	}
+}
+
+static void test_maint_while_shutting_down_is_still_maint(void **state)
+{
+	struct node_view pr = primary_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	pr.override = OVERRIDE_MAINT;
+	pr.shutting_down = true;
+	assert_down(decide(&pr, REQUEST_PRIMARY, &p), "maint");
+}
+
+static void test_drain_is_up_zero_where_it_would_be_up(void **state)
+{
+	struct node_view r = replica_view();
+	struct node_view pr = primary_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	r.override = OVERRIDE_DRAIN;
+	pr.override = OVERRIDE_DRAIN;
+	assert_up(decide(&r, REQUEST_REPLICA, &p), 0);
+	assert_up(decide(&r, REQUEST_READ_ONLY, &p), 0);
+	assert_up(decide(&r, REQUEST_HEALTH, &p), 0);
+	assert_up(decide(&pr, REQUEST_PRIMARY, &p), 0);
+	assert_up(decide(&pr, REQUEST_READ_ONLY, &p), 0);
+	assert_up(decide(&pr, REQUEST_HEALTH, &p), 0);
+}
+
+static void test_drain_never_turns_down_into_up(void **state)
+{
+	struct node_view r = replica_view();
+	struct node_view pr = primary_view();
+	struct node_view none = no_sample_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	r.override = OVERRIDE_DRAIN;
+	pr.override = OVERRIDE_DRAIN;
+	none.override = OVERRIDE_DRAIN;
+	assert_down(decide(&r, REQUEST_PRIMARY, &p), "is-replica");
+	assert_down(decide(&pr, REQUEST_REPLICA, &p), "is-primary");
+	assert_down(decide(&none, REQUEST_HEALTH, &p), "starting");
+
+	r.sample.receiver_streaming = false;
+	assert_down(decide(&r, REQUEST_REPLICA, &p), "disconnected");
+
+	r = replica_view();
+	r.override = OVERRIDE_DRAIN;
+	r.lag_over = true;
+	r.sample.lag_bytes = 35 * MB;
+	r.sample.lag_s = 12.4;
+	assert_down_lag(decide(&r, REQUEST_REPLICA, &p));
+
+	pr.failing = true;
+	pr.failure = POLL_TIMEOUT;
+	assert_down(decide(&pr, REQUEST_PRIMARY, &p), "timeout");
+
+	pr = primary_view();
+	pr.override = OVERRIDE_DRAIN;
+	pr.sample_age_ms = p.stale_after_ms + 1;
+	assert_down(decide(&pr, REQUEST_PRIMARY, &p), "stale");
+}
+
+static void test_shutting_down_is_up_zero_where_it_would_be_up(void **state)
+{
+	struct node_view r = replica_view();
+	struct node_view pr = primary_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	r.shutting_down = true;
+	pr.shutting_down = true;
+	assert_up(decide(&r, REQUEST_REPLICA, &p), 0);
+	assert_up(decide(&r, REQUEST_HEALTH, &p), 0);
+	assert_up(decide(&pr, REQUEST_PRIMARY, &p), 0);
+	assert_up(decide(&pr, REQUEST_READ_ONLY, &p), 0);
+}
+
+static void test_shutting_down_never_turns_down_into_up(void **state)
+{
+	struct node_view r = replica_view();
+	struct node_view pr = primary_view();
+	struct node_view none = no_sample_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	r.shutting_down = true;
+	pr.shutting_down = true;
+	none.shutting_down = true;
+	assert_down(decide(&r, REQUEST_PRIMARY, &p), "is-replica");
+	assert_down(decide(&pr, REQUEST_REPLICA, &p), "is-primary");
+	assert_down(decide(&none, REQUEST_PRIMARY, &p), "starting");
+	pr.failing = true;
+	pr.failure = POLL_CONNECT_FAILED;
+	assert_down(decide(&pr, REQUEST_PRIMARY, &p), "pg-unreachable");
+}
+
+/* primary */
+
+static void test_primary_request_on_a_primary_is_up_100(void **state)
+{
+	struct node_view pr = primary_view();
+	struct policy p = test_policy();
+	struct verdict v;
+
+	(void)state;
+	v = decide(&pr, REQUEST_PRIMARY, &p);
+	assert_up(v, 100);
+	assert_string_equal(v.reason, "");
+}
+
+static void test_primary_weight_is_100_whatever_the_load(void **state)
+{
+	struct node_view pr = primary_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	pr.load_weight_pct = 10;
+	pr.replica_weight_pct = 10;
+	assert_up(decide(&pr, REQUEST_PRIMARY, &p), 100);
+}
+
+static void test_primary_request_on_a_replica_is_down_is_replica(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	assert_down(decide(&r, REQUEST_PRIMARY, &p), "is-replica");
+	r.sample.read_only = false; /* in recovery decides, whatever the session says */
+	assert_down(decide(&r, REQUEST_PRIMARY, &p), "is-replica");
+}
+
+static void test_read_only_primary_is_down_read_only(void **state)
+{
+	struct node_view pr = primary_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	pr.sample.read_only = true;
+	assert_down(decide(&pr, REQUEST_PRIMARY, &p), "read-only");
+}
+
+static void test_fenced_primary_is_down_read_only(void **state)
+{
+	struct node_view pr = primary_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	pr.sample.default_read_only = true;
+	assert_down(decide(&pr, REQUEST_PRIMARY, &p), "read-only");
+}
+
+static void test_read_only_primary_is_still_healthy(void **state)
+{
+	struct node_view pr = primary_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	pr.sample.read_only = true;
+	pr.sample.default_read_only = true;
+	assert_up(decide(&pr, REQUEST_HEALTH, &p), 100);
+}
+
+/* replica */
+
+static void test_replica_request_on_a_primary_is_down_is_primary(void **state)
+{
+	struct node_view pr = primary_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	assert_down(decide(&pr, REQUEST_REPLICA, &p), "is-primary");
+}
+
+static void test_streaming_replica_is_up_with_its_weight(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+	struct verdict v;
+
+	(void)state;
+	v = decide(&r, REQUEST_REPLICA, &p);
+	assert_up(v, 70);
+	assert_string_equal(v.reason, "");
+	r.replica_weight_pct = 30;
+	assert_up(decide(&r, REQUEST_REPLICA, &p), 30);
+	r.replica_weight_pct = 100;
+	assert_up(decide(&r, REQUEST_REPLICA, &p), 100);
+}
+
+static void test_replica_not_streaming_is_down_disconnected(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	r.sample.receiver_streaming = false;
+	assert_down(decide(&r, REQUEST_REPLICA, &p), "disconnected");
+	assert_down(decide(&r, REQUEST_READ_ONLY, &p), "disconnected");
+}
+
+static void test_replica_with_silent_receiver_is_down_disconnected(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	r.sample.receiver_silence_s = 61.0;
+	assert_down(decide(&r, REQUEST_REPLICA, &p), "disconnected");
+	r.sample.receiver_silence_s = 59.0;
+	assert_up(decide(&r, REQUEST_REPLICA, &p), 70);
+}
+
+static void test_receiver_silence_limit_zero_is_disabled(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	p.receiver_silence_max_ms = 0;
+	r.sample.receiver_silence_s = 1e6;
+	assert_up(decide(&r, REQUEST_REPLICA, &p), 70);
+	r.sample.receiver_streaming = false; /* not streaming is still disconnected */
+	assert_down(decide(&r, REQUEST_REPLICA, &p), "disconnected");
+}
+
+static void test_replica_over_lag_limit_is_down(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	r.lag_over = true;
+	r.sample.lag_bytes = 35 * MB;
+	r.sample.lag_s = 12.4;
+	assert_down_lag(decide(&r, REQUEST_REPLICA, &p));
+	assert_down(decide(&r, REQUEST_REPLICA, &p), "lag 35MB/12s");
+}
+
+static void test_replica_over_lag_limit_with_drain_action_is_up_zero(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	p.over_lag = OVER_LAG_DRAIN;
+	r.lag_over = true;
+	r.sample.lag_bytes = 35 * MB;
+	r.sample.lag_s = 12.4;
+	assert_up(decide(&r, REQUEST_REPLICA, &p), 0);
+	assert_up(decide(&r, REQUEST_READ_ONLY, &p), 0);
+}
+
+static void test_per_request_lag_limit_over_is_down_even_without_lag_over(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+	struct request q = req(REQUEST_REPLICA);
+
+	(void)state;
+	q.has_max_lag_bytes = true;
+	q.max_lag_bytes = 16 * MB;
+	r.lag_over = false;
+	r.sample.lag_bytes = 20 * MB;
+	r.sample.lag_s = 0.5;
+	assert_down_lag(decide_req(&r, &q, &p));
+}
+
+static void test_per_request_lag_limit_under_is_up_even_with_lag_over(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+	struct request q = req(REQUEST_REPLICA);
+
+	(void)state;
+	q.has_max_lag_bytes = true;
+	q.max_lag_bytes = 16 * MB;
+	r.lag_over = true;
+	r.sample.lag_bytes = 1 * MB;
+	r.sample.lag_s = 0.5;
+	assert_up(decide_req(&r, &q, &p), 70);
+}
+
+static void test_per_request_lag_limit_is_stricter_than_the_policy(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+	struct request q = req(REQUEST_REPLICA);
+
+	(void)state;
+	q.has_max_lag_bytes = true;
+	q.max_lag_bytes = 1 * MB;
+	r.sample.lag_bytes = 2 * MB; /* under the configured 16MB */
+	r.sample.lag_s = 0.5;
+	assert_up(decide(&r, REQUEST_REPLICA, &p), 70);
+	assert_down_lag(decide_req(&r, &q, &p));
+}
+
+static void test_per_request_seconds_limit(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+	struct request q = req(REQUEST_REPLICA);
+
+	(void)state;
+	q.has_max_lag_s = true;
+	q.max_lag_s = 5.0;
+	r.sample.lag_bytes = 0;
+	r.sample.lag_s = 6.0;
+	assert_down_lag(decide_req(&r, &q, &p));
+
+	r.lag_over = true;
+	r.sample.lag_s = 4.0;
+	assert_up(decide_req(&r, &q, &p), 70);
+}
+
+static void test_per_request_lag_limit_on_a_primary_is_still_is_primary(void **state)
+{
+	struct node_view pr = primary_view();
+	struct policy p = test_policy();
+	struct request q = req(REQUEST_REPLICA);
+
+	(void)state;
+	q.has_max_lag_bytes = true;
+	q.max_lag_bytes = 16 * MB;
+	assert_down(decide_req(&pr, &q, &p), "is-primary");
+}
+
+/* read-only */
+
+static void test_read_only_request_on_a_replica_behaves_as_replica(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	assert_up(decide(&r, REQUEST_READ_ONLY, &p), 70);
+	r.lag_over = true;
+	r.sample.lag_bytes = 35 * MB;
+	r.sample.lag_s = 12.4;
+	assert_down(decide(&r, REQUEST_READ_ONLY, &p), "lag 35MB/12s");
+	r = replica_view();
+	r.sample.receiver_streaming = false;
+	assert_down(decide(&r, REQUEST_READ_ONLY, &p), "disconnected");
+}
+
+static void test_read_only_request_on_a_primary_uses_its_read_weight(void **state)
+{
+	struct node_view pr = primary_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	p.primary_read_pct = 100;
+	pr.load_weight_pct = 100;
+	assert_up(decide(&pr, REQUEST_READ_ONLY, &p), 100);
+
+	p.primary_read_pct = 60;
+	pr.load_weight_pct = 70; /* 42 -> 40 */
+	assert_up(decide(&pr, REQUEST_READ_ONLY, &p), 40);
+
+	p.primary_read_pct = 50;
+	pr.load_weight_pct = 100;
+	assert_up(decide(&pr, REQUEST_READ_ONLY, &p), 50);
+
+	p.primary_read_pct = 100;
+	pr.load_weight_pct = 80;
+	assert_up(decide(&pr, REQUEST_READ_ONLY, &p), 80);
+}
+
+static void test_read_only_request_on_a_primary_with_zero_read_pct_is_up_zero(void **state)
+{
+	struct node_view pr = primary_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	p.primary_read_pct = 0;
+	pr.load_weight_pct = 100;
+	assert_up(decide(&pr, REQUEST_READ_ONLY, &p), 0);
+}
+
+/* health */
+
+static void test_health_is_up_100_whenever_the_sample_is_fresh(void **state)
+{
+	struct node_view r = replica_view();
+	struct node_view pr = primary_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	assert_up(decide(&r, REQUEST_HEALTH, &p), 100);
+	assert_up(decide(&pr, REQUEST_HEALTH, &p), 100);
+
+	/* a lagging, disconnected, low-weight replica still answers queries */
+	r.lag_over = true;
+	r.sample.lag_bytes = 1024 * MB;
+	r.sample.lag_s = 600.0;
+	r.sample.receiver_streaming = false;
+	r.replica_weight_pct = 10;
+	r.load_weight_pct = 10;
+	assert_up(decide(&r, REQUEST_HEALTH, &p), 100);
+}
+
+static void test_health_is_down_without_a_fresh_sample(void **state)
+{
+	struct node_view none = no_sample_view();
+	struct node_view stale = replica_view();
+	struct node_view failing = replica_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	stale.sample_age_ms = p.stale_after_ms + 1;
+	failing.failing = true;
+	failing.failure = POLL_TIMEOUT;
+	assert_down(decide(&none, REQUEST_HEALTH, &p), "starting");
+	assert_down(decide(&stale, REQUEST_HEALTH, &p), "stale");
+	assert_down(decide(&failing, REQUEST_HEALTH, &p), "timeout");
+}
+
+/* the policy from the configuration */
+
+static void test_policy_from_default_configuration(void **state)
+{
+	struct conf c;
+	struct policy p;
+
+	(void)state;
+	conf_defaults(&c);
+	memset(&p, 0x5a, sizeof(p));
+	verdict_policy(&c, &p);
+	assert_int_equal(p.stale_after_ms, 1500);
+	assert_int_equal(p.max_lag_bytes, 16 * MB);
+	assert_true(p.max_lag_s == 10.0);
+	assert_int_equal(p.over_lag, OVER_LAG_DOWN);
+	assert_int_equal(p.receiver_silence_max_ms, 60000);
+	assert_int_equal(p.primary_read_pct, 100);
+	assert_int_equal(p.step_pct, 10);
+}
+
+static void test_policy_follows_the_configuration(void **state)
+{
+	struct conf c;
+	struct policy p;
+
+	(void)state;
+	conf_defaults(&c);
+	c.pg_stale_after_ms = 3000;
+	c.replica_max_lag_bytes = 64 * MB;
+	c.replica_max_lag_s = 2.5;
+	c.replica_over_lag = OVER_LAG_DRAIN;
+	c.replica_receiver_silence_max_ms = 0;
+	c.weight_primary_read_pct = 25;
+	c.weight_step_pct = 5;
+	verdict_policy(&c, &p);
+	assert_int_equal(p.stale_after_ms, 3000);
+	assert_int_equal(p.max_lag_bytes, 64 * MB);
+	assert_true(p.max_lag_s == 2.5);
+	assert_int_equal(p.over_lag, OVER_LAG_DRAIN);
+	assert_int_equal(p.receiver_silence_max_ms, 0);
+	assert_int_equal(p.primary_read_pct, 25);
+	assert_int_equal(p.step_pct, 5);
+}
+
+/* verdict_format_lag */
+
+static void assert_lag_text(int64_t bytes, bool have_s, double s, const char *want)
+{
+	char buf[64];
+
+	memset(buf, 'X', sizeof(buf));
+	verdict_format_lag(bytes, have_s, s, buf, sizeof(buf));
+	assert_non_null(memchr(buf, '\0', sizeof(buf)));
+	assert_string_equal(buf, want);
+}
+
+static void test_format_lag_bytes_and_seconds(void **state)
+{
+	(void)state;
+	assert_lag_text(35 * MB, true, 12.4, "35MB/12s");
+	assert_lag_text(0, true, 0.0, "0B/0s");
+}
+
+static void test_format_lag_bytes_only_without_seconds(void **state)
+{
+	(void)state;
+	assert_lag_text(35 * MB, false, 12.4, "35MB");
+	assert_lag_text(0, false, 0.0, "0B");
+}
+
+static void test_format_lag_units_floor_to_largest_unit_at_least_one(void **state)
+{
+	(void)state;
+	assert_lag_text(1, false, 0, "1B");
+	assert_lag_text(1023, false, 0, "1023B");
+	assert_lag_text(1024, false, 0, "1kB");
+	assert_lag_text(1536, false, 0, "1kB");
+	assert_lag_text(MB - 1, false, 0, "1023kB");
+	assert_lag_text(MB, false, 0, "1MB");
+	assert_lag_text(35 * MB + MB - 1, false, 0, "35MB");
+	assert_lag_text(GB + GB / 2, false, 0, "1GB");
+	assert_lag_text(TB - 1, false, 0, "1023GB");
+	assert_lag_text(2 * TB, false, 0, "2TB");
+	assert_lag_text(2048 * TB, false, 0, "2048TB");
+}
+
+static void test_format_lag_truncates_into_a_small_buffer(void **state)
+{
+	char buf[16];
+
+	(void)state;
+	memset(buf, 'X', sizeof(buf));
+	verdict_format_lag(35 * MB, true, 12.4, buf, 5);
+	assert_non_null(memchr(buf, '\0', 5));
+	for (size_t i = 5; i < sizeof(buf); i++)
+		assert_int_equal(buf[i], 'X');
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_no_sample_yet_is_down_starting_for_every_kind),
+		cmocka_unit_test(test_no_sample_and_failed_poll_is_down_with_the_failure),
+		cmocka_unit_test(test_failed_poll_is_not_masked_by_an_older_good_sample),
+		cmocka_unit_test(test_reason_of_a_failure_is_poll_result_name),
+		cmocka_unit_test(test_sample_older_than_stale_limit_is_down_stale),
+		cmocka_unit_test(test_sample_exactly_at_stale_limit_is_still_up),
+		cmocka_unit_test(test_maint_is_down_maint_for_every_kind),
+		cmocka_unit_test(test_maint_while_shutting_down_is_still_maint),
+		cmocka_unit_test(test_drain_is_up_zero_where_it_would_be_up),
+		cmocka_unit_test(test_drain_never_turns_down_into_up),
+		cmocka_unit_test(test_shutting_down_is_up_zero_where_it_would_be_up),
+		cmocka_unit_test(test_shutting_down_never_turns_down_into_up),
+		cmocka_unit_test(test_primary_request_on_a_primary_is_up_100),
+		cmocka_unit_test(test_primary_weight_is_100_whatever_the_load),
+		cmocka_unit_test(test_primary_request_on_a_replica_is_down_is_replica),
+		cmocka_unit_test(test_read_only_primary_is_down_read_only),
+		cmocka_unit_test(test_fenced_primary_is_down_read_only),
+		cmocka_unit_test(test_read_only_primary_is_still_healthy),
+		cmocka_unit_test(test_replica_request_on_a_primary_is_down_is_primary),
+		cmocka_unit_test(test_streaming_replica_is_up_with_its_weight),
+		cmocka_unit_test(test_replica_not_streaming_is_down_disconnected),
+		cmocka_unit_test(test_replica_with_silent_receiver_is_down_disconnected),
+		cmocka_unit_test(test_receiver_silence_limit_zero_is_disabled),
+		cmocka_unit_test(test_replica_over_lag_limit_is_down),
+		cmocka_unit_test(test_replica_over_lag_limit_with_drain_action_is_up_zero),
+		cmocka_unit_test(test_per_request_lag_limit_over_is_down_even_without_lag_over),
+		cmocka_unit_test(test_per_request_lag_limit_under_is_up_even_with_lag_over),
+		cmocka_unit_test(test_per_request_lag_limit_is_stricter_than_the_policy),
+		cmocka_unit_test(test_per_request_seconds_limit),
+		cmocka_unit_test(test_per_request_lag_limit_on_a_primary_is_still_is_primary),
+		cmocka_unit_test(test_read_only_request_on_a_replica_behaves_as_replica),
+		cmocka_unit_test(test_read_only_request_on_a_primary_uses_its_read_weight),
+		cmocka_unit_test(test_read_only_request_on_a_primary_with_zero_read_pct_is_up_zero),
+		cmocka_unit_test(test_health_is_up_100_whenever_the_sample_is_fresh),
+		cmocka_unit_test(test_health_is_down_without_a_fresh_sample),
+		cmocka_unit_test(test_policy_from_default_configuration),
+		cmocka_unit_test(test_policy_follows_the_configuration),
+		cmocka_unit_test(test_format_lag_bytes_and_seconds),
+		cmocka_unit_test(test_format_lag_bytes_only_without_seconds),
+		cmocka_unit_test(test_format_lag_units_floor_to_largest_unit_at_least_one),
+		cmocka_unit_test(test_format_lag_truncates_into_a_small_buffer),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
