@@ -91,22 +91,8 @@ daemon_reload(struct daemon *d)
 		log_error("reload failed, keeping the running configuration: %s", err);
 		return;
 	}
-	if (conf_diff_unreloadable(&d->conf, &next, kept, sizeof(kept)) > 0)
+	if (conf_keep_unreloadable(&d->conf, &next, kept, sizeof(kept)) > 0)
 		log_warning("reload: %s cannot change while running; restart to apply", kept);
-	/* keys that cannot change keep their running values */
-	for (size_t i = 0; i < conf_key_count; i++) {
-		const struct conf_key *k = &conf_keys[i];
-		size_t size = k->type == CONF_STR ? CONF_STR_MAX
-			      : k->type == CONF_BOOL ? sizeof(bool)
-			      : k->type == CONF_ENUM ? sizeof(int)
-			      : k->type == CONF_DOUBLE ? sizeof(double)
-						       : sizeof(int64_t);
-
-		if (!k->reloadable)
-			memcpy((char *)&next + k->offset, (const char *)&d->conf + k->offset, size);
-	}
-	memcpy(next.listen_host, d->conf.listen_host, sizeof(next.listen_host));
-	next.listen_port = d->conf.listen_port;
 	d->conf = next;
 	log_setup((enum log_level)d->conf.log_level, d->conf.log_syslog);
 	verdict_policy(&d->conf, &d->policy);

@@ -436,50 +436,47 @@ conf_validate(struct conf *c, const char *name, char *err, size_t errlen)
 	return true;
 }
 
+static size_t
+conf_field_size(const struct conf_key *k)
+{
+	switch (k->type) {
+	case CONF_STR:
+		return CONF_STR_MAX;
+	case CONF_INT:
+	case CONF_BYTES:
+		return sizeof(int64_t);
+	case CONF_DOUBLE:
+		return sizeof(double);
+	case CONF_BOOL:
+		return sizeof(bool);
+	case CONF_ENUM:
+		return sizeof(int);
+	}
+	return 0;
+}
+
 int
-conf_diff_unreloadable(const struct conf *running, const struct conf *next, char *out, size_t outlen)
+conf_keep_unreloadable(const struct conf *running, struct conf *next, char *kept, size_t keptlen)
 {
 	int count = 0;
 	size_t n = 0;
 
-	out[0] = '\0';
+	kept[0] = '\0';
 	for (size_t i = 0; i < conf_key_count; i++) {
 		const struct conf_key *k = &conf_keys[i];
 		const char *a = (const char *)running + k->offset;
-		const char *b = (const char *)next + k->offset;
-		size_t size;
-		bool differ;
+		char *b = (char *)next + k->offset;
+		bool differ = k->type == CONF_STR ? strcmp(a, b) != 0 : memcmp(a, b, conf_field_size(k)) != 0;
 
-		if (k->reloadable)
+		if (k->reloadable || !differ)
 			continue;
-		switch (k->type) {
-		case CONF_STR:
-			differ = strcmp(a, b) != 0;
-			break;
-		case CONF_INT:
-		case CONF_BYTES:
-			size = sizeof(int64_t);
-			differ = memcmp(a, b, size) != 0;
-			break;
-		case CONF_DOUBLE:
-			size = sizeof(double);
-			differ = memcmp(a, b, size) != 0;
-			break;
-		case CONF_BOOL:
-			size = sizeof(bool);
-			differ = memcmp(a, b, size) != 0;
-			break;
-		default:
-			size = sizeof(int);
-			differ = memcmp(a, b, size) != 0;
-			break;
-		}
-		if (!differ)
-			continue;
-		if (n < outlen)
-			n += (size_t)snprintf(out + n, outlen - n, "%s[%s] %s", count > 0 ? ", " : "", k->section, k->name);
+		if (n < keptlen)
+			n += (size_t)snprintf(kept + n, keptlen - n, "%s[%s] %s", count > 0 ? ", " : "", k->section, k->name);
+		memcpy(b, a, conf_field_size(k));
 		count++;
 	}
+	memcpy(next->listen_host, running->listen_host, sizeof(next->listen_host));
+	next->listen_port = running->listen_port;
 	return count;
 }
 

@@ -87,10 +87,10 @@ void conf_print_example(FILE *out);
 void conf_print_keys(FILE *out);
 
 /*
- * conf_diff_unreloadable compares two configurations and writes into out the keys that differ but
- * cannot change at run time ("[agent] listen"); returns how many.
+ * conf_keep_unreloadable copies into next the running values of the keys that cannot change at run
+ * time, lists those that differed in kept ("[agent] listen") and returns how many.
  */
-int conf_diff_unreloadable(const struct conf *running, const struct conf *next, char *out, size_t outlen);
+int conf_keep_unreloadable(const struct conf *running, struct conf *next, char *kept, size_t keptlen);
 
 /* conf_parse_bytes reads "16MB", "512kB", "1GB", "1024" (units are powers of 1024, B optional). */
 bool conf_parse_bytes(const char *s, int64_t *out);
