@@ -31,7 +31,7 @@ MAIN := agent/main.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 HEADERS := $(wildcard conf/*.h checks/*.h agent/*.h)
 
-.PHONY: all check unit unit-asan integration integration-asan asan generated-check demo install clean deps
+.PHONY: readme all check unit unit-asan integration integration-asan asan generated-check demo install clean deps
 all: build/pgcheckd
 
 build/%.o: %.c $(HEADERS) Makefile
@@ -64,22 +64,21 @@ generated-check: build/pgcheckd
 	@./build/pgcheckd --help-config=ini | diff -u conf/pgcheckd.ini - \
 		|| { echo "conf/pgcheckd.ini is out of date: run 'make conf/pgcheckd.ini'"; exit 1; }
 	@./build/pgcheckd -t -c conf/pgcheckd.ini >/dev/null
-	@./build/pgcheckd --help-config=markdown | diff -u - docs/config-keys.md \
-		|| { echo "docs/config-keys.md is out of date: run 'make docs/config-keys.md'"; exit 1; }
+	@$(PYTHON) scripts/readme-keys --check build/pgcheckd
 	@echo "generated files: up to date"
 
 conf/pgcheckd.ini: $(SRCS) conf/conf_keys.h | build/pgcheckd
 	./build/pgcheckd --help-config=ini > $@
-docs/config-keys.md: $(SRCS) conf/conf_keys.h | build/pgcheckd
-	@mkdir -p docs
-	./build/pgcheckd --help-config=markdown > $@
+readme: build/pgcheckd
+	$(PYTHON) scripts/readme-keys build/pgcheckd
 
 integration: build/pgcheckd
 	$(PYTHON) -m pytest -q tests/integration
 integration-asan: build-asan/pgcheckd
 	PGCHECKD_BIN=$(CURDIR)/build-asan/pgcheckd $(PYTHON) -m pytest -q tests/integration
 
-check: unit unit-asan generated-check integration integration-asan
+check: deps
+	@$(MAKE) --no-print-directory unit unit-asan generated-check integration integration-asan
 
 deps:
 	bash scripts/install-deps
