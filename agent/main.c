@@ -6,6 +6,7 @@
  */
 #include <ev.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,26 @@
 #include "node.h"
 #include "poller.h"
 #include "verdict.h"
+
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#else
+/* without libsystemd there is no service manager to tell */
+static int
+sd_notify(int unset_environment, const char *state)
+{
+	(void)unset_environment;
+	(void)state;
+	return 0;
+}
+static int
+sd_watchdog_enabled(int unset_environment, uint64_t *usec)
+{
+	(void)unset_environment;
+	*usec = 0;
+	return 0;
+}
+#endif
 
 #ifndef PGCHECKD_VERSION
 #define PGCHECKD_VERSION "0.1.0"
@@ -36,6 +57,7 @@ struct daemon {
 	struct listener *listener;
 	ev_signal sighup, sigterm, sigint;
 	ev_timer drain;
+	ev_timer watchdog;
 	bool draining;
 };
 
@@ -87,8 +109,10 @@ daemon_reload(struct daemon *d)
 	struct listener_conf lc;
 	char err[CONF_ERR_MAX], kept[512];
 
+	(void)sd_notify(0, "RELOADING=1");
 	if (!conf_load(d->conf_path, &next, err, sizeof(err))) {
 		log_error("reload failed, keeping the running configuration: %s", err);
+		(void)sd_notify(0, "READY=1");
 		return;
 	}
 	if (conf_keep_unreloadable(&d->conf, &next, kept, sizeof(kept)) > 0)
@@ -102,6 +126,16 @@ daemon_reload(struct daemon *d)
 	daemon_listener_conf(&d->conf, &lc);
 	listener_reconfigure(d->listener, &lc);
 	log_info("configuration reloaded from %s", d->conf_path);
+	(void)sd_notify(0, "READY=1");
+}
+
+static void
+daemon_on_watchdog(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	(void)sd_notify(0, "WATCHDOG=1");
 }
 
 static void
@@ -127,6 +161,7 @@ daemon_on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
 	struct daemon *d = w->data;
 
 	(void)revents;
+	(void)sd_notify(0, "STOPPING=1");
 	if (d->draining || d->conf.agent_shutdown_drain_ms == 0) {
 		log_info("signal %d: exiting", w->signum);
 		ev_break(loop, EVBREAK_ALL);
@@ -145,7 +180,7 @@ daemon_usage(FILE *out)
 {
 	fprintf(out, "usage: pgcheckd [-c FILE]          run the agent (in the foreground)\n"
 		     "       pgcheckd -t [-c FILE]       check a configuration file and exit (0 good, 2 bad)\n"
-		     "       pgcheckd --help-config[=ini|markdown]\n"
+		     "       pgcheckd --help-config[=ini|markdown|man]\n"
 		     "                                   print every configuration key\n"
 		     "       pgcheckd -V                 print the version\n"
 		     "FILE defaults to " CONF_DEFAULT_PATH ".\n");
@@ -164,6 +199,7 @@ main(int argc, char **argv)
 	struct listener_conf lc;
 	char err[CONF_ERR_MAX], safe[CONF_STR_MAX];
 	bool test_only = false;
+	uint64_t watchdog_usec = 0;
 	int opt;
 
 	memset(&d, 0, sizeof(d));
@@ -185,6 +221,8 @@ main(int argc, char **argv)
 		case 'K':
 			if (optarg != NULL && strcmp(optarg, "markdown") == 0)
 				conf_print_keys(stdout);
+			else if (optarg != NULL && strcmp(optarg, "man") == 0)
+				conf_print_man(stdout);
 			else if (optarg == NULL || strcmp(optarg, "ini") == 0)
 				conf_print_example(stdout);
 			else {
@@ -241,10 +279,17 @@ main(int argc, char **argv)
 	d.sigint.data = &d;
 	ev_signal_start(d.loop, &d.sigint);
 	ev_timer_init(&d.drain, daemon_on_drained, 0., 0.);
+	ev_timer_init(&d.watchdog, daemon_on_watchdog, 0., 0.);
 
 	log_conninfo_safe(d.conf.pg_conninfo, safe, sizeof(safe));
 	log_info("pgcheckd %s: agent port %s:%d, PostgreSQL '%s', a sample every %lld ms", PGCHECKD_VERSION,
 		 d.conf.listen_host, d.conf.listen_port, safe, (long long)d.conf.pg_poll_interval_ms);
+	if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+		/* the loop is alive when this timer runs: tell the service manager twice per period */
+		ev_timer_init(&d.watchdog, daemon_on_watchdog, 0., (double)watchdog_usec / 2e6);
+		ev_timer_again(d.loop, &d.watchdog);
+	}
+	(void)sd_notify(0, "READY=1");
 	ev_run(d.loop, 0);
 
 	poller_free(d.poller);
@@ -253,6 +298,7 @@ main(int argc, char **argv)
 	ev_signal_stop(d.loop, &d.sigterm);
 	ev_signal_stop(d.loop, &d.sigint);
 	ev_timer_stop(d.loop, &d.drain);
+	ev_timer_stop(d.loop, &d.watchdog);
 	ev_loop_destroy(d.loop);
 	return 0;
 }

@@ -577,3 +577,45 @@ conf_print_keys(FILE *out)
 			k->help);
 	}
 }
+
+/* conf_print_roff writes text for a man page: backslashes and hyphens escaped, no line starting with a dot. */
+static void
+conf_print_roff(FILE *out, const char *text)
+{
+	if (text[0] == '.' || text[0] == '\'')
+		fputs("\\&", out);
+	for (const char *p = text; *p != '\0'; p++) {
+		if (*p == '\\')
+			fputs("\\e", out);
+		else if (*p == '-')
+			fputs("\\-", out);
+		else
+			fputc(*p, out);
+	}
+}
+
+void
+conf_print_man(FILE *out)
+{
+	const char *section = "";
+	char range[128];
+
+	for (size_t i = 0; i < conf_key_count; i++) {
+		const struct conf_key *k = &conf_keys[i];
+
+		if (strcmp(section, k->section) != 0) {
+			section = k->section;
+			fprintf(out, ".SS [%s]\n", section);
+		}
+		fprintf(out, ".TP\n.B ");
+		conf_print_roff(out, k->name);
+		fprintf(out, " = ");
+		conf_print_roff(out, k->default_value[0] != '\0' ? k->default_value : "\"\"");
+		fprintf(out, "\n");
+		conf_print_roff(out, k->help);
+		conf_range(k, range, sizeof(range));
+		fprintf(out, "\nRange: ");
+		conf_print_roff(out, range);
+		fprintf(out, "%s\n", k->reloadable ? "; applied on reload." : "; needs a restart.");
+	}
+}

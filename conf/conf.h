@@ -86,6 +86,9 @@ void conf_print_example(FILE *out);
 /* conf_print_keys writes one Markdown table row per key (section, key, default, range, reload, help). */
 void conf_print_keys(FILE *out);
 
+/* conf_print_man writes the key list in roff, for the pgcheckd.ini(5) man page. */
+void conf_print_man(FILE *out);
+
 /*
  * conf_keep_unreloadable copies into next the running values of the keys that cannot change at run
  * time, lists those that differed in kept ("[agent] listen") and returns how many.
