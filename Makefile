@@ -30,7 +30,7 @@ LIBS := $(SYSTEMD_LIBS) $(LIBEV) $(shell $(PKG_CONFIG) --libs libpq inih 2>/dev/
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
 SRCS := conf/conf.c checks/host.c checks/poller.c agent/request.c agent/agentline.c agent/verdict.c \
-	agent/weight.c agent/node.c agent/log.c agent/listener.c
+	agent/weight.c agent/node.c agent/log.c agent/http.c agent/render.c agent/listener.c
 MAIN := agent/main.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 HEADERS := $(wildcard conf/*.h checks/*.h agent/*.h)

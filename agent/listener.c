@@ -1,8 +1,8 @@
 /*
- * listener.c: the agent port on libev. Each client gets a request_idle_ms timer (a request without a
- * newline ends after that much silence; a client that sends nothing gets the default request), an
- * overall client_timeout_ms deadline and a fixed buffer; clients over max_clients are closed at once.
- * The answer is always one complete line, written once, then the connection is closed.
+ * listener.c: the ports on libev. A client gets a request_idle_ms timer (a request without a newline
+ * ends after that much silence; a client that sends nothing gets the default request), an overall
+ * client_timeout_ms deadline and a fixed buffer. The answer is written once (the rest on EV_WRITE if
+ * the socket is full), then the connection is shut down and closed.
  */
 #include "listener.h"
 
@@ -14,15 +14,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "agentline.h"
+#include "http.h"
 #include "log.h"
 
 /* Connections accepted per wake-up, so a flood cannot starve the rest of the loop. */
 #define LISTENER_ACCEPT_BATCH 64
 /* Pause after the process ran out of descriptors, instead of spinning on accept. */
 #define LISTENER_EMFILE_PAUSE_S 0.1
+/* The largest answer: /metrics and /status with headers. */
+#define LISTENER_REPLY_MAX 16384
 
 struct client {
 	struct listener *l;
@@ -30,22 +35,27 @@ struct client {
 	ev_io io;
 	ev_timer idle;
 	ev_timer deadline;
+	bool is_http;
 	size_t len;
-	char buf[AGENTLINE_MAX + 1];
+	char *out; /* the answer being written */
+	size_t out_len, out_off;
 	struct client *prev, *next;
+	char buf[HTTP_REQUEST_MAX];
 };
 
 struct listener {
 	struct ev_loop *loop;
+	enum listener_mode mode;
 	struct listener_conf conf;
-	listener_verdict_fn fn;
+	struct listener_ops ops;
 	void *arg;
+	struct render_counters *counters;
 	int fd;
+	char unix_path[108];
 	ev_io accept_io;
 	ev_timer pause;
 	int nclients;
 	struct client *clients;
-	uint64_t answered, refused;
 };
 
 static void
@@ -64,42 +74,258 @@ listener_client_close(struct client *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	l->nclients--;
+	free(c->out);
 	free(c);
 }
 
-/* listener_answer parses what the client sent, asks for the verdict, writes one line and closes. */
+/* listener_finish half-closes after the answer and drops what the client may still have sent. */
 static void
-listener_answer(struct client *c)
+listener_finish(struct client *c)
+{
+	char sink[512];
+	int budget = 8;
+
+	(void)shutdown(c->fd, SHUT_WR);
+	while (budget-- > 0 && recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+	listener_client_close(c);
+}
+
+static void
+listener_flush(struct client *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				/* wait for room; the deadline still bounds the client */
+				ev_io_stop(c->l->loop, &c->io);
+				ev_io_set(&c->io, c->fd, EV_WRITE);
+				ev_io_start(c->l->loop, &c->io);
+				return;
+			}
+			listener_client_close(c);
+			return;
+		}
+		c->out_off += (size_t)w;
+	}
+	listener_finish(c);
+}
+
+/* listener_send takes the answer and starts writing it; the client stops reading. */
+static void
+listener_send(struct client *c, const char *data, size_t n)
+{
+	ev_timer_stop(c->l->loop, &c->idle);
+	ev_io_stop(c->l->loop, &c->io);
+	c->out = malloc(n > 0 ? n : 1);
+	if (c->out == NULL) {
+		listener_client_close(c);
+		return;
+	}
+	memcpy(c->out, data, n);
+	c->out_len = n;
+	c->out_off = 0;
+	listener_flush(c);
+}
+
+static void
+listener_snapshot(struct listener *l, struct node_view *v, struct policy *p)
+{
+	l->ops.view(l->arg, v, p);
+}
+
+/* listener_agent_reply renders one agent line for request r (NULL: bad request). */
+static size_t
+listener_agent_reply(struct listener *l, const struct request *r, char *reply, size_t len)
+{
+	struct node_view v;
+	struct policy p;
+	struct verdict vd;
+	size_t n;
+
+	memset(&vd, 0, sizeof(vd));
+	if (r == NULL) {
+		snprintf(vd.reason, sizeof(vd.reason), "bad-request");
+		return agentline_render(&vd, reply, len);
+	}
+	listener_snapshot(l, &v, &p);
+	verdict_for(&v, r, &p, &vd);
+	n = agentline_render(&vd, reply, len);
+	if (vd.up && l->conf.maxconn_pct > 0 && v.have_sample && n > 0 && n < len) {
+		int usable = v.sample.max_connections - v.sample.reserved_connections - 1;
+		int maxconn = usable > 0 ? usable * l->conf.maxconn_pct / 100 : 0;
+
+		n--; /* replace the newline */
+		n += (size_t)snprintf(reply + n, len - n, " maxconn:%d\n", maxconn > 0 ? maxconn : 1);
+	}
+	return n;
+}
+
+static void
+listener_answer_agent(struct client *c)
 {
 	struct listener *l = c->l;
 	struct request r;
-	struct verdict v;
-	char reply[VERDICT_REASON_MAX + 16];
+	char reply[VERDICT_REASON_MAX + 32];
 	size_t n;
-	ssize_t w;
 
 	switch (agentline_parse(c->buf, c->len, &r)) {
 	case AGENTLINE_OK:
-		l->fn(l->arg, &r, &v);
+		n = listener_agent_reply(l, &r, reply, sizeof(reply));
 		break;
 	case AGENTLINE_EMPTY:
 		memset(&r, 0, sizeof(r));
 		r.kind = l->conf.default_request;
-		l->fn(l->arg, &r, &v);
+		n = listener_agent_reply(l, &r, reply, sizeof(reply));
 		break;
 	default:
-		memset(&v, 0, sizeof(v));
-		snprintf(v.reason, sizeof(v.reason), "bad-request");
+		n = listener_agent_reply(l, NULL, reply, sizeof(reply));
 		break;
 	}
-	n = agentline_render(&v, reply, sizeof(reply));
-	do
-		w = send(c->fd, reply, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-	while (w < 0 && errno == EINTR);
-	if (w == (ssize_t)n)
-		l->answered++;
-	log_debug("agent fd %d: %s", c->fd, reply);
-	listener_client_close(c);
+	l->counters->checks[PROTOCOL_AGENT]++;
+	log_debug("agent fd %d: %.*s", c->fd, n > 0 ? (int)n - 1 : 0, reply);
+	listener_send(c, reply, n);
+}
+
+static void
+listener_answer_admin(struct client *c)
+{
+	struct listener *l = c->l;
+	char *reply = malloc(LISTENER_REPLY_MAX);
+	char line[256];
+	size_t n = c->len;
+
+	if (reply == NULL) {
+		listener_client_close(c);
+		return;
+	}
+	while (n > 0 && (c->buf[n - 1] == '\n' || c->buf[n - 1] == '\r'))
+		n--;
+	if (n >= sizeof(line) || memchr(c->buf, '\n', n) != NULL || memchr(c->buf, '\0', n) != NULL) {
+		snprintf(reply, LISTENER_REPLY_MAX, "error bad command\n");
+	} else {
+		memcpy(line, c->buf, n);
+		line[n] = '\0';
+		l->ops.admin(l->arg, line, reply, LISTENER_REPLY_MAX);
+	}
+	l->counters->checks[PROTOCOL_ADMIN]++;
+	listener_send(c, reply, strlen(reply));
+	free(reply);
+}
+
+static void
+listener_answer_http(struct client *c, enum http_parse parsed, const struct http_request *h)
+{
+	struct listener *l = c->l;
+	char *body = malloc(LISTENER_REPLY_MAX), *out = malloc(LISTENER_REPLY_MAX + 512);
+	const char *type = "application/json";
+	struct node_view v;
+	struct policy p;
+	struct request r;
+	struct verdict vd;
+	size_t blen = 0, n;
+	int status;
+
+	if (body == NULL || out == NULL) {
+		free(body);
+		free(out);
+		listener_client_close(c);
+		return;
+	}
+	l->counters->checks[PROTOCOL_HTTP]++;
+	listener_snapshot(l, &v, &p);
+	if (parsed == HTTP_TOO_LARGE) {
+		status = 431;
+	} else if (parsed != HTTP_COMPLETE) {
+		status = 400;
+	} else if (h->method == HTTP_OTHER) {
+		status = 405;
+	} else {
+		switch (http_route(h, &r)) {
+		case HTTP_ROUTE_CHECK:
+			verdict_for(&v, &r, &p, &vd);
+			status = vd.up ? 200 : 503;
+			blen = render_json(&v, &p, &r, l->counters, body, LISTENER_REPLY_MAX);
+			break;
+		case HTTP_ROUTE_LIVENESS:
+			status = 200;
+			blen = (size_t)snprintf(body, LISTENER_REPLY_MAX, "{\"alive\":true}\n");
+			break;
+		case HTTP_ROUTE_STATUS:
+			status = 200;
+			blen = render_json(&v, &p, NULL, l->counters, body, LISTENER_REPLY_MAX);
+			break;
+		case HTTP_ROUTE_METRICS:
+			status = 200;
+			type = "text/plain; version=0.0.4; charset=utf-8";
+			blen = render_metrics(&v, &p, l->counters, body, LISTENER_REPLY_MAX);
+			break;
+		case HTTP_ROUTE_BAD_QUERY:
+			status = 400;
+			break;
+		default:
+			status = 404;
+			break;
+		}
+	}
+	if (status >= 400 && status != 503) {
+		type = "text/plain; charset=utf-8";
+		blen = (size_t)snprintf(body, LISTENER_REPLY_MAX, "%d\n", status);
+	}
+	n = http_response(parsed == HTTP_COMPLETE ? h->method : HTTP_GET, status, type, body, blen, out,
+			  LISTENER_REPLY_MAX + 512);
+	free(body);
+	if (n == 0) {
+		free(out);
+		listener_client_close(c);
+		return;
+	}
+	listener_send(c, out, n);
+	free(out);
+}
+
+/*
+ * listener_consider decides whether the request is complete: after new bytes, after request_idle_ms
+ * of silence (silence) or when the client half-closed (eof).
+ */
+static void
+listener_consider(struct client *c, bool silence, bool eof)
+{
+	struct listener *l = c->l;
+	struct http_request h;
+	enum http_parse parsed;
+	bool ended = silence || eof;
+
+	if (l->mode == LISTENER_ADMIN) {
+		if (ended || memchr(c->buf, '\n', c->len) != NULL || c->len == sizeof(c->buf))
+			listener_answer_admin(c);
+		return;
+	}
+	if (!c->is_http && l->mode == LISTENER_AGENT) {
+		enum http_sniff sniff = http_sniff(c->buf, c->len);
+
+		if (sniff == HTTP_SNIFF_MAYBE && !ended)
+			return;
+		if (sniff != HTTP_SNIFF_YES) {
+			/* an agent line; an upper-case word and then silence is one too ("PRIMARY") */
+			if (ended || memchr(c->buf, '\n', c->len) != NULL || c->len > AGENTLINE_MAX)
+				listener_answer_agent(c);
+			return;
+		}
+		c->is_http = true;
+	}
+	/* HTTP ends with its empty line, not with silence: EOF before it is a bad request */
+	parsed = http_parse_request(c->buf, c->len, &h);
+	if (parsed == HTTP_INCOMPLETE) {
+		if (!eof)
+			return;
+		parsed = HTTP_BAD;
+	}
+	listener_answer_http(c, parsed, &h);
 }
 
 static void
@@ -108,7 +334,10 @@ listener_on_client_io(struct ev_loop *loop, ev_io *w, int revents)
 	struct client *c = w->data;
 	ssize_t n;
 
-	(void)revents;
+	if (revents & EV_WRITE) {
+		listener_flush(c);
+		return;
+	}
 	n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -117,31 +346,40 @@ listener_on_client_io(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	if (n == 0) {
-		listener_answer(c); /* end of the request: the client half-closed */
+		ev_io_stop(loop, &c->io);
+		listener_consider(c, false, true);
 		return;
 	}
 	c->len += (size_t)n;
-	if (memchr(c->buf, '\n', c->len) != NULL || c->len == sizeof(c->buf)) {
-		listener_answer(c); /* a full line, or more than a request can be: bad-request */
-		return;
-	}
-	ev_timer_again(loop, &c->idle);
+	listener_consider(c, false, false); /* may free c */
 }
 
 static void
 listener_on_client_idle(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	struct client *c = w->data;
+
 	(void)loop;
 	(void)revents;
-	listener_answer(w->data);
+	if (c->is_http)
+		return; /* HTTP requests end with their empty line, EOF or the deadline */
+	listener_consider(c, true, false);
 }
 
 static void
 listener_on_client_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	struct client *c = w->data;
+	struct http_request h;
+
 	(void)loop;
 	(void)revents;
-	listener_client_close(w->data);
+	if (c->is_http && c->out == NULL) {
+		memset(&h, 0, sizeof(h));
+		listener_answer_http(c, HTTP_BAD, &h); /* 400, and closed */
+		return;
+	}
+	listener_client_close(c);
 }
 
 static void
@@ -157,18 +395,19 @@ listener_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				log_warning("agent port: cannot accept: %s; pausing", strerror(errno));
+				log_warning("cannot accept: %s; pausing", strerror(errno));
 				ev_io_stop(loop, &l->accept_io);
 				ev_timer_start(loop, &l->pause);
 			}
 			return;
 		}
 		if (l->nclients >= l->conf.max_clients || (c = calloc(1, sizeof(*c))) == NULL) {
-			l->refused++;
+			l->counters->refused++;
 			close(fd);
 			continue;
 		}
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (l->mode != LISTENER_ADMIN)
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->l = l;
 		c->fd = fd;
 		ev_io_init(&c->io, listener_on_client_io, fd, EV_READ);
@@ -183,9 +422,18 @@ listener_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			c->next->prev = c;
 		l->clients = c;
 		l->nclients++;
+		ev_timer_start(loop, &c->deadline);
+		if (l->mode == LISTENER_ROLE) {
+			struct request r = {.kind = l->conf.default_request};
+			char reply[VERDICT_REASON_MAX + 32];
+			size_t n = listener_agent_reply(l, &r, reply, sizeof(reply));
+
+			l->counters->checks[PROTOCOL_ROLE_PORT]++;
+			listener_send(c, reply, n);
+			continue;
+		}
 		ev_io_start(loop, &c->io);
 		ev_timer_again(loop, &c->idle);
-		ev_timer_start(loop, &c->deadline);
 	}
 }
 
@@ -199,7 +447,7 @@ listener_on_pause(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static int
-listener_bind(const char *host, int port)
+listener_bind_tcp(const char *host, int port)
 {
 	struct addrinfo hints, *res = NULL, *ai;
 	char service[16];
@@ -212,7 +460,7 @@ listener_bind(const char *host, int port)
 	snprintf(service, sizeof(service), "%d", port);
 	rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, service, &hints, &res);
 	if (rc != 0) {
-		log_error("agent port %s:%d: %s", host, port, gai_strerror(rc));
+		log_error("port %s:%d: %s", host, port, gai_strerror(rc));
 		return -1;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
@@ -222,7 +470,7 @@ listener_bind(const char *host, int port)
 		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0)
 			break;
-		log_error("agent port %s:%d: %s", host, port, strerror(errno));
+		log_error("port %s:%d: %s", host, port, strerror(errno));
 		close(fd);
 		fd = -1;
 	}
@@ -230,12 +478,41 @@ listener_bind(const char *host, int port)
 	return fd;
 }
 
+static int
+listener_bind_unix(const char *path)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		log_error("admin socket %s: path too long", path);
+		return -1;
+	}
+	strcpy(sun.sun_path, path);
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		(void)unlink(path); /* left by a previous run */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_error("admin socket %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 || chmod(path, 0600) != 0 || listen(fd, 16) != 0) {
+		log_error("admin socket %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 struct listener *
-listener_new(struct ev_loop *loop, const char *host, int port, const struct listener_conf *lc, listener_verdict_fn fn,
-	     void *arg)
+listener_new(struct ev_loop *loop, enum listener_mode mode, const char *host, int port, const struct listener_conf *lc,
+	     const struct listener_ops *ops, void *arg, struct render_counters *counters)
 {
 	struct listener *l;
-	int fd = listener_bind(host, port);
+	int fd = mode == LISTENER_ADMIN ? listener_bind_unix(host) : listener_bind_tcp(host, port);
 
 	if (fd < 0)
 		return NULL; /* errors have been logged already */
@@ -245,10 +522,14 @@ listener_new(struct ev_loop *loop, const char *host, int port, const struct list
 		return NULL;
 	}
 	l->loop = loop;
+	l->mode = mode;
 	l->conf = *lc;
-	l->fn = fn;
+	l->ops = *ops;
 	l->arg = arg;
+	l->counters = counters;
 	l->fd = fd;
+	if (mode == LISTENER_ADMIN)
+		snprintf(l->unix_path, sizeof(l->unix_path), "%s", host);
 	ev_io_init(&l->accept_io, listener_on_accept, fd, EV_READ);
 	l->accept_io.data = l;
 	ev_timer_init(&l->pause, listener_on_pause, LISTENER_EMFILE_PAUSE_S, 0.);
@@ -260,7 +541,11 @@ listener_new(struct ev_loop *loop, const char *host, int port, const struct list
 void
 listener_reconfigure(struct listener *l, const struct listener_conf *lc)
 {
+	enum request_kind role = l->conf.default_request;
+
 	l->conf = *lc; /* open connections keep the timers they were given */
+	if (l->mode == LISTENER_ROLE)
+		l->conf.default_request = role;
 }
 
 void
@@ -273,5 +558,7 @@ listener_free(struct listener *l)
 	ev_io_stop(l->loop, &l->accept_io);
 	ev_timer_stop(l->loop, &l->pause);
 	close(l->fd);
+	if (l->unix_path[0] != '\0')
+		(void)unlink(l->unix_path);
 	free(l);
 }

@@ -1,7 +1,11 @@
 /*
- * listener.h: the agent port. Accepts TCP clients, reads at most one short request line per
- * connection, answers one complete line rendered from the verdict callback, and closes.
- * Never talks to PostgreSQL and never logs a check at info.
+ * listener.h: the ports pgcheckd answers on. One implementation, four modes:
+ *   LISTENER_AGENT  agent line protocol, and HTTP told apart by its first bytes ("GET /...")
+ *   LISTENER_HTTP   HTTP only (an optional port of its own)
+ *   LISTENER_ROLE   answers at once and closes; open only while the node holds a role (main.c decides)
+ *   LISTENER_ADMIN  a Unix socket for `pgcheckd ctl` (status, drain, maint, ready, check)
+ * Each client has a deadline, a byte limit and one answer; clients over the cap are closed at once.
+ * Listeners never talk to PostgreSQL and never log a check at info.
  */
 #ifndef PGCHECKD_LISTENER_H
 #define PGCHECKD_LISTENER_H
@@ -10,24 +14,36 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "render.h"
 #include "request.h"
 #include "verdict.h"
 
+enum listener_mode { LISTENER_AGENT, LISTENER_HTTP, LISTENER_ROLE, LISTENER_ADMIN };
+
 struct listener_conf {
-	enum request_kind default_request;
+	enum request_kind default_request; /* agent: nothing sent; role: the role this port stands for */
 	int max_clients;
 	int64_t request_idle_ms;
 	int64_t client_timeout_ms;
+	int maxconn_pct; /* > 0: agent "up" replies carry maxconn:N, that share of the usable connection slots */
 };
 
-/* Computes the verdict for one request; called once per answered connection. */
-typedef void (*listener_verdict_fn)(void *arg, const struct request *r, struct verdict *out);
+/* What the listeners need from the daemon: a snapshot of the node, and (admin) commands. */
+struct listener_ops {
+	void (*view)(void *arg, struct node_view *v, struct policy *p);
+	/* admin: run one command line, write a one-line (or JSON) reply */
+	void (*admin)(void *arg, const char *line, char *reply, size_t replylen);
+};
 
 struct listener;
 
-/* listener_new binds host:port ("*" = every IPv4 address); NULL (logged) on failure. */
-struct listener *listener_new(struct ev_loop *loop, const char *host, int port, const struct listener_conf *lc,
-			      listener_verdict_fn fn, void *arg);
+/*
+ * listener_new binds host:port ("*" = every IPv4 address) or, for LISTENER_ADMIN, the Unix socket path
+ * given as host (created mode 0600; a stale socket file is replaced). NULL (logged) on failure.
+ */
+struct listener *listener_new(struct ev_loop *loop, enum listener_mode mode, const char *host, int port,
+			      const struct listener_conf *lc, const struct listener_ops *ops, void *arg,
+			      struct render_counters *counters);
 void listener_reconfigure(struct listener *l, const struct listener_conf *lc);
 void listener_free(struct listener *l);
 

@@ -4,6 +4,7 @@
  * SIGHUP reloads (a bad file keeps the running configuration), SIGTERM drains then exits.
  * Exits only before the loop runs (2: configuration, 1: start-up) or on a signal (0).
  */
+#include <errno.h>
 #include <ev.h>
 #include <getopt.h>
 #include <stdint.h>
@@ -11,13 +12,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include "agentline.h"
 #include "conf.h"
 #include "listener.h"
 #include "log.h"
 #include "monoclock.h"
 #include "node.h"
 #include "poller.h"
+#include "render.h"
 #include "verdict.h"
 
 #ifdef HAVE_SYSTEMD
@@ -54,7 +61,11 @@ struct daemon {
 	struct policy policy;
 	struct node node;
 	struct poller *poller;
-	struct listener *listener;
+	struct listener *listener;      /* the agent port (agent line and HTTP) */
+	struct listener *http;          /* the optional HTTP-only port */
+	struct listener *role[2];       /* primary_port, replica_port: open only while the role holds */
+	struct listener *admin;
+	struct render_counters counters;
 	ev_signal sighup, sigterm, sigint;
 	ev_timer drain;
 	ev_timer watchdog;
@@ -78,6 +89,55 @@ daemon_listener_conf(const struct conf *c, struct listener_conf *lc)
 	lc->max_clients = (int)c->agent_max_clients;
 	lc->request_idle_ms = c->agent_request_idle_ms;
 	lc->client_timeout_ms = c->agent_client_timeout_ms;
+	lc->maxconn_pct = (int)c->agent_maxconn_pct;
+}
+
+static void
+daemon_view(void *arg, struct node_view *v, struct policy *p)
+{
+	struct daemon *d = arg;
+
+	node_view(&d->node, monoclock_ms(), v);
+	*p = d->policy;
+}
+
+/*
+ * daemon_roles opens each role port while verdict_for() says its role is up and closes it otherwise,
+ * so a plain TCP check fails closed. Called after every poll, override and reload.
+ */
+static void
+daemon_roles(struct daemon *d)
+{
+	static const enum request_kind kinds[2] = {REQUEST_PRIMARY, REQUEST_REPLICA};
+	const int64_t ports[2] = {d->conf.agent_primary_port, d->conf.agent_replica_port};
+	struct listener_conf lc;
+	struct listener_ops ops = {daemon_view, NULL};
+	struct node_view v;
+	struct verdict vd;
+
+	node_view(&d->node, monoclock_ms(), &v);
+	for (int i = 0; i < 2; i++) {
+		struct request r = {.kind = kinds[i]};
+		bool open;
+
+		if (ports[i] == 0)
+			continue;
+		verdict_for(&v, &r, &d->policy, &vd);
+		open = vd.up && !d->draining;
+		if (open && d->role[i] == NULL) {
+			daemon_listener_conf(&d->conf, &lc);
+			lc.default_request = kinds[i];
+			d->role[i] = listener_new(d->loop, LISTENER_ROLE, d->conf.listen_host, (int)ports[i], &lc, &ops, d,
+						  &d->counters);
+			if (d->role[i] != NULL)
+				log_info("%s port %d open", request_kind_name(kinds[i]), (int)ports[i]);
+		} else if (!open && d->role[i] != NULL) {
+			listener_free(d->role[i]);
+			d->role[i] = NULL;
+			log_info("%s port %d closed (%s)", request_kind_name(kinds[i]), (int)ports[i],
+				 vd.up ? "shutting down" : vd.reason);
+		}
+	}
 }
 
 static void
@@ -89,16 +149,38 @@ daemon_on_poll(void *arg, enum poll_result result, const struct sample *s, const
 		node_sample(&d->node, s);
 	else
 		node_fail(&d->node, result, detail);
+	daemon_roles(d);
 }
 
+/* daemon_admin runs one line from the admin socket: status, drain, maint, ready, check REQUEST. */
 static void
-daemon_verdict(void *arg, const struct request *r, struct verdict *out)
+daemon_admin(void *arg, const char *line, char *reply, size_t len)
 {
 	struct daemon *d = arg;
-	struct node_view view;
+	struct node_view v;
+	struct verdict vd;
+	struct request r;
 
-	node_view(&d->node, monoclock_ms(), &view);
-	verdict_for(&view, r, &d->policy, out);
+	node_view(&d->node, monoclock_ms(), &v);
+	if (strcmp(line, "status") == 0) {
+		if (render_json(&v, &d->policy, NULL, &d->counters, reply, len) == 0)
+			snprintf(reply, len, "error status too large\n");
+	} else if (strcmp(line, "drain") == 0 || strcmp(line, "maint") == 0 || strcmp(line, "ready") == 0) {
+		node_set_override(&d->node, line[0] == 'd'   ? OVERRIDE_DRAIN
+					    : line[0] == 'm' ? OVERRIDE_MAINT
+							     : OVERRIDE_NONE);
+		daemon_roles(d);
+		snprintf(reply, len, "ok %s\n", line);
+	} else if (strncmp(line, "check", 5) == 0 && (line[5] == ' ' || line[5] == '\0')) {
+		if (agentline_parse(line + 5, strlen(line + 5), &r) != AGENTLINE_OK) {
+			snprintf(reply, len, "down #bad-request\n");
+			return;
+		}
+		verdict_for(&v, &r, &d->policy, &vd);
+		(void)agentline_render(&vd, reply, len);
+	} else {
+		snprintf(reply, len, "error unknown command (status, drain, maint, ready, check REQUEST)\n");
+	}
 }
 
 static void
@@ -125,6 +207,12 @@ daemon_reload(struct daemon *d)
 	poller_reconfigure(d->poller, &pc);
 	daemon_listener_conf(&d->conf, &lc);
 	listener_reconfigure(d->listener, &lc);
+	if (d->http != NULL)
+		listener_reconfigure(d->http, &lc);
+	for (int i = 0; i < 2; i++)
+		if (d->role[i] != NULL)
+			listener_reconfigure(d->role[i], &lc);
+	daemon_roles(d);
 	log_info("configuration reloaded from %s", d->conf_path);
 	(void)sd_notify(0, "READY=1");
 }
@@ -169,10 +257,88 @@ daemon_on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	d->draining = true;
 	d->node.shutting_down = true;
+	daemon_roles(d);
 	log_info("signal %d: answering drained (up 0%%) for %lld ms, then exiting", w->signum,
 		 (long long)d->conf.agent_shutdown_drain_ms);
 	ev_timer_set(&d->drain, (double)d->conf.agent_shutdown_drain_ms / 1000.0, 0.);
 	ev_timer_start(loop, &d->drain);
+}
+
+static void daemon_usage(FILE *out);
+
+/* daemon_ask sends one line to the running agent's admin socket and reads the whole reply. */
+static bool
+daemon_ask(const char *path, const char *line, char *reply, size_t len)
+{
+	struct sockaddr_un sun;
+	struct timeval tv = {2, 0};
+	size_t got = 0;
+	ssize_t n;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (path[0] == '\0' || strlen(path) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "pgcheckd: no admin socket configured ([admin] socket)\n");
+		return false;
+	}
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		fprintf(stderr, "pgcheckd: cannot reach the agent at %s: %s\n", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	if (send(fd, line, strlen(line), MSG_NOSIGNAL) != (ssize_t)strlen(line) ||
+	    send(fd, "\n", 1, MSG_NOSIGNAL) != 1) {
+		fprintf(stderr, "pgcheckd: cannot send to the agent: %s\n", strerror(errno));
+		close(fd);
+		return false;
+	}
+	while (got + 1 < len && (n = recv(fd, reply + got, len - 1 - got, 0)) > 0)
+		got += (size_t)n;
+	reply[got] = '\0';
+	close(fd);
+	if (got == 0) {
+		fprintf(stderr, "pgcheckd: no answer from the agent at %s\n", path);
+		return false;
+	}
+	return true;
+}
+
+/* daemon_client runs `pgcheckd ctl COMMAND` and `pgcheckd check REQUEST`; returns the exit code. */
+static int
+daemon_client(const struct conf *c, int argc, char **argv)
+{
+	char line[256], reply[16384];
+	size_t n = 0;
+	bool check = strcmp(argv[0], "check") == 0;
+
+	if (argc < 2 || (!check && argc != 2)) {
+		daemon_usage(stderr);
+		return EXIT_CONFIG;
+	}
+	if (!check && strcmp(argv[1], "status") != 0 && strcmp(argv[1], "drain") != 0 &&
+	    strcmp(argv[1], "maint") != 0 && strcmp(argv[1], "ready") != 0) {
+		daemon_usage(stderr);
+		return EXIT_CONFIG;
+	}
+	n = (size_t)snprintf(line, sizeof(line), "%s", check ? "check" : argv[1]);
+	for (int i = 1; check && i < argc && n < sizeof(line); i++)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, " %s", argv[i]);
+	if (n >= sizeof(line)) {
+		fprintf(stderr, "pgcheckd: request too long\n");
+		return EXIT_CONFIG;
+	}
+	if (!daemon_ask(c->admin_socket, line, reply, sizeof(reply)))
+		return EXIT_CONFIG; /* errors have been logged already */
+	fputs(reply, stdout);
+	if (check)
+		return strncmp(reply, "up", 2) == 0 ? 0 : strncmp(reply, "down", 4) == 0 ? 1 : EXIT_CONFIG;
+	return strncmp(reply, "error", 5) == 0 ? 1 : 0;
 }
 
 static void
@@ -180,6 +346,10 @@ daemon_usage(FILE *out)
 {
 	fprintf(out, "usage: pgcheckd [-c FILE]          run the agent (in the foreground)\n"
 		     "       pgcheckd -t [-c FILE]       check a configuration file and exit (0 good, 2 bad)\n"
+		     "       pgcheckd [-c FILE] ctl status|drain|maint|ready\n"
+		     "                                   ask or tell the running agent over its admin socket\n"
+		     "       pgcheckd [-c FILE] check REQUEST\n"
+		     "                                   exit 0 when the running agent answers up, 1 down, 2 unknown\n"
 		     "       pgcheckd --help-config[=ini|markdown|man]\n"
 		     "                                   print every configuration key\n"
 		     "       pgcheckd -V                 print the version\n"
@@ -197,6 +367,7 @@ main(int argc, char **argv)
 	struct daemon d;
 	struct poller_conf pc;
 	struct listener_conf lc;
+	struct listener_ops ops = {daemon_view, daemon_admin};
 	char err[CONF_ERR_MAX], safe[CONF_STR_MAX];
 	bool test_only = false;
 	uint64_t watchdog_usec = 0;
@@ -235,7 +406,7 @@ main(int argc, char **argv)
 			return EXIT_CONFIG;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc && strcmp(argv[optind], "ctl") != 0 && strcmp(argv[optind], "check") != 0) {
 		daemon_usage(stderr);
 		return EXIT_CONFIG;
 	}
@@ -243,6 +414,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "pgcheckd: %s\n", err);
 		return EXIT_CONFIG;
 	}
+	if (optind != argc)
+		return daemon_client(&d.conf, argc - optind, argv + optind);
 	if (test_only) {
 		printf("%s: configuration is valid\n", d.conf_path);
 		return 0;
@@ -258,13 +431,35 @@ main(int argc, char **argv)
 	verdict_policy(&d.conf, &d.policy);
 	node_init(&d.node, &d.conf);
 	daemon_listener_conf(&d.conf, &lc);
-	d.listener = listener_new(d.loop, d.conf.listen_host, d.conf.listen_port, &lc, daemon_verdict, &d);
+	d.listener = listener_new(d.loop, LISTENER_AGENT, d.conf.listen_host, d.conf.listen_port, &lc, &ops, &d,
+				  &d.counters);
 	if (d.listener == NULL)
 		return EXIT_START_FAILED; /* errors have been logged already */
+	if (d.conf.agent_http_listen[0] != '\0') {
+		char host[256];
+		int port;
+
+		(void)conf_parse_listen(d.conf.agent_http_listen, host, sizeof(host), &port); /* checked by conf_load */
+		d.http = listener_new(d.loop, LISTENER_HTTP, host, port, &lc, &ops, &d, &d.counters);
+		if (d.http == NULL) {
+			listener_free(d.listener);
+			return EXIT_START_FAILED;
+		}
+	}
+	if (d.conf.admin_socket[0] != '\0') {
+		d.admin = listener_new(d.loop, LISTENER_ADMIN, d.conf.admin_socket, 0, &lc, &ops, &d, &d.counters);
+		if (d.admin == NULL) {
+			listener_free(d.http);
+			listener_free(d.listener);
+			return EXIT_START_FAILED;
+		}
+	}
 	daemon_poller_conf(&d.conf, &pc);
 	d.poller = poller_new(d.loop, &pc, daemon_on_poll, &d);
 	if (d.poller == NULL) {
 		log_error("out of memory");
+		listener_free(d.admin);
+		listener_free(d.http);
 		listener_free(d.listener);
 		return EXIT_START_FAILED;
 	}
@@ -294,6 +489,10 @@ main(int argc, char **argv)
 
 	poller_free(d.poller);
 	listener_free(d.listener);
+	listener_free(d.http);
+	listener_free(d.admin);
+	listener_free(d.role[0]);
+	listener_free(d.role[1]);
 	ev_signal_stop(d.loop, &d.sighup);
 	ev_signal_stop(d.loop, &d.sigterm);
 	ev_signal_stop(d.loop, &d.sigint);

@@ -80,6 +80,8 @@ node_log_role(struct node *n, const struct sample *s)
 		log_warning("role %s -> %s (timeline %d)", names[n->logged_role], names[role], s->timeline);
 	else if (s->timeline != 0 && n->logged_timeline != 0)
 		log_info("timeline %d -> %d", n->logged_timeline, s->timeline);
+	if (n->logged_role >= 0 && n->logged_role != role)
+		n->role_changes++;
 	if (n->logged_role != role) {
 		/* the weights of the old role mean nothing for the new one */
 		n->replica_weight_pct = -1;
@@ -115,6 +117,7 @@ node_sample(struct node *n, const struct sample *s)
 	n->sample = *s;
 	n->have_sample = true;
 	n->failing = false;
+	n->polls[POLL_OK]++;
 }
 
 void
@@ -126,6 +129,8 @@ node_fail(struct node *n, enum poll_result r, const char *detail)
 	n->logged_failure = r;
 	n->failing = true;
 	n->failure = r;
+	if ((unsigned)r < POLL_RESULT_COUNT)
+		n->polls[r]++;
 }
 
 void
@@ -152,4 +157,6 @@ node_view(const struct node *n, int64_t now_ms, struct node_view *out)
 	out->load_weight_pct = n->load_weight_pct < 0 ? 0 : n->load_weight_pct;
 	out->override = n->override;
 	out->shutting_down = n->shutting_down;
+	memcpy(out->polls, n->polls, sizeof(out->polls));
+	out->role_changes = n->role_changes;
 }

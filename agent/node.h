@@ -27,6 +27,8 @@ struct node {
 	int load_weight_pct;
 	enum node_override override;
 	bool shutting_down;
+	uint64_t polls[POLL_RESULT_COUNT];
+	uint64_t role_changes;
 	/* settings */
 	struct weight_policy wp;
 	int recover_pct;

@@ -27,6 +27,9 @@ struct node_view {
 	int load_weight_pct;        /* the same from load alone (for the primary's read weight) */
 	enum node_override override;
 	bool shutting_down;
+	/* counters, for /metrics */
+	uint64_t polls[POLL_RESULT_COUNT];
+	uint64_t role_changes;
 };
 
 struct policy {

@@ -219,6 +219,7 @@ poller_read_sample(struct poller *p, const PGresult *res, struct sample *s)
 		return false;
 	memset(s, 0, sizeof(*s));
 	s->taken_ms = monoclock_ms();
+	s->poll_duration_ms = s->taken_ms - p->query_started_ms;
 	s->server_version_num = PQserverVersion(p->conn);
 	s->in_recovery = poller_bool(res, COL_IN_RECOVERY);
 	s->read_only = poller_bool(res, COL_READ_ONLY);

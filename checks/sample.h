@@ -10,6 +10,7 @@
 
 struct sample {
 	int64_t taken_ms;          /* monotonic time the answer arrived */
+	int64_t poll_duration_ms;  /* from sending the statement to its answer */
 	int server_version_num;    /* PQserverVersion */
 	bool in_recovery;          /* pg_is_in_recovery() */
 	bool read_only;            /* transaction_read_only of the sampling session */

@@ -239,6 +239,21 @@ conf_set(struct conf *c, const struct conf_key *k, const char *value, char *why,
 		}
 		snprintf(why, whylen, "'%s' is not a boolean (true or false)", value);
 		return false;
+	case CONF_LISTEN: {
+		char host[256];
+		int port;
+
+		if (value[0] == '\0' && k->min < 1) {
+			field[0] = '\0';
+			return true;
+		}
+		if (!conf_parse_listen(value, host, sizeof(host), &port)) {
+			snprintf(why, whylen, "'%s' is not HOST:PORT, *:PORT or [IPV6]:PORT with a port from 1 to 65535",
+				 value);
+			return false;
+		}
+	}
+		/* FALLTHROUGH */
 	case CONF_STR:
 		if (strlen(value) >= CONF_STR_MAX) {
 			snprintf(why, whylen, "value is longer than %d bytes", CONF_STR_MAX - 1);
@@ -313,12 +328,9 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 		conf_fail(cp, "[%s] %s: %s", section, name, why);
 		return 0;
 	}
-	if (cp->conf->agent_listen == (char *)cp->conf + conf_keys[i].offset &&
-	    !conf_parse_listen(value, cp->conf->listen_host, sizeof(cp->conf->listen_host), &cp->conf->listen_port)) {
-		conf_fail(cp, "[%s] %s: '%s' is not HOST:PORT, *:PORT or [IPV6]:PORT with a port from 1 to 65535",
-			  section, name, value);
-		return 0;
-	}
+	if (cp->conf->agent_listen == (char *)cp->conf + conf_keys[i].offset)
+		(void)conf_parse_listen(value, cp->conf->listen_host, sizeof(cp->conf->listen_host),
+					&cp->conf->listen_port); /* checked by conf_set */
 	return 1;
 }
 
@@ -420,6 +432,12 @@ conf_validate(struct conf *c, const char *name, char *err, size_t errlen)
 			 name, c->pg_stale_after_ms, c->pg_poll_interval_ms + c->pg_query_timeout_ms);
 		return false;
 	}
+	if ((c->agent_primary_port != 0 &&
+	     (c->agent_primary_port == c->listen_port || c->agent_primary_port == c->agent_replica_port)) ||
+	    (c->agent_replica_port != 0 && c->agent_replica_port == c->listen_port)) {
+		snprintf(err, errlen, "%s: [agent] primary_port, replica_port and the listen port must all differ", name);
+		return false;
+	}
 	if (c->weight_load_high_per_cpu <= c->weight_load_low_per_cpu) {
 		snprintf(err, errlen, "%s: [weight] load_high_per_cpu: %g must be above load_low_per_cpu (%g)", name,
 			 c->weight_load_high_per_cpu, c->weight_load_low_per_cpu);
@@ -441,6 +459,7 @@ conf_field_size(const struct conf_key *k)
 {
 	switch (k->type) {
 	case CONF_STR:
+	case CONF_LISTEN:
 		return CONF_STR_MAX;
 	case CONF_INT:
 	case CONF_BYTES:
@@ -466,7 +485,7 @@ conf_keep_unreloadable(const struct conf *running, struct conf *next, char *kept
 		const struct conf_key *k = &conf_keys[i];
 		const char *a = (const char *)running + k->offset;
 		char *b = (char *)next + k->offset;
-		bool differ = k->type == CONF_STR ? strcmp(a, b) != 0 : memcmp(a, b, conf_field_size(k)) != 0;
+		bool differ = k->type == CONF_STR || k->type == CONF_LISTEN ? strcmp(a, b) != 0 : memcmp(a, b, conf_field_size(k)) != 0;
 
 		if (k->reloadable || !differ)
 			continue;
@@ -531,6 +550,9 @@ conf_range(const struct conf_key *k, char *buf, size_t len)
 			n += (size_t)snprintf(buf + n, len - n, "%s%s", j > 0 ? ", " : "", k->enum_names[j]);
 		break;
 	}
+	case CONF_LISTEN:
+		snprintf(buf, len, k->min < 1 ? "HOST:PORT or empty" : "HOST:PORT");
+		break;
 	default:
 		snprintf(buf, len, "text");
 		break;

@@ -26,7 +26,7 @@ extern const char *const conf_request_names[];
 extern const char *const conf_over_lag_names[];
 extern const char *const conf_log_level_names[];
 
-enum conf_type { CONF_INT, CONF_BYTES, CONF_DOUBLE, CONF_BOOL, CONF_STR, CONF_ENUM };
+enum conf_type { CONF_INT, CONF_BYTES, CONF_DOUBLE, CONF_BOOL, CONF_STR, CONF_ENUM, CONF_LISTEN };
 
 #define CONF_CTYPE_INT int64_t
 #define CONF_CTYPE_BYTES int64_t
@@ -34,12 +34,14 @@ enum conf_type { CONF_INT, CONF_BYTES, CONF_DOUBLE, CONF_BOOL, CONF_STR, CONF_EN
 #define CONF_CTYPE_BOOL bool
 #define CONF_CTYPE_STR char
 #define CONF_CTYPE_ENUM int
+#define CONF_CTYPE_LISTEN char
 #define CONF_DIM_INT
 #define CONF_DIM_BYTES
 #define CONF_DIM_DOUBLE
 #define CONF_DIM_BOOL
 #define CONF_DIM_STR [CONF_STR_MAX]
 #define CONF_DIM_ENUM
+#define CONF_DIM_LISTEN [CONF_STR_MAX]
 
 struct conf {
 #define CONF_FIELD(sec, name, type, def, min, max, reload, enums, help) CONF_CTYPE_##type sec##_##name CONF_DIM_##type;

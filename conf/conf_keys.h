@@ -5,13 +5,13 @@
  *
  * X(section, name, type, default, min, max, reloadable, enum_names, help)
  *   type: INT (integer, unit in the name), BYTES (integer with optional kB/MB/GB/TB), DOUBLE, BOOL,
- *         STR, ENUM (one of enum_names).
+ *         STR, ENUM (one of enum_names), LISTEN (HOST:PORT; min 1 means it may not be empty).
  */
 #ifndef PGCHECKD_CONF_KEYS_H
 #define PGCHECKD_CONF_KEYS_H
 
 #define CONF_KEYS(X)                                                                               \
-	X(agent, listen, STR, "*:5480", 0, 0, false, NULL,                                         \
+	X(agent, listen, LISTEN, "*:5480", 1, 0, false, NULL,                                      \
 	  "Address and port of the agent port (HAProxy agent-check and tcp-check). "               \
 	  "'*:PORT' for every IPv4 address, '[::]:PORT' for IPv6, 'HOST:PORT' for one address.")    \
 	X(agent, default_request, ENUM, "replica", 0, 0, true, conf_request_names,                \
@@ -26,6 +26,20 @@
 	X(agent, shutdown_drain_ms, INT, "1000", 0, 600000, true, NULL,                            \
 	  "On SIGTERM, answer 'up 0%' (drain) where the answer would be up for this long, then "   \
 	  "exit. A second SIGTERM exits at once.")                                                 \
+	X(agent, http_listen, LISTEN, "", 0, 0, false, NULL,                                       \
+	  "An extra port that speaks only HTTP (the agent port speaks it too); empty for none.")    \
+	X(agent, primary_port, INT, "0", 0, 65535, false, NULL,                                    \
+	  "A port on the listen address that is open only while the node is a writable primary "   \
+	  "(for plain TCP checks: 'check port N'); 0 for none.")                                   \
+	X(agent, replica_port, INT, "0", 0, 65535, false, NULL,                                    \
+	  "A port on the listen address that is open only while the node is a replica fit for "    \
+	  "reads (streaming, under the lag limits); 0 for none.")                                  \
+	X(agent, maxconn_pct, INT, "0", 0, 100, true, NULL,                                        \
+	  "When above 0, agent replies that are up add maxconn:N, N being this share of "          \
+	  "PostgreSQL's usable connection slots, so HAProxy queues instead of PostgreSQL refusing " \
+	  "('too many clients'). With several HAProxy instances, give each its share.")             \
+	X(admin, socket, STR, "/run/pgcheckd/pgcheckd.sock", 0, 0, false, NULL,                    \
+	  "Unix socket for 'pgcheckd ctl' and 'pgcheckd check' (mode 0600); empty for none.")       \
 	X(pg, conninfo, STR, "", 0, 0, true, NULL,                                                 \
 	  "libpq connection string or URI ('host=/run/postgresql dbname=postgres', "               \
 	  "'service=main'); empty uses libpq's defaults and PG* variables. The role needs "        \

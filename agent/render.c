@@ -1,0 +1,226 @@
+/*
+ * render.c: JSON and Prometheus renderings of the node view. Every up/down shown here comes from
+ * verdict_for(), so /status, /metrics and the checks always agree.
+ */
+#include "render.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#ifndef PGCHECKD_VERSION
+#define PGCHECKD_VERSION "0.1.0"
+#endif
+
+const char *const render_protocol_names[] = {"agent", "http", "role-port", "admin"};
+
+struct render_buf {
+	char *buf;
+	size_t len, cap;
+	bool overflow;
+};
+
+static void render_add(struct render_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+render_add(struct render_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->overflow)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= b->cap - b->len) {
+		b->overflow = true;
+		return;
+	}
+	b->len += (size_t)n;
+}
+
+static const char *
+render_role(const struct node_view *v)
+{
+	if (!v->have_sample)
+		return "unknown";
+	return v->sample.in_recovery ? "replica" : "primary";
+}
+
+static const char *
+render_override(const struct node_view *v)
+{
+	if (v->shutting_down)
+		return "shutdown";
+	return v->override == OVERRIDE_DRAIN ? "drain" : v->override == OVERRIDE_MAINT ? "maint" : "none";
+}
+
+static void
+render_lsn(struct render_buf *b, const char *name, uint64_t lsn, bool known)
+{
+	if (known)
+		render_add(b, "\"%s\":\"%X/%X\"", name, (unsigned)(lsn >> 32), (unsigned)lsn);
+	else
+		render_add(b, "\"%s\":null", name);
+}
+
+/* reasons are short ASCII words from verdict.c; escape anyway so the JSON stays valid */
+static void
+render_json_string(struct render_buf *b, const char *s)
+{
+	render_add(b, "\"");
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			render_add(b, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			render_add(b, "\\u%04x", (unsigned)*s);
+		else
+			render_add(b, "%c", *s);
+	}
+	render_add(b, "\"");
+}
+
+static void
+render_verdict_json(struct render_buf *b, const struct verdict *vd)
+{
+	render_add(b, "{\"up\":%s,\"weight\":%d,\"reason\":", vd->up ? "true" : "false", vd->up ? vd->weight_pct : 0);
+	render_json_string(b, vd->reason);
+	render_add(b, "}");
+}
+
+size_t
+render_json(const struct node_view *v, const struct policy *p, const struct request *r,
+	    const struct render_counters *c, char *buf, size_t len)
+{
+	struct render_buf b = {buf, 0, len, len == 0};
+	const struct sample *s = &v->sample;
+	bool replica = v->have_sample && s->in_recovery;
+	struct verdict vd;
+	struct request all;
+
+	render_add(&b, "{\"role\":\"%s\",\"state\":\"%s\",", render_role(v),
+		   v->failing || !v->have_sample ? "unknown" : "running");
+	if (v->have_sample) {
+		render_add(&b, "\"timeline\":%d,\"server_version\":%d,\"read_only\":%s,", s->timeline,
+			   s->server_version_num, s->read_only || s->default_read_only ? "true" : "false");
+		render_lsn(&b, "current_lsn", s->current_lsn, !replica);
+		render_add(&b, ",");
+		render_lsn(&b, "receive_lsn", s->receive_lsn, replica && s->receive_lsn != 0);
+		render_add(&b, ",");
+		render_lsn(&b, "replay_lsn", s->replay_lsn, replica);
+		render_add(&b, ",");
+		render_lsn(&b, "latest_end_lsn", s->latest_end_lsn, replica && s->latest_end_lsn != 0);
+		if (replica) {
+			render_add(&b, ",\"lag_bytes\":%" PRId64 ",\"lag_seconds\":", s->lag_bytes);
+			if (s->have_lag_s)
+				render_add(&b, "%.3f", s->lag_s);
+			else
+				render_add(&b, "null");
+			render_add(&b, ",\"lag_over_limit\":%s,\"streaming\":%s,\"replay_paused\":%s",
+				   v->lag_over ? "true" : "false", s->receiver_streaming ? "true" : "false",
+				   s->replay_paused ? "true" : "false");
+		} else {
+			render_add(&b, ",\"streaming_replicas\":%d", s->streaming_replicas);
+		}
+		render_add(&b, ",\"client_backends\":%d,\"active_backends\":%d,\"max_connections\":%d,", s->client_backends,
+			   s->active_backends, s->max_connections);
+		render_add(&b, "\"sample_age_ms\":%" PRId64 ",\"poll_duration_ms\":%" PRId64 ",", v->sample_age_ms,
+			   s->poll_duration_ms);
+	}
+	render_add(&b, "\"override\":\"%s\",", render_override(v));
+	if (v->failing)
+		render_add(&b, "\"poll_failure\":\"%s\",", poll_result_name(v->failure));
+	if (r != NULL) {
+		verdict_for(v, r, p, &vd);
+		render_add(&b, "\"request\":\"%s\",\"up\":%s,\"weight\":%d,\"reason\":", request_kind_name(r->kind),
+			   vd.up ? "true" : "false", vd.up ? vd.weight_pct : 0);
+		render_json_string(&b, vd.reason);
+		render_add(&b, ",");
+	} else {
+		render_add(&b, "\"verdicts\":{");
+		for (int k = 0; k < REQUEST_KIND_COUNT; k++) {
+			all = (struct request){.kind = (enum request_kind)k};
+			verdict_for(v, &all, p, &vd);
+			render_add(&b, "%s\"%s\":", k > 0 ? "," : "", request_kind_name(all.kind));
+			render_verdict_json(&b, &vd);
+		}
+		render_add(&b, "},\"checks\":{");
+		for (int k = 0; k < PROTOCOL_COUNT; k++)
+			render_add(&b, "%s\"%s\":%" PRIu64, k > 0 ? "," : "", render_protocol_names[k], c->checks[k]);
+		render_add(&b, "},\"refused\":%" PRIu64 ",\"role_changes\":%" PRIu64 ",", c->refused, v->role_changes);
+	}
+	render_add(&b, "\"version\":\"%s\"}\n", PGCHECKD_VERSION);
+	return b.overflow ? 0 : b.len;
+}
+
+static void
+render_metric_head(struct render_buf *b, const char *name, const char *type, const char *help)
+{
+	render_add(b, "# HELP pgcheckd_%s %s\n# TYPE pgcheckd_%s %s\n", name, help, name, type);
+}
+
+size_t
+render_metrics(const struct node_view *v, const struct policy *p, const struct render_counters *c, char *buf,
+	       size_t len)
+{
+	struct render_buf b = {buf, 0, len, len == 0};
+	const struct sample *s = &v->sample;
+	bool fresh = v->have_sample && !v->failing;
+	struct verdict vd;
+	struct request r;
+
+	render_metric_head(&b, "up", "gauge", "1 when the request would be answered up.");
+	for (int k = 0; k < REQUEST_KIND_COUNT; k++) {
+		r = (struct request){.kind = (enum request_kind)k};
+		verdict_for(v, &r, p, &vd);
+		render_add(&b, "pgcheckd_up{request=\"%s\"} %d\n", request_kind_name(r.kind), vd.up ? 1 : 0);
+	}
+	render_metric_head(&b, "weight_percent", "gauge", "Weight answered for the request (0 when down).");
+	for (int k = 0; k < REQUEST_KIND_COUNT; k++) {
+		r = (struct request){.kind = (enum request_kind)k};
+		verdict_for(v, &r, p, &vd);
+		render_add(&b, "pgcheckd_weight_percent{request=\"%s\"} %d\n", request_kind_name(r.kind),
+			   vd.up ? vd.weight_pct : 0);
+	}
+	render_metric_head(&b, "role", "gauge", "1 for the role of the last good sample.");
+	render_add(&b, "pgcheckd_role{role=\"primary\"} %d\npgcheckd_role{role=\"replica\"} %d\n",
+		   v->have_sample && !s->in_recovery ? 1 : 0, v->have_sample && s->in_recovery ? 1 : 0);
+	render_metric_head(&b, "sample_fresh", "gauge", "1 while the last poll succeeded.");
+	render_add(&b, "pgcheckd_sample_fresh %d\n", fresh ? 1 : 0);
+	if (v->have_sample) {
+		render_metric_head(&b, "sample_age_seconds", "gauge", "Age of the last good sample.");
+		render_add(&b, "pgcheckd_sample_age_seconds %.3f\n", (double)v->sample_age_ms / 1000.0);
+		render_metric_head(&b, "poll_duration_seconds", "gauge", "Time the last good sample took.");
+		render_add(&b, "pgcheckd_poll_duration_seconds %.3f\n", (double)s->poll_duration_ms / 1000.0);
+		render_metric_head(&b, "timeline", "gauge", "PostgreSQL timeline.");
+		render_add(&b, "pgcheckd_timeline %d\n", s->timeline);
+		render_metric_head(&b, "lag_bytes", "gauge", "Replay lag in bytes (0 on a primary).");
+		render_add(&b, "pgcheckd_lag_bytes %" PRId64 "\n", s->in_recovery ? s->lag_bytes : 0);
+		render_metric_head(&b, "lag_seconds", "gauge", "Replay lag in seconds (0 on a primary).");
+		render_add(&b, "pgcheckd_lag_seconds %.3f\n", s->in_recovery && s->have_lag_s ? s->lag_s : 0.0);
+		render_metric_head(&b, "client_backends", "gauge", "Client backends connected to PostgreSQL.");
+		render_add(&b, "pgcheckd_client_backends %d\n", s->client_backends);
+		render_metric_head(&b, "streaming_replicas", "gauge", "Streaming replicas (on a primary).");
+		render_add(&b, "pgcheckd_streaming_replicas %d\n", s->streaming_replicas);
+	}
+	render_metric_head(&b, "polls_total", "counter", "Polls of PostgreSQL by outcome.");
+	for (int k = 0; k < POLL_RESULT_COUNT; k++)
+		render_add(&b, "pgcheckd_polls_total{result=\"%s\"} %" PRIu64 "\n", poll_result_name((enum poll_result)k),
+			   v->polls[k]);
+	render_metric_head(&b, "checks_total", "counter", "Checks answered by protocol.");
+	for (int k = 0; k < PROTOCOL_COUNT; k++)
+		render_add(&b, "pgcheckd_checks_total{protocol=\"%s\"} %" PRIu64 "\n", render_protocol_names[k],
+			   c->checks[k]);
+	render_metric_head(&b, "clients_refused_total", "counter", "Connections closed because max_clients was reached.");
+	render_add(&b, "pgcheckd_clients_refused_total %" PRIu64 "\n", c->refused);
+	render_metric_head(&b, "role_changes_total", "counter", "Role changes seen since start.");
+	render_add(&b, "pgcheckd_role_changes_total %" PRIu64 "\n", v->role_changes);
+	render_metric_head(&b, "override", "gauge", "1 for the operator override in force.");
+	render_add(&b, "pgcheckd_override{override=\"drain\"} %d\npgcheckd_override{override=\"maint\"} %d\n",
+		   v->override == OVERRIDE_DRAIN ? 1 : 0, v->override == OVERRIDE_MAINT ? 1 : 0);
+	render_metric_head(&b, "info", "gauge", "Version of pgcheckd.");
+	render_add(&b, "pgcheckd_info{version=\"%s\"} 1\n", PGCHECKD_VERSION);
+	return b.overflow ? 0 : b.len;
+}

@@ -1,0 +1,36 @@
+/*
+ * render.h: the node as JSON (/status, GET bodies, `pgcheckd ctl status`) and as Prometheus text
+ * (/metrics). Pure renderings of node_view and verdict_for(); no I/O, no decisions of their own.
+ */
+#ifndef PGCHECKD_RENDER_H
+#define PGCHECKD_RENDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "request.h"
+#include "verdict.h"
+
+enum check_protocol { PROTOCOL_AGENT, PROTOCOL_HTTP, PROTOCOL_ROLE_PORT, PROTOCOL_ADMIN, PROTOCOL_COUNT };
+
+extern const char *const render_protocol_names[];
+
+/* Counters the responders keep, shown in /metrics and /status. */
+struct render_counters {
+	uint64_t checks[PROTOCOL_COUNT];
+	uint64_t refused; /* connections over max_clients */
+};
+
+/*
+ * render_json writes one JSON object: the node (role, state, timeline, LSNs, lag, sample age, ...),
+ * then for r != NULL that request's verdict, for r == NULL every kind's verdict and the counters.
+ * Returns the length, or 0 when buf is too small.
+ */
+size_t render_json(const struct node_view *v, const struct policy *p, const struct request *r,
+		   const struct render_counters *c, char *buf, size_t len);
+
+/* render_metrics writes the Prometheus text exposition; 0 when buf is too small. */
+size_t render_metrics(const struct node_view *v, const struct policy *p, const struct render_counters *c, char *buf,
+		      size_t len);
+
+#endif
