@@ -778,6 +778,10 @@ class Cluster:
     def start(self, pgcheckd=True, haproxy=True, wait=True, timeout=30):
         try:
             self._start(pgcheckd, haproxy, wait, timeout)
+        except Exception as e:
+            logs = self.logs()
+            self.close()
+            raise ClusterError(f"cluster start failed: {e}\n{logs}") from e
         except BaseException:
             self.close()
             raise

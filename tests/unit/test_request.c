@@ -232,7 +232,11 @@ static void assert_refused_unchanged(const char *key, const char *value)
 		print_error("request_param_apply(\"%s\", \"%s\") accepted\n", key, value);
 		fail();
 	}
-	assert_memory_equal(&r, &before, sizeof(r));
+	assert_int_equal(r.kind, before.kind);
+	assert_int_equal(r.has_max_lag_bytes, before.has_max_lag_bytes);
+	assert_int_equal(r.max_lag_bytes, before.max_lag_bytes);
+	assert_int_equal(r.has_max_lag_s, before.has_max_lag_s);
+	assert_true(r.max_lag_s == before.max_lag_s);
 }
 
 static void test_param_unknown_key_is_refused_and_changes_nothing(void **state)
@@ -260,6 +264,8 @@ static void test_param_bad_value_is_refused_and_changes_nothing(void **state)
 	assert_refused_unchanged("lag_s", "5x");
 	assert_refused_unchanged("lag_s", "nan");
 	assert_refused_unchanged("lag_s", "inf");
+	assert_refused_unchanged("lag_s", " 5");
+	assert_refused_unchanged("lag", " 5");
 }
 
 static void test_param_reads_exactly_len_bytes(void **state)

@@ -16,6 +16,7 @@
 #include "sample.h"
 #include "verdict.h"
 
+#define KB_ 1024LL
 #define MB (1024LL * 1024LL)
 #define GB (1024LL * MB)
 #define TB (1024LL * GB)
@@ -135,9 +136,9 @@ static struct verdict decide_req(const struct node_view *v, const struct request
 	return out;
 }
 
-#define assert_up(verdict, pct)                                                                    \
+#define assert_up(vexpr, pct)                                                                    \
 	do {                                                                                       \
-		struct verdict av_ = (verdict);                                                    \
+		struct verdict av_ = (vexpr);                                                    \
 		if (!av_.up)                                                                       \
 			print_error("expected up %d%%, got down #%.*s\n", (pct), VERDICT_REASON_MAX, \
 				    av_.reason);                                                   \
@@ -145,9 +146,9 @@ static struct verdict decide_req(const struct node_view *v, const struct request
 		assert_int_equal(av_.weight_pct, (pct));                                           \
 	} while (0)
 
-#define assert_down(verdict, why)                                                                  \
+#define assert_down(vexpr, why)                                                                  \
 	do {                                                                                       \
-		struct verdict av_ = (verdict);                                                    \
+		struct verdict av_ = (vexpr);                                                    \
 		if (av_.up)                                                                        \
 			print_error("expected down #%s, got up %d%%\n", (why), av_.weight_pct);     \
 		assert_false(av_.up);                                                              \
@@ -155,9 +156,9 @@ static struct verdict decide_req(const struct node_view *v, const struct request
 		assert_string_equal(av_.reason, (why));                                            \
 	} while (0)
 
-#define assert_down_lag(verdict)                                                                   \
+#define assert_down_lag(vexpr)                                                                   \
 	do {                                                                                       \
-		struct verdict av_ = (verdict);                                                    \
+		struct verdict av_ = (vexpr);                                                    \
 		if (av_.up)                                                                        \
 			print_error("expected down #lag ..., got up %d%%\n", av_.weight_pct);       \
 		assert_false(av_.up);                                                              \
@@ -763,6 +764,14 @@ static void test_format_lag_bytes_and_seconds(void **state)
 	assert_lag_text(0, true, 0.0, "0B/0s");
 }
 
+static void test_format_lag_seconds_floor_like_bytes(void **state)
+{
+	(void)state;
+	assert_lag_text(35 * MB, true, 12.9, "35MB/12s");
+	assert_lag_text(0, true, 0.6, "0B/0s");
+	assert_lag_text(2 * KB_, true, 3600.99, "2kB/3600s");
+}
+
 static void test_format_lag_bytes_only_without_seconds(void **state)
 {
 	(void)state;
@@ -839,6 +848,7 @@ int main(void)
 		cmocka_unit_test(test_policy_from_default_configuration),
 		cmocka_unit_test(test_policy_follows_the_configuration),
 		cmocka_unit_test(test_format_lag_bytes_and_seconds),
+		cmocka_unit_test(test_format_lag_seconds_floor_like_bytes),
 		cmocka_unit_test(test_format_lag_bytes_only_without_seconds),
 		cmocka_unit_test(test_format_lag_units_floor_to_largest_unit_at_least_one),
 		cmocka_unit_test(test_format_lag_truncates_into_a_small_buffer),

@@ -350,6 +350,14 @@ static void test_step_moves_outside_dead_band(void **state)
 	assert_int_equal(weight_step(100.0, 70, 10, 10), 100);
 }
 
+static void test_step_never_keeps_prev_below_the_floor(void **state)
+{
+	(void)state;
+	/* the floor was raised on reload while the weight sat at the old floor */
+	assert_int_equal(weight_step(12.0, 10, 10, 30), 30);
+	assert_int_equal(weight_step(10.0, 10, 10, 20), 20);
+}
+
 static void test_step_without_prev_rounds_plainly(void **state)
 {
 	(void)state;
@@ -389,6 +397,7 @@ int main(void)
 		cmocka_unit_test(test_step_clamps_to_hundred),
 		cmocka_unit_test(test_step_keeps_prev_inside_dead_band),
 		cmocka_unit_test(test_step_moves_outside_dead_band),
+		cmocka_unit_test(test_step_never_keeps_prev_below_the_floor),
 		cmocka_unit_test(test_step_without_prev_rounds_plainly),
 	};
 
