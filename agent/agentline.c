@@ -72,10 +72,15 @@ agentline_render(const struct verdict *v, char *buf, size_t len)
 {
 	int n;
 
-	if (v->up)
+	if (v->up) {
 		n = snprintf(buf, len, "up %d%%\n", v->weight_pct);
-	else
+	} else {
 		n = snprintf(buf, len, "down #%s\n", v->reason[0] != '\0' ? v->reason : "down");
+		/* one line, whatever a reason holds: HAProxy reads only up to the first CR or LF */
+		for (int i = 0; n > 0 && i < n - 1 && (size_t)i < len; i++)
+			if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] >= 0x7f)
+				buf[i] = '_';
+	}
 	if (n < 0 || (size_t)n >= len) {
 		/* cannot happen with the sizes used; still answer one complete line */
 		n = snprintf(buf, len, "down\n");

@@ -47,7 +47,7 @@ void node_configure(struct node *n, const struct conf *c);
 /* node_sample takes a good sample (s->taken_ms is its time). */
 void node_sample(struct node *n, const struct sample *s);
 
-/* node_fail records a failed poll; the node is down until the next good sample. */
+/* node_fail records a failed poll (detail: libpq's message, never NULL); down until the next good sample. */
 void node_fail(struct node *n, enum poll_result r, const char *detail);
 
 void node_set_override(struct node *n, enum node_override o);

@@ -56,7 +56,7 @@ void verdict_policy(const struct conf *c, struct policy *p);
 /* verdict_for answers request r about the node seen as v. Fails closed: unknown means down. */
 void verdict_for(const struct node_view *v, const struct request *r, const struct policy *p, struct verdict *out);
 
-/* verdict_format_lag writes "35MB/12s" (or "35MB" / "12s" when only one is known). */
+/* verdict_format_lag writes "35MB/12s", or "35MB" when the seconds are unknown; negative bytes count as 0. */
 void verdict_format_lag(int64_t lag_bytes, bool have_s, double lag_s, char *buf, size_t len);
 
 #endif

@@ -25,8 +25,9 @@ double
 weight_load_factor(const struct sample *s, const struct weight_policy *wp)
 {
 	double conn = 1.0, cpu;
-	int usable = s->max_connections - s->reserved_connections;
-	int active = s->active_backends - 1; /* pgcheckd's own session is active while it samples */
+	/* pgcheckd's own session takes a slot and is active while it samples: count it in neither */
+	int usable = s->max_connections - s->reserved_connections - 1;
+	int active = s->active_backends - 1;
 
 	if (usable > 0 && active > 0) {
 		conn = 1.0 - (double)active / usable;
@@ -63,7 +64,8 @@ weight_step(double smoothed_pct, int prev_pct, int step_pct, int floor_pct)
 
 	if (step_pct < 1)
 		step_pct = 1;
-	if (prev_pct >= 0 && fabs(smoothed_pct - prev_pct) < 0.6 * step_pct)
+	if (prev_pct >= floor_pct && prev_pct <= 100 && prev_pct % step_pct == 0 &&
+	    fabs(smoothed_pct - prev_pct) < 0.6 * step_pct)
 		return prev_pct;
 	stepped = (int)lround(smoothed_pct / step_pct) * step_pct;
 	if (stepped > 100)

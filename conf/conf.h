@@ -97,7 +97,10 @@ void conf_print_man(FILE *out);
  */
 int conf_keep_unreloadable(const struct conf *running, struct conf *next, char *kept, size_t keptlen);
 
-/* conf_parse_bytes reads "16MB", "512kB", "1GB", "1024" (units are powers of 1024, B optional). */
+/*
+ * conf_parse_bytes reads "16MB", "512kB", "1GB", "1024": digits, then no space, then an optional unit,
+ * powers of 1024: B, k/kB/KB/kiB/KiB, M/MB/MiB, G/GB/GiB, T/TB/TiB.
+ */
 bool conf_parse_bytes(const char *s, int64_t *out);
 
 /* conf_format_bytes writes bytes the way conf_parse_bytes reads them back ("16MB", "1536kB"). */

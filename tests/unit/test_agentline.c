@@ -19,7 +19,8 @@
 
 #define MB (1024LL * 1024LL)
 
-static const char *parse_name(enum agentline_parse r)
+static const char *
+parse_name(enum agentline_parse r)
 {
 	switch (r) {
 	case AGENTLINE_OK:
@@ -33,28 +34,31 @@ static const char *parse_name(enum agentline_parse r)
 }
 
 /* parse_n parses len bytes of buf (which may hold NULs) into *out, starting from garbage. */
-static enum agentline_parse parse_n(const char *buf, size_t len, struct request *out)
+static enum agentline_parse
+parse_n(const char *buf, size_t len, struct request *out)
 {
 	memset(out, 0x5a, sizeof(*out));
 	return agentline_parse(buf, len, out);
 }
 
-static enum agentline_parse parse(const char *s, struct request *out)
+static enum agentline_parse
+parse(const char *s, struct request *out)
 {
 	return parse_n(s, strlen(s), out);
 }
 
-#define assert_parse(s, want)                                                                      \
-	do {                                                                                       \
-		struct request ap_r_;                                                              \
-		enum agentline_parse ap_got_ = parse((s), &ap_r_);                                 \
-		if (ap_got_ != (want))                                                             \
-			print_error("agentline_parse(\"%s\") = %s, expected %s\n", (s),             \
-				    parse_name(ap_got_), parse_name(want));                        \
-		assert_int_equal(ap_got_, (want));                                                 \
+#define assert_parse(s, want)                                                                                          \
+	do {                                                                                                           \
+		struct request ap_r_;                                                                                  \
+		enum agentline_parse ap_got_ = parse((s), &ap_r_);                                                     \
+		if (ap_got_ != (want))                                                                                 \
+			print_error("agentline_parse(\"%s\") = %s, expected %s\n", (s), parse_name(ap_got_),           \
+			            parse_name(want));                                                                 \
+		assert_int_equal(ap_got_, (want));                                                                     \
 	} while (0)
 
-static void assert_kind(const char *s, enum request_kind kind)
+static void
+assert_kind(const char *s, enum request_kind kind)
 {
 	struct request r;
 	enum agentline_parse got = parse(s, &r);
@@ -69,25 +73,29 @@ static void assert_kind(const char *s, enum request_kind kind)
 
 /* agentline_parse: kinds */
 
-static void test_parse_primary_with_newline(void **state)
+static void
+test_parse_primary_with_newline(void **state)
 {
 	(void)state;
 	assert_kind("primary\n", REQUEST_PRIMARY);
 }
 
-static void test_parse_primary_without_newline(void **state)
+static void
+test_parse_primary_without_newline(void **state)
 {
 	(void)state;
 	assert_kind("primary", REQUEST_PRIMARY);
 }
 
-static void test_parse_primary_with_crlf(void **state)
+static void
+test_parse_primary_with_crlf(void **state)
 {
 	(void)state;
 	assert_kind("primary\r\n", REQUEST_PRIMARY);
 }
 
-static void test_parse_ignores_surrounding_blanks(void **state)
+static void
+test_parse_ignores_surrounding_blanks(void **state)
 {
 	(void)state;
 	assert_kind("  replica  ", REQUEST_REPLICA);
@@ -95,7 +103,8 @@ static void test_parse_ignores_surrounding_blanks(void **state)
 	assert_kind(" health \r\n", REQUEST_HEALTH);
 }
 
-static void test_parse_is_case_insensitive(void **state)
+static void
+test_parse_is_case_insensitive(void **state)
 {
 	(void)state;
 	assert_kind("REPLICA", REQUEST_REPLICA);
@@ -104,7 +113,8 @@ static void test_parse_is_case_insensitive(void **state)
 	assert_kind("HEALTH", REQUEST_HEALTH);
 }
 
-static void test_parse_every_canonical_word(void **state)
+static void
+test_parse_every_canonical_word(void **state)
 {
 	(void)state;
 	assert_kind("primary", REQUEST_PRIMARY);
@@ -113,7 +123,8 @@ static void test_parse_every_canonical_word(void **state)
 	assert_kind("health", REQUEST_HEALTH);
 }
 
-static void test_parse_primary_aliases(void **state)
+static void
+test_parse_primary_aliases(void **state)
 {
 	(void)state;
 	assert_kind("master\n", REQUEST_PRIMARY);
@@ -122,14 +133,16 @@ static void test_parse_primary_aliases(void **state)
 	assert_kind("rw\n", REQUEST_PRIMARY);
 }
 
-static void test_parse_replica_aliases(void **state)
+static void
+test_parse_replica_aliases(void **state)
 {
 	(void)state;
 	assert_kind("standby\n", REQUEST_REPLICA);
 	assert_kind("ro\n", REQUEST_REPLICA);
 }
 
-static void test_parse_health_alias(void **state)
+static void
+test_parse_health_alias(void **state)
 {
 	(void)state;
 	assert_kind("any\n", REQUEST_HEALTH);
@@ -137,7 +150,8 @@ static void test_parse_health_alias(void **state)
 
 /* agentline_parse: parameters */
 
-static void test_parse_replica_with_both_lag_limits(void **state)
+static void
+test_parse_replica_with_both_lag_limits(void **state)
 {
 	struct request r;
 
@@ -150,7 +164,8 @@ static void test_parse_replica_with_both_lag_limits(void **state)
 	assert_true(r.max_lag_s == 5.0);
 }
 
-static void test_parse_replica_with_byte_limit_only(void **state)
+static void
+test_parse_replica_with_byte_limit_only(void **state)
 {
 	struct request r;
 
@@ -162,7 +177,8 @@ static void test_parse_replica_with_byte_limit_only(void **state)
 	assert_false(r.has_max_lag_s);
 }
 
-static void test_parse_replica_with_seconds_limit_only(void **state)
+static void
+test_parse_replica_with_seconds_limit_only(void **state)
 {
 	struct request r;
 
@@ -174,7 +190,8 @@ static void test_parse_replica_with_seconds_limit_only(void **state)
 	assert_true(r.max_lag_s == 2.5);
 }
 
-static void test_parse_accepts_comma_separators(void **state)
+static void
+test_parse_accepts_comma_separators(void **state)
 {
 	struct request r;
 
@@ -191,7 +208,8 @@ static void test_parse_accepts_comma_separators(void **state)
 	assert_true(r.max_lag_s == 3.0);
 }
 
-static void test_parse_accepts_tab_separators(void **state)
+static void
+test_parse_accepts_tab_separators(void **state)
 {
 	struct request r;
 
@@ -204,7 +222,8 @@ static void test_parse_accepts_tab_separators(void **state)
 
 /* agentline_parse: nothing */
 
-static void test_parse_nothing_is_empty(void **state)
+static void
+test_parse_nothing_is_empty(void **state)
 {
 	struct request r;
 
@@ -218,7 +237,8 @@ static void test_parse_nothing_is_empty(void **state)
 
 /* agentline_parse: refused */
 
-static void test_parse_unknown_word_is_bad(void **state)
+static void
+test_parse_unknown_word_is_bad(void **state)
 {
 	(void)state;
 	assert_parse("primaryx\n", AGENTLINE_BAD);
@@ -227,7 +247,8 @@ static void test_parse_unknown_word_is_bad(void **state)
 	assert_parse("GET / HTTP/1.0\r\n", AGENTLINE_BAD);
 }
 
-static void test_parse_unknown_parameter_is_bad(void **state)
+static void
+test_parse_unknown_parameter_is_bad(void **state)
 {
 	(void)state;
 	assert_parse("replica foo=1\n", AGENTLINE_BAD);
@@ -236,13 +257,15 @@ static void test_parse_unknown_parameter_is_bad(void **state)
 	assert_parse("replica replica\n", AGENTLINE_BAD);
 }
 
-static void test_parse_parameter_without_kind_is_bad(void **state)
+static void
+test_parse_parameter_without_kind_is_bad(void **state)
 {
 	(void)state;
 	assert_parse("lag=1MB\n", AGENTLINE_BAD);
 }
 
-static void test_parse_bad_value_is_bad(void **state)
+static void
+test_parse_bad_value_is_bad(void **state)
 {
 	(void)state;
 	assert_parse("replica lag=abc\n", AGENTLINE_BAD);
@@ -255,7 +278,8 @@ static void test_parse_bad_value_is_bad(void **state)
 	assert_parse("replica lag_s=nan\n", AGENTLINE_BAD);
 }
 
-static void test_parse_nul_byte_is_bad(void **state)
+static void
+test_parse_nul_byte_is_bad(void **state)
 {
 	struct request r;
 
@@ -266,7 +290,8 @@ static void test_parse_nul_byte_is_bad(void **state)
 	assert_int_equal(parse_n("\0", 1, &r), AGENTLINE_BAD);
 }
 
-static void test_parse_control_characters_are_bad(void **state)
+static void
+test_parse_control_characters_are_bad(void **state)
 {
 	(void)state;
 	assert_parse("\x01primary\n", AGENTLINE_BAD);
@@ -276,7 +301,8 @@ static void test_parse_control_characters_are_bad(void **state)
 	assert_parse("primary\rreplica\n", AGENTLINE_BAD);
 }
 
-static void test_parse_bytes_after_the_first_line_are_bad(void **state)
+static void
+test_parse_bytes_after_the_first_line_are_bad(void **state)
 {
 	(void)state;
 	assert_parse("primary\nreplica\n", AGENTLINE_BAD);
@@ -285,7 +311,8 @@ static void test_parse_bytes_after_the_first_line_are_bad(void **state)
 	assert_parse("\nprimary\n", AGENTLINE_BAD);
 }
 
-static void test_parse_over_max_length_is_bad(void **state)
+static void
+test_parse_over_max_length_is_bad(void **state)
 {
 	char line[AGENTLINE_MAX + 64];
 	struct request r;
@@ -302,7 +329,8 @@ static void test_parse_over_max_length_is_bad(void **state)
 	assert_int_equal(parse_n(line, AGENTLINE_MAX + 1, &r), AGENTLINE_BAD);
 }
 
-static void test_parse_long_but_within_limit_is_ok(void **state)
+static void
+test_parse_long_but_within_limit_is_ok(void **state)
 {
 	char line[AGENTLINE_MAX];
 	struct request r;
@@ -317,7 +345,8 @@ static void test_parse_long_but_within_limit_is_ok(void **state)
 	assert_int_equal(r.max_lag_bytes, 1 * MB);
 }
 
-static void test_parse_reads_only_len_bytes(void **state)
+static void
+test_parse_reads_only_len_bytes(void **state)
 {
 	struct request r;
 
@@ -332,7 +361,8 @@ static void test_parse_reads_only_len_bytes(void **state)
 
 /* agentline_render */
 
-static size_t render(bool up, int weight, const char *reason, char *buf, size_t len)
+static size_t
+render(bool up, int weight, const char *reason, char *buf, size_t len)
 {
 	struct verdict v;
 
@@ -344,7 +374,8 @@ static size_t render(bool up, int weight, const char *reason, char *buf, size_t 
 	return agentline_render(&v, buf, len);
 }
 
-static void assert_render(bool up, int weight, const char *reason, const char *want)
+static void
+assert_render(bool up, int weight, const char *reason, const char *want)
 {
 	char buf[128];
 	size_t n = render(up, weight, reason, buf, sizeof(buf));
@@ -355,12 +386,13 @@ static void assert_render(bool up, int weight, const char *reason, const char *w
 }
 
 /* is_one_safe_line: one line ending in "\n", and no ready/maint/drain word before any '#'. */
-static void assert_one_safe_line(const char *line)
+static void
+assert_one_safe_line(const char *line)
 {
 	size_t len = strlen(line);
 	const char *hash = strchr(line, '#');
 	size_t head = hash ? (size_t)(hash - line) : len;
-	static const char *const forbidden[] = { "ready", "maint", "drain", "stopped", "fail" };
+	static const char *const forbidden[] = {"ready", "maint", "drain", "stopped", "fail"};
 
 	if (len < 2 || line[len - 1] != '\n' || strchr(line, '\n') != line + len - 1 || strchr(line, '\r') != NULL)
 		fail_msg("\"%s\" is not one line ending in one \"\\n\"", line);
@@ -378,14 +410,16 @@ static void assert_one_safe_line(const char *line)
 	}
 }
 
-static void test_render_up_with_weight(void **state)
+static void
+test_render_up_with_weight(void **state)
 {
 	(void)state;
 	assert_render(true, 73, "", "up 73%\n");
 	assert_render(true, 100, "", "up 100%\n");
 }
 
-static void test_render_up_zero_for_drain(void **state)
+static void
+test_render_up_zero_for_drain(void **state)
 {
 	char buf[128];
 
@@ -398,7 +432,8 @@ static void test_render_up_zero_for_drain(void **state)
 	assert_one_safe_line(buf);
 }
 
-static void test_render_down_with_reason(void **state)
+static void
+test_render_down_with_reason(void **state)
 {
 	(void)state;
 	assert_render(false, 0, "timeout", "down #timeout\n");
@@ -406,13 +441,15 @@ static void test_render_down_with_reason(void **state)
 	assert_render(false, 0, "is-replica", "down #is-replica\n");
 }
 
-static void test_render_down_with_lag_reason_keeps_its_space(void **state)
+static void
+test_render_down_with_lag_reason_keeps_its_space(void **state)
 {
 	(void)state;
 	assert_render(false, 0, "lag 35MB/12s", "down #lag 35MB/12s\n");
 }
 
-static void test_render_maint_is_down_maint_not_the_maint_word(void **state)
+static void
+test_render_maint_is_down_maint_not_the_maint_word(void **state)
 {
 	char buf[128];
 
@@ -422,10 +459,11 @@ static void test_render_maint_is_down_maint_not_the_maint_word(void **state)
 	assert_one_safe_line(buf);
 }
 
-static void test_render_is_always_one_safe_line(void **state)
+static void
+test_render_is_always_one_safe_line(void **state)
 {
-	static const char *const reasons[] = { "", "starting", "stale", "maint", "drain", "ready",
-					       "lag 35MB/12s", "disconnected", "read-only" };
+	static const char *const reasons[] = {"",      "starting",     "stale",        "maint",    "drain",
+	                                      "ready", "lag 35MB/12s", "disconnected", "read-only"};
 	char buf[128];
 
 	(void)state;
@@ -438,7 +476,8 @@ static void test_render_is_always_one_safe_line(void **state)
 	}
 }
 
-static void test_render_reason_with_newline_is_still_one_line(void **state)
+static void
+test_render_reason_with_newline_is_still_one_line(void **state)
 {
 	char buf[128];
 
@@ -451,7 +490,8 @@ static void test_render_reason_with_newline_is_still_one_line(void **state)
 	assert_int_equal(strncmp(buf, "down", 4), 0);
 }
 
-static void test_render_longest_reason_fits_one_line(void **state)
+static void
+test_render_longest_reason_fits_one_line(void **state)
 {
 	char reason[VERDICT_REASON_MAX];
 	char buf[VERDICT_REASON_MAX + 32];
@@ -466,42 +506,43 @@ static void test_render_longest_reason_fits_one_line(void **state)
 	assert_one_safe_line(buf);
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_primary_with_newline),
-		cmocka_unit_test(test_parse_primary_without_newline),
-		cmocka_unit_test(test_parse_primary_with_crlf),
-		cmocka_unit_test(test_parse_ignores_surrounding_blanks),
-		cmocka_unit_test(test_parse_is_case_insensitive),
-		cmocka_unit_test(test_parse_every_canonical_word),
-		cmocka_unit_test(test_parse_primary_aliases),
-		cmocka_unit_test(test_parse_replica_aliases),
-		cmocka_unit_test(test_parse_health_alias),
-		cmocka_unit_test(test_parse_replica_with_both_lag_limits),
-		cmocka_unit_test(test_parse_replica_with_byte_limit_only),
-		cmocka_unit_test(test_parse_replica_with_seconds_limit_only),
-		cmocka_unit_test(test_parse_accepts_comma_separators),
-		cmocka_unit_test(test_parse_accepts_tab_separators),
-		cmocka_unit_test(test_parse_nothing_is_empty),
-		cmocka_unit_test(test_parse_unknown_word_is_bad),
-		cmocka_unit_test(test_parse_unknown_parameter_is_bad),
-		cmocka_unit_test(test_parse_parameter_without_kind_is_bad),
-		cmocka_unit_test(test_parse_bad_value_is_bad),
-		cmocka_unit_test(test_parse_nul_byte_is_bad),
-		cmocka_unit_test(test_parse_control_characters_are_bad),
-		cmocka_unit_test(test_parse_bytes_after_the_first_line_are_bad),
-		cmocka_unit_test(test_parse_over_max_length_is_bad),
-		cmocka_unit_test(test_parse_long_but_within_limit_is_ok),
-		cmocka_unit_test(test_parse_reads_only_len_bytes),
-		cmocka_unit_test(test_render_up_with_weight),
-		cmocka_unit_test(test_render_up_zero_for_drain),
-		cmocka_unit_test(test_render_down_with_reason),
-		cmocka_unit_test(test_render_down_with_lag_reason_keeps_its_space),
-		cmocka_unit_test(test_render_maint_is_down_maint_not_the_maint_word),
-		cmocka_unit_test(test_render_is_always_one_safe_line),
-		cmocka_unit_test(test_render_reason_with_newline_is_still_one_line),
-		cmocka_unit_test(test_render_longest_reason_fits_one_line),
+	    cmocka_unit_test(test_parse_primary_with_newline),
+	    cmocka_unit_test(test_parse_primary_without_newline),
+	    cmocka_unit_test(test_parse_primary_with_crlf),
+	    cmocka_unit_test(test_parse_ignores_surrounding_blanks),
+	    cmocka_unit_test(test_parse_is_case_insensitive),
+	    cmocka_unit_test(test_parse_every_canonical_word),
+	    cmocka_unit_test(test_parse_primary_aliases),
+	    cmocka_unit_test(test_parse_replica_aliases),
+	    cmocka_unit_test(test_parse_health_alias),
+	    cmocka_unit_test(test_parse_replica_with_both_lag_limits),
+	    cmocka_unit_test(test_parse_replica_with_byte_limit_only),
+	    cmocka_unit_test(test_parse_replica_with_seconds_limit_only),
+	    cmocka_unit_test(test_parse_accepts_comma_separators),
+	    cmocka_unit_test(test_parse_accepts_tab_separators),
+	    cmocka_unit_test(test_parse_nothing_is_empty),
+	    cmocka_unit_test(test_parse_unknown_word_is_bad),
+	    cmocka_unit_test(test_parse_unknown_parameter_is_bad),
+	    cmocka_unit_test(test_parse_parameter_without_kind_is_bad),
+	    cmocka_unit_test(test_parse_bad_value_is_bad),
+	    cmocka_unit_test(test_parse_nul_byte_is_bad),
+	    cmocka_unit_test(test_parse_control_characters_are_bad),
+	    cmocka_unit_test(test_parse_bytes_after_the_first_line_are_bad),
+	    cmocka_unit_test(test_parse_over_max_length_is_bad),
+	    cmocka_unit_test(test_parse_long_but_within_limit_is_ok),
+	    cmocka_unit_test(test_parse_reads_only_len_bytes),
+	    cmocka_unit_test(test_render_up_with_weight),
+	    cmocka_unit_test(test_render_up_zero_for_drain),
+	    cmocka_unit_test(test_render_down_with_reason),
+	    cmocka_unit_test(test_render_down_with_lag_reason_keeps_its_space),
+	    cmocka_unit_test(test_render_maint_is_down_maint_not_the_maint_word),
+	    cmocka_unit_test(test_render_is_always_one_safe_line),
+	    cmocka_unit_test(test_render_reason_with_newline_is_still_one_line),
+	    cmocka_unit_test(test_render_longest_reason_fits_one_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,13 +17,15 @@
 #define MB (1024LL * 1024LL)
 #define GB (1024LL * MB)
 
-static bool kind_of(const char *word, enum request_kind *kind)
+static bool
+kind_of(const char *word, enum request_kind *kind)
 {
 	*kind = REQUEST_KIND_COUNT;
 	return request_kind_parse(word, strlen(word), kind);
 }
 
-static void assert_kind(const char *word, enum request_kind want)
+static void
+assert_kind(const char *word, enum request_kind want)
 {
 	enum request_kind got;
 
@@ -34,7 +36,8 @@ static void assert_kind(const char *word, enum request_kind want)
 	assert_int_equal(got, want);
 }
 
-static void assert_not_kind(const char *word)
+static void
+assert_not_kind(const char *word)
 {
 	enum request_kind got;
 
@@ -44,7 +47,8 @@ static void assert_not_kind(const char *word)
 	}
 }
 
-static struct request blank_request(void)
+static struct request
+blank_request(void)
 {
 	struct request r;
 
@@ -53,14 +57,16 @@ static struct request blank_request(void)
 	return r;
 }
 
-static bool apply(struct request *r, const char *key, const char *value)
+static bool
+apply(struct request *r, const char *key, const char *value)
 {
 	return request_param_apply(r, key, strlen(key), value, strlen(value));
 }
 
 /* request_kind_name */
 
-static void test_kind_names_are_the_canonical_words(void **state)
+static void
+test_kind_names_are_the_canonical_words(void **state)
 {
 	(void)state;
 	assert_string_equal(request_kind_name(REQUEST_PRIMARY), "primary");
@@ -69,7 +75,8 @@ static void test_kind_names_are_the_canonical_words(void **state)
 	assert_string_equal(request_kind_name(REQUEST_HEALTH), "health");
 }
 
-static void test_every_kind_round_trips_through_its_name(void **state)
+static void
+test_every_kind_round_trips_through_its_name(void **state)
 {
 	(void)state;
 	for (int k = 0; k < REQUEST_KIND_COUNT; k++) {
@@ -82,7 +89,8 @@ static void test_every_kind_round_trips_through_its_name(void **state)
 	}
 }
 
-static void test_kind_names_agree_with_the_config_table(void **state)
+static void
+test_kind_names_agree_with_the_config_table(void **state)
 {
 	(void)state;
 	for (int k = 0; k < REQUEST_KIND_COUNT; k++) {
@@ -93,7 +101,8 @@ static void test_kind_names_agree_with_the_config_table(void **state)
 
 /* request_kind_parse */
 
-static void test_kind_parse_primary_and_aliases(void **state)
+static void
+test_kind_parse_primary_and_aliases(void **state)
 {
 	(void)state;
 	assert_kind("primary", REQUEST_PRIMARY);
@@ -103,7 +112,8 @@ static void test_kind_parse_primary_and_aliases(void **state)
 	assert_kind("rw", REQUEST_PRIMARY);
 }
 
-static void test_kind_parse_replica_and_aliases(void **state)
+static void
+test_kind_parse_replica_and_aliases(void **state)
 {
 	(void)state;
 	assert_kind("replica", REQUEST_REPLICA);
@@ -111,7 +121,8 @@ static void test_kind_parse_replica_and_aliases(void **state)
 	assert_kind("ro", REQUEST_REPLICA);
 }
 
-static void test_kind_parse_read_only_and_health(void **state)
+static void
+test_kind_parse_read_only_and_health(void **state)
 {
 	(void)state;
 	assert_kind("read-only", REQUEST_READ_ONLY);
@@ -119,7 +130,8 @@ static void test_kind_parse_read_only_and_health(void **state)
 	assert_kind("any", REQUEST_HEALTH);
 }
 
-static void test_kind_parse_is_case_insensitive(void **state)
+static void
+test_kind_parse_is_case_insensitive(void **state)
 {
 	(void)state;
 	assert_kind("PRIMARY", REQUEST_PRIMARY);
@@ -130,7 +142,8 @@ static void test_kind_parse_is_case_insensitive(void **state)
 	assert_kind("Any", REQUEST_HEALTH);
 }
 
-static void test_kind_parse_refuses_unknown_words(void **state)
+static void
+test_kind_parse_refuses_unknown_words(void **state)
 {
 	(void)state;
 	assert_not_kind("");
@@ -146,7 +159,8 @@ static void test_kind_parse_refuses_unknown_words(void **state)
 	assert_not_kind("maint");
 }
 
-static void test_kind_parse_reads_exactly_len_bytes(void **state)
+static void
+test_kind_parse_reads_exactly_len_bytes(void **state)
 {
 	enum request_kind k = REQUEST_KIND_COUNT;
 
@@ -164,7 +178,8 @@ static void test_kind_parse_reads_exactly_len_bytes(void **state)
 
 /* request_param_apply */
 
-static void test_param_lag_sets_the_byte_limit(void **state)
+static void
+test_param_lag_sets_the_byte_limit(void **state)
 {
 	struct request r = blank_request();
 
@@ -176,7 +191,8 @@ static void test_param_lag_sets_the_byte_limit(void **state)
 	assert_int_equal(r.kind, REQUEST_REPLICA);
 }
 
-static void test_param_lag_in_plain_bytes_and_other_units(void **state)
+static void
+test_param_lag_in_plain_bytes_and_other_units(void **state)
 {
 	struct request r = blank_request();
 
@@ -192,7 +208,8 @@ static void test_param_lag_in_plain_bytes_and_other_units(void **state)
 	assert_int_equal(r.max_lag_bytes, 0);
 }
 
-static void test_param_lag_s_sets_the_seconds_limit(void **state)
+static void
+test_param_lag_s_sets_the_seconds_limit(void **state)
 {
 	struct request r = blank_request();
 
@@ -205,7 +222,8 @@ static void test_param_lag_s_sets_the_seconds_limit(void **state)
 	assert_true(r.max_lag_s == 2.5);
 }
 
-static void test_param_both_limits_accumulate(void **state)
+static void
+test_param_both_limits_accumulate(void **state)
 {
 	struct request r = blank_request();
 
@@ -218,7 +236,8 @@ static void test_param_both_limits_accumulate(void **state)
 	assert_true(r.max_lag_s == 5.0);
 }
 
-static void assert_refused_unchanged(const char *key, const char *value)
+static void
+assert_refused_unchanged(const char *key, const char *value)
 {
 	struct request r = blank_request();
 	struct request before;
@@ -239,7 +258,8 @@ static void assert_refused_unchanged(const char *key, const char *value)
 	assert_true(r.max_lag_s == before.max_lag_s);
 }
 
-static void test_param_unknown_key_is_refused_and_changes_nothing(void **state)
+static void
+test_param_unknown_key_is_refused_and_changes_nothing(void **state)
 {
 	(void)state;
 	assert_refused_unchanged("foo", "1");
@@ -249,7 +269,8 @@ static void test_param_unknown_key_is_refused_and_changes_nothing(void **state)
 	assert_refused_unchanged("kind", "primary");
 }
 
-static void test_param_bad_value_is_refused_and_changes_nothing(void **state)
+static void
+test_param_bad_value_is_refused_and_changes_nothing(void **state)
 {
 	(void)state;
 	assert_refused_unchanged("lag", "abc");
@@ -268,7 +289,8 @@ static void test_param_bad_value_is_refused_and_changes_nothing(void **state)
 	assert_refused_unchanged("lag", " 5");
 }
 
-static void test_param_reads_exactly_len_bytes(void **state)
+static void
+test_param_reads_exactly_len_bytes(void **state)
 {
 	struct request r = blank_request();
 
@@ -295,25 +317,26 @@ static void test_param_reads_exactly_len_bytes(void **state)
 	assert_int_equal(r.max_lag_bytes, 2 * MB);
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_kind_names_are_the_canonical_words),
-		cmocka_unit_test(test_every_kind_round_trips_through_its_name),
-		cmocka_unit_test(test_kind_names_agree_with_the_config_table),
-		cmocka_unit_test(test_kind_parse_primary_and_aliases),
-		cmocka_unit_test(test_kind_parse_replica_and_aliases),
-		cmocka_unit_test(test_kind_parse_read_only_and_health),
-		cmocka_unit_test(test_kind_parse_is_case_insensitive),
-		cmocka_unit_test(test_kind_parse_refuses_unknown_words),
-		cmocka_unit_test(test_kind_parse_reads_exactly_len_bytes),
-		cmocka_unit_test(test_param_lag_sets_the_byte_limit),
-		cmocka_unit_test(test_param_lag_in_plain_bytes_and_other_units),
-		cmocka_unit_test(test_param_lag_s_sets_the_seconds_limit),
-		cmocka_unit_test(test_param_both_limits_accumulate),
-		cmocka_unit_test(test_param_unknown_key_is_refused_and_changes_nothing),
-		cmocka_unit_test(test_param_bad_value_is_refused_and_changes_nothing),
-		cmocka_unit_test(test_param_reads_exactly_len_bytes),
+	    cmocka_unit_test(test_kind_names_are_the_canonical_words),
+	    cmocka_unit_test(test_every_kind_round_trips_through_its_name),
+	    cmocka_unit_test(test_kind_names_agree_with_the_config_table),
+	    cmocka_unit_test(test_kind_parse_primary_and_aliases),
+	    cmocka_unit_test(test_kind_parse_replica_and_aliases),
+	    cmocka_unit_test(test_kind_parse_read_only_and_health),
+	    cmocka_unit_test(test_kind_parse_is_case_insensitive),
+	    cmocka_unit_test(test_kind_parse_refuses_unknown_words),
+	    cmocka_unit_test(test_kind_parse_reads_exactly_len_bytes),
+	    cmocka_unit_test(test_param_lag_sets_the_byte_limit),
+	    cmocka_unit_test(test_param_lag_in_plain_bytes_and_other_units),
+	    cmocka_unit_test(test_param_lag_s_sets_the_seconds_limit),
+	    cmocka_unit_test(test_param_both_limits_accumulate),
+	    cmocka_unit_test(test_param_unknown_key_is_refused_and_changes_nothing),
+	    cmocka_unit_test(test_param_bad_value_is_refused_and_changes_nothing),
+	    cmocka_unit_test(test_param_reads_exactly_len_bytes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,11 +17,12 @@
 #include "verdict.h"
 
 #define KB_ 1024LL
-#define MB (1024LL * 1024LL)
-#define GB (1024LL * MB)
-#define TB (1024LL * GB)
+#define MB  (1024LL * 1024LL)
+#define GB  (1024LL * MB)
+#define TB  (1024LL * GB)
 
-static struct policy test_policy(void)
+static struct policy
+test_policy(void)
 {
 	struct policy p;
 
@@ -37,7 +38,8 @@ static struct policy test_policy(void)
 }
 
 /* A healthy streaming replica, sampled 200 ms ago, weighted 70% (80% from load alone). */
-static struct node_view replica_view(void)
+static struct node_view
+replica_view(void)
 {
 	struct node_view v;
 
@@ -75,7 +77,8 @@ static struct node_view replica_view(void)
 }
 
 /* A healthy writable primary with two streaming replicas, sampled 200 ms ago. */
-static struct node_view primary_view(void)
+static struct node_view
+primary_view(void)
 {
 	struct node_view v = replica_view();
 
@@ -94,7 +97,8 @@ static struct node_view primary_view(void)
 	return v;
 }
 
-static struct node_view no_sample_view(void)
+static struct node_view
+no_sample_view(void)
 {
 	struct node_view v;
 
@@ -108,7 +112,8 @@ static struct node_view no_sample_view(void)
 	return v;
 }
 
-static struct request req(enum request_kind kind)
+static struct request
+req(enum request_kind kind)
 {
 	struct request r;
 
@@ -117,7 +122,8 @@ static struct request req(enum request_kind kind)
 	return r;
 }
 
-static struct verdict decide(const struct node_view *v, enum request_kind kind, const struct policy *p)
+static struct verdict
+decide(const struct node_view *v, enum request_kind kind, const struct policy *p)
 {
 	struct request r = req(kind);
 	struct verdict out;
@@ -127,7 +133,8 @@ static struct verdict decide(const struct node_view *v, enum request_kind kind, 
 	return out;
 }
 
-static struct verdict decide_req(const struct node_view *v, const struct request *r, const struct policy *p)
+static struct verdict
+decide_req(const struct node_view *v, const struct request *r, const struct policy *p)
 {
 	struct verdict out;
 
@@ -136,45 +143,44 @@ static struct verdict decide_req(const struct node_view *v, const struct request
 	return out;
 }
 
-#define assert_up(vexpr, pct)                                                                    \
-	do {                                                                                       \
-		struct verdict av_ = (vexpr);                                                    \
-		if (!av_.up)                                                                       \
-			print_error("expected up %d%%, got down #%.*s\n", (pct), VERDICT_REASON_MAX, \
-				    av_.reason);                                                   \
-		assert_true(av_.up);                                                               \
-		assert_int_equal(av_.weight_pct, (pct));                                           \
+#define assert_up(vexpr, pct)                                                                                          \
+	do {                                                                                                           \
+		struct verdict av_ = (vexpr);                                                                          \
+		if (!av_.up)                                                                                           \
+			print_error("expected up %d%%, got down #%.*s\n", (pct), VERDICT_REASON_MAX, av_.reason);      \
+		assert_true(av_.up);                                                                                   \
+		assert_int_equal(av_.weight_pct, (pct));                                                               \
 	} while (0)
 
-#define assert_down(vexpr, why)                                                                  \
-	do {                                                                                       \
-		struct verdict av_ = (vexpr);                                                    \
-		if (av_.up)                                                                        \
-			print_error("expected down #%s, got up %d%%\n", (why), av_.weight_pct);     \
-		assert_false(av_.up);                                                              \
-		assert_non_null(memchr(av_.reason, '\0', sizeof(av_.reason)));                     \
-		assert_string_equal(av_.reason, (why));                                            \
+#define assert_down(vexpr, why)                                                                                        \
+	do {                                                                                                           \
+		struct verdict av_ = (vexpr);                                                                          \
+		if (av_.up)                                                                                            \
+			print_error("expected down #%s, got up %d%%\n", (why), av_.weight_pct);                        \
+		assert_false(av_.up);                                                                                  \
+		assert_non_null(memchr(av_.reason, '\0', sizeof(av_.reason)));                                         \
+		assert_string_equal(av_.reason, (why));                                                                \
 	} while (0)
 
-#define assert_down_lag(vexpr)                                                                   \
-	do {                                                                                       \
-		struct verdict av_ = (vexpr);                                                    \
-		if (av_.up)                                                                        \
-			print_error("expected down #lag ..., got up %d%%\n", av_.weight_pct);       \
-		assert_false(av_.up);                                                              \
-		assert_non_null(memchr(av_.reason, '\0', sizeof(av_.reason)));                     \
-		if (strncmp(av_.reason, "lag ", 4) != 0)                                           \
-			print_error("reason \"%s\" does not start with \"lag \"\n", av_.reason);   \
-		assert_int_equal(strncmp(av_.reason, "lag ", 4), 0);                               \
+#define assert_down_lag(vexpr)                                                                                         \
+	do {                                                                                                           \
+		struct verdict av_ = (vexpr);                                                                          \
+		if (av_.up)                                                                                            \
+			print_error("expected down #lag ..., got up %d%%\n", av_.weight_pct);                          \
+		assert_false(av_.up);                                                                                  \
+		assert_non_null(memchr(av_.reason, '\0', sizeof(av_.reason)));                                         \
+		if (strncmp(av_.reason, "lag ", 4) != 0)                                                               \
+			print_error("reason \"%s\" does not start with \"lag \"\n", av_.reason);                       \
+		assert_int_equal(strncmp(av_.reason, "lag ", 4), 0);                                                   \
 	} while (0)
 
-static const enum request_kind every_kind[] = { REQUEST_PRIMARY, REQUEST_REPLICA, REQUEST_READ_ONLY,
-						REQUEST_HEALTH };
+static const enum request_kind every_kind[] = {REQUEST_PRIMARY, REQUEST_REPLICA, REQUEST_READ_ONLY, REQUEST_HEALTH};
 #define N_KINDS (sizeof(every_kind) / sizeof(every_kind[0]))
 
 /* No sample, failures, staleness: every kind is down. */
 
-static void test_no_sample_yet_is_down_starting_for_every_kind(void **state)
+static void
+test_no_sample_yet_is_down_starting_for_every_kind(void **state)
 {
 	struct node_view v = no_sample_view();
 	struct policy p = test_policy();
@@ -184,7 +190,8 @@ static void test_no_sample_yet_is_down_starting_for_every_kind(void **state)
 		assert_down(decide(&v, every_kind[i], &p), "starting");
 }
 
-static void test_no_sample_and_failed_poll_is_down_with_the_failure(void **state)
+static void
+test_no_sample_and_failed_poll_is_down_with_the_failure(void **state)
 {
 	struct node_view v = no_sample_view();
 	struct policy p = test_policy();
@@ -198,7 +205,8 @@ static void test_no_sample_and_failed_poll_is_down_with_the_failure(void **state
 	assert_down(decide(&v, REQUEST_HEALTH, &p), "connect-timeout");
 }
 
-static void test_failed_poll_is_not_masked_by_an_older_good_sample(void **state)
+static void
+test_failed_poll_is_not_masked_by_an_older_good_sample(void **state)
 {
 	struct node_view r = replica_view();
 	struct node_view pr = primary_view();
@@ -221,7 +229,8 @@ static void test_failed_poll_is_not_masked_by_an_older_good_sample(void **state)
 	assert_down(decide(&pr, REQUEST_PRIMARY, &p), "pg-unreachable");
 }
 
-static void test_reason_of_a_failure_is_poll_result_name(void **state)
+static void
+test_reason_of_a_failure_is_poll_result_name(void **state)
 {
 	struct node_view v = primary_view();
 	struct policy p = test_policy();
@@ -234,7 +243,8 @@ static void test_reason_of_a_failure_is_poll_result_name(void **state)
 	}
 }
 
-static void test_sample_older_than_stale_limit_is_down_stale(void **state)
+static void
+test_sample_older_than_stale_limit_is_down_stale(void **state)
 {
 	struct node_view r = replica_view();
 	struct node_view pr = primary_view();
@@ -251,7 +261,8 @@ static void test_sample_older_than_stale_limit_is_down_stale(void **state)
 	assert_down(decide(&pr, REQUEST_PRIMARY, &p), "stale");
 }
 
-static void test_sample_exactly_at_stale_limit_is_still_up(void **state)
+static void
+test_sample_exactly_at_stale_limit_is_still_up(void **state)
 {
 	struct node_view r = replica_view();
 	struct node_view pr = primary_view();
@@ -267,7 +278,8 @@ static void test_sample_exactly_at_stale_limit_is_still_up(void **state)
 
 /* Operator overrides */
 
-static void test_maint_is_down_maint_for_every_kind(void **state)
+static void
+test_maint_is_down_maint_for_every_kind(void **state)
 {
 	struct node_view r = replica_view();
 	struct node_view pr = primary_view();
@@ -282,7 +294,8 @@ static void test_maint_is_down_maint_for_every_kind(void **state)
 	}
 }
 
-static void test_maint_while_shutting_down_is_still_maint(void **state)
+static void
+test_maint_while_shutting_down_is_still_maint(void **state)
 {
 	struct node_view pr = primary_view();
 	struct policy p = test_policy();
@@ -293,7 +306,8 @@ static void test_maint_while_shutting_down_is_still_maint(void **state)
 	assert_down(decide(&pr, REQUEST_PRIMARY, &p), "maint");
 }
 
-static void test_drain_is_up_zero_where_it_would_be_up(void **state)
+static void
+test_drain_is_up_zero_where_it_would_be_up(void **state)
 {
 	struct node_view r = replica_view();
 	struct node_view pr = primary_view();
@@ -310,7 +324,8 @@ static void test_drain_is_up_zero_where_it_would_be_up(void **state)
 	assert_up(decide(&pr, REQUEST_HEALTH, &p), 0);
 }
 
-static void test_drain_never_turns_down_into_up(void **state)
+static void
+test_drain_never_turns_down_into_up(void **state)
 {
 	struct node_view r = replica_view();
 	struct node_view pr = primary_view();
@@ -345,7 +360,8 @@ static void test_drain_never_turns_down_into_up(void **state)
 	assert_down(decide(&pr, REQUEST_PRIMARY, &p), "stale");
 }
 
-static void test_shutting_down_is_up_zero_where_it_would_be_up(void **state)
+static void
+test_shutting_down_is_up_zero_where_it_would_be_up(void **state)
 {
 	struct node_view r = replica_view();
 	struct node_view pr = primary_view();
@@ -360,7 +376,8 @@ static void test_shutting_down_is_up_zero_where_it_would_be_up(void **state)
 	assert_up(decide(&pr, REQUEST_READ_ONLY, &p), 0);
 }
 
-static void test_shutting_down_never_turns_down_into_up(void **state)
+static void
+test_shutting_down_never_turns_down_into_up(void **state)
 {
 	struct node_view r = replica_view();
 	struct node_view pr = primary_view();
@@ -381,7 +398,8 @@ static void test_shutting_down_never_turns_down_into_up(void **state)
 
 /* primary */
 
-static void test_primary_request_on_a_primary_is_up_100(void **state)
+static void
+test_primary_request_on_a_primary_is_up_100(void **state)
 {
 	struct node_view pr = primary_view();
 	struct policy p = test_policy();
@@ -393,7 +411,8 @@ static void test_primary_request_on_a_primary_is_up_100(void **state)
 	assert_string_equal(v.reason, "");
 }
 
-static void test_primary_weight_is_100_whatever_the_load(void **state)
+static void
+test_primary_weight_is_100_whatever_the_load(void **state)
 {
 	struct node_view pr = primary_view();
 	struct policy p = test_policy();
@@ -404,7 +423,8 @@ static void test_primary_weight_is_100_whatever_the_load(void **state)
 	assert_up(decide(&pr, REQUEST_PRIMARY, &p), 100);
 }
 
-static void test_primary_request_on_a_replica_is_down_is_replica(void **state)
+static void
+test_primary_request_on_a_replica_is_down_is_replica(void **state)
 {
 	struct node_view r = replica_view();
 	struct policy p = test_policy();
@@ -415,7 +435,8 @@ static void test_primary_request_on_a_replica_is_down_is_replica(void **state)
 	assert_down(decide(&r, REQUEST_PRIMARY, &p), "is-replica");
 }
 
-static void test_read_only_primary_is_down_read_only(void **state)
+static void
+test_read_only_primary_is_down_read_only(void **state)
 {
 	struct node_view pr = primary_view();
 	struct policy p = test_policy();
@@ -425,7 +446,8 @@ static void test_read_only_primary_is_down_read_only(void **state)
 	assert_down(decide(&pr, REQUEST_PRIMARY, &p), "read-only");
 }
 
-static void test_fenced_primary_is_down_read_only(void **state)
+static void
+test_fenced_primary_is_down_read_only(void **state)
 {
 	struct node_view pr = primary_view();
 	struct policy p = test_policy();
@@ -435,7 +457,8 @@ static void test_fenced_primary_is_down_read_only(void **state)
 	assert_down(decide(&pr, REQUEST_PRIMARY, &p), "read-only");
 }
 
-static void test_read_only_primary_is_still_healthy(void **state)
+static void
+test_read_only_primary_is_still_healthy(void **state)
 {
 	struct node_view pr = primary_view();
 	struct policy p = test_policy();
@@ -448,7 +471,8 @@ static void test_read_only_primary_is_still_healthy(void **state)
 
 /* replica */
 
-static void test_replica_request_on_a_primary_is_down_is_primary(void **state)
+static void
+test_replica_request_on_a_primary_is_down_is_primary(void **state)
 {
 	struct node_view pr = primary_view();
 	struct policy p = test_policy();
@@ -457,7 +481,8 @@ static void test_replica_request_on_a_primary_is_down_is_primary(void **state)
 	assert_down(decide(&pr, REQUEST_REPLICA, &p), "is-primary");
 }
 
-static void test_streaming_replica_is_up_with_its_weight(void **state)
+static void
+test_streaming_replica_is_up_with_its_weight(void **state)
 {
 	struct node_view r = replica_view();
 	struct policy p = test_policy();
@@ -473,7 +498,8 @@ static void test_streaming_replica_is_up_with_its_weight(void **state)
 	assert_up(decide(&r, REQUEST_REPLICA, &p), 100);
 }
 
-static void test_replica_not_streaming_is_down_disconnected(void **state)
+static void
+test_replica_not_streaming_is_down_disconnected(void **state)
 {
 	struct node_view r = replica_view();
 	struct policy p = test_policy();
@@ -484,7 +510,8 @@ static void test_replica_not_streaming_is_down_disconnected(void **state)
 	assert_down(decide(&r, REQUEST_READ_ONLY, &p), "disconnected");
 }
 
-static void test_replica_with_silent_receiver_is_down_disconnected(void **state)
+static void
+test_replica_with_silent_receiver_is_down_disconnected(void **state)
 {
 	struct node_view r = replica_view();
 	struct policy p = test_policy();
@@ -496,7 +523,8 @@ static void test_replica_with_silent_receiver_is_down_disconnected(void **state)
 	assert_up(decide(&r, REQUEST_REPLICA, &p), 70);
 }
 
-static void test_receiver_silence_limit_zero_is_disabled(void **state)
+static void
+test_receiver_silence_limit_zero_is_disabled(void **state)
 {
 	struct node_view r = replica_view();
 	struct policy p = test_policy();
@@ -509,7 +537,8 @@ static void test_receiver_silence_limit_zero_is_disabled(void **state)
 	assert_down(decide(&r, REQUEST_REPLICA, &p), "disconnected");
 }
 
-static void test_replica_over_lag_limit_is_down(void **state)
+static void
+test_replica_over_lag_limit_is_down(void **state)
 {
 	struct node_view r = replica_view();
 	struct policy p = test_policy();
@@ -522,7 +551,8 @@ static void test_replica_over_lag_limit_is_down(void **state)
 	assert_down(decide(&r, REQUEST_REPLICA, &p), "lag 35MB/12s");
 }
 
-static void test_replica_over_lag_limit_with_drain_action_is_up_zero(void **state)
+static void
+test_replica_over_lag_limit_with_drain_action_is_up_zero(void **state)
 {
 	struct node_view r = replica_view();
 	struct policy p = test_policy();
@@ -536,7 +566,8 @@ static void test_replica_over_lag_limit_with_drain_action_is_up_zero(void **stat
 	assert_up(decide(&r, REQUEST_READ_ONLY, &p), 0);
 }
 
-static void test_per_request_lag_limit_over_is_down_even_without_lag_over(void **state)
+static void
+test_per_request_lag_limit_over_is_down_even_without_lag_over(void **state)
 {
 	struct node_view r = replica_view();
 	struct policy p = test_policy();
@@ -551,7 +582,8 @@ static void test_per_request_lag_limit_over_is_down_even_without_lag_over(void *
 	assert_down_lag(decide_req(&r, &q, &p));
 }
 
-static void test_per_request_lag_limit_under_is_up_even_with_lag_over(void **state)
+static void
+test_per_request_lag_limit_under_is_up_even_with_lag_over(void **state)
 {
 	struct node_view r = replica_view();
 	struct policy p = test_policy();
@@ -566,7 +598,8 @@ static void test_per_request_lag_limit_under_is_up_even_with_lag_over(void **sta
 	assert_up(decide_req(&r, &q, &p), 70);
 }
 
-static void test_per_request_lag_limit_is_stricter_than_the_policy(void **state)
+static void
+test_per_request_lag_limit_is_stricter_than_the_policy(void **state)
 {
 	struct node_view r = replica_view();
 	struct policy p = test_policy();
@@ -581,7 +614,8 @@ static void test_per_request_lag_limit_is_stricter_than_the_policy(void **state)
 	assert_down_lag(decide_req(&r, &q, &p));
 }
 
-static void test_per_request_seconds_limit(void **state)
+static void
+test_per_request_seconds_limit(void **state)
 {
 	struct node_view r = replica_view();
 	struct policy p = test_policy();
@@ -599,7 +633,8 @@ static void test_per_request_seconds_limit(void **state)
 	assert_up(decide_req(&r, &q, &p), 70);
 }
 
-static void test_per_request_lag_limit_on_a_primary_is_still_is_primary(void **state)
+static void
+test_per_request_lag_limit_on_a_primary_is_still_is_primary(void **state)
 {
 	struct node_view pr = primary_view();
 	struct policy p = test_policy();
@@ -613,7 +648,8 @@ static void test_per_request_lag_limit_on_a_primary_is_still_is_primary(void **s
 
 /* read-only */
 
-static void test_read_only_request_on_a_replica_behaves_as_replica(void **state)
+static void
+test_read_only_request_on_a_replica_behaves_as_replica(void **state)
 {
 	struct node_view r = replica_view();
 	struct policy p = test_policy();
@@ -629,7 +665,8 @@ static void test_read_only_request_on_a_replica_behaves_as_replica(void **state)
 	assert_down(decide(&r, REQUEST_READ_ONLY, &p), "disconnected");
 }
 
-static void test_read_only_request_on_a_primary_uses_its_read_weight(void **state)
+static void
+test_read_only_request_on_a_primary_uses_its_read_weight(void **state)
 {
 	struct node_view pr = primary_view();
 	struct policy p = test_policy();
@@ -652,7 +689,8 @@ static void test_read_only_request_on_a_primary_uses_its_read_weight(void **stat
 	assert_up(decide(&pr, REQUEST_READ_ONLY, &p), 80);
 }
 
-static void test_read_only_request_on_a_primary_with_zero_read_pct_is_up_zero(void **state)
+static void
+test_read_only_request_on_a_primary_with_zero_read_pct_is_up_zero(void **state)
 {
 	struct node_view pr = primary_view();
 	struct policy p = test_policy();
@@ -665,7 +703,8 @@ static void test_read_only_request_on_a_primary_with_zero_read_pct_is_up_zero(vo
 
 /* health */
 
-static void test_health_is_up_100_whenever_the_sample_is_fresh(void **state)
+static void
+test_health_is_up_100_whenever_the_sample_is_fresh(void **state)
 {
 	struct node_view r = replica_view();
 	struct node_view pr = primary_view();
@@ -685,7 +724,8 @@ static void test_health_is_up_100_whenever_the_sample_is_fresh(void **state)
 	assert_up(decide(&r, REQUEST_HEALTH, &p), 100);
 }
 
-static void test_health_is_down_without_a_fresh_sample(void **state)
+static void
+test_health_is_down_without_a_fresh_sample(void **state)
 {
 	struct node_view none = no_sample_view();
 	struct node_view stale = replica_view();
@@ -703,7 +743,8 @@ static void test_health_is_down_without_a_fresh_sample(void **state)
 
 /* the policy from the configuration */
 
-static void test_policy_from_default_configuration(void **state)
+static void
+test_policy_from_default_configuration(void **state)
 {
 	struct conf c;
 	struct policy p;
@@ -721,7 +762,8 @@ static void test_policy_from_default_configuration(void **state)
 	assert_int_equal(p.step_pct, 10);
 }
 
-static void test_policy_follows_the_configuration(void **state)
+static void
+test_policy_follows_the_configuration(void **state)
 {
 	struct conf c;
 	struct policy p;
@@ -747,7 +789,8 @@ static void test_policy_follows_the_configuration(void **state)
 
 /* verdict_format_lag */
 
-static void assert_lag_text(int64_t bytes, bool have_s, double s, const char *want)
+static void
+assert_lag_text(int64_t bytes, bool have_s, double s, const char *want)
 {
 	char buf[64];
 
@@ -757,14 +800,16 @@ static void assert_lag_text(int64_t bytes, bool have_s, double s, const char *wa
 	assert_string_equal(buf, want);
 }
 
-static void test_format_lag_bytes_and_seconds(void **state)
+static void
+test_format_lag_bytes_and_seconds(void **state)
 {
 	(void)state;
 	assert_lag_text(35 * MB, true, 12.4, "35MB/12s");
 	assert_lag_text(0, true, 0.0, "0B/0s");
 }
 
-static void test_format_lag_seconds_floor_like_bytes(void **state)
+static void
+test_format_lag_seconds_floor_like_bytes(void **state)
 {
 	(void)state;
 	assert_lag_text(35 * MB, true, 12.9, "35MB/12s");
@@ -772,14 +817,16 @@ static void test_format_lag_seconds_floor_like_bytes(void **state)
 	assert_lag_text(2 * KB_, true, 3600.99, "2kB/3600s");
 }
 
-static void test_format_lag_bytes_only_without_seconds(void **state)
+static void
+test_format_lag_bytes_only_without_seconds(void **state)
 {
 	(void)state;
 	assert_lag_text(35 * MB, false, 12.4, "35MB");
 	assert_lag_text(0, false, 0.0, "0B");
 }
 
-static void test_format_lag_units_floor_to_largest_unit_at_least_one(void **state)
+static void
+test_format_lag_units_floor_to_largest_unit_at_least_one(void **state)
 {
 	(void)state;
 	assert_lag_text(1, false, 0, "1B");
@@ -795,7 +842,8 @@ static void test_format_lag_units_floor_to_largest_unit_at_least_one(void **stat
 	assert_lag_text(2048 * TB, false, 0, "2048TB");
 }
 
-static void test_format_lag_truncates_into_a_small_buffer(void **state)
+static void
+test_format_lag_truncates_into_a_small_buffer(void **state)
 {
 	char buf[16];
 
@@ -807,51 +855,52 @@ static void test_format_lag_truncates_into_a_small_buffer(void **state)
 		assert_int_equal(buf[i], 'X');
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_no_sample_yet_is_down_starting_for_every_kind),
-		cmocka_unit_test(test_no_sample_and_failed_poll_is_down_with_the_failure),
-		cmocka_unit_test(test_failed_poll_is_not_masked_by_an_older_good_sample),
-		cmocka_unit_test(test_reason_of_a_failure_is_poll_result_name),
-		cmocka_unit_test(test_sample_older_than_stale_limit_is_down_stale),
-		cmocka_unit_test(test_sample_exactly_at_stale_limit_is_still_up),
-		cmocka_unit_test(test_maint_is_down_maint_for_every_kind),
-		cmocka_unit_test(test_maint_while_shutting_down_is_still_maint),
-		cmocka_unit_test(test_drain_is_up_zero_where_it_would_be_up),
-		cmocka_unit_test(test_drain_never_turns_down_into_up),
-		cmocka_unit_test(test_shutting_down_is_up_zero_where_it_would_be_up),
-		cmocka_unit_test(test_shutting_down_never_turns_down_into_up),
-		cmocka_unit_test(test_primary_request_on_a_primary_is_up_100),
-		cmocka_unit_test(test_primary_weight_is_100_whatever_the_load),
-		cmocka_unit_test(test_primary_request_on_a_replica_is_down_is_replica),
-		cmocka_unit_test(test_read_only_primary_is_down_read_only),
-		cmocka_unit_test(test_fenced_primary_is_down_read_only),
-		cmocka_unit_test(test_read_only_primary_is_still_healthy),
-		cmocka_unit_test(test_replica_request_on_a_primary_is_down_is_primary),
-		cmocka_unit_test(test_streaming_replica_is_up_with_its_weight),
-		cmocka_unit_test(test_replica_not_streaming_is_down_disconnected),
-		cmocka_unit_test(test_replica_with_silent_receiver_is_down_disconnected),
-		cmocka_unit_test(test_receiver_silence_limit_zero_is_disabled),
-		cmocka_unit_test(test_replica_over_lag_limit_is_down),
-		cmocka_unit_test(test_replica_over_lag_limit_with_drain_action_is_up_zero),
-		cmocka_unit_test(test_per_request_lag_limit_over_is_down_even_without_lag_over),
-		cmocka_unit_test(test_per_request_lag_limit_under_is_up_even_with_lag_over),
-		cmocka_unit_test(test_per_request_lag_limit_is_stricter_than_the_policy),
-		cmocka_unit_test(test_per_request_seconds_limit),
-		cmocka_unit_test(test_per_request_lag_limit_on_a_primary_is_still_is_primary),
-		cmocka_unit_test(test_read_only_request_on_a_replica_behaves_as_replica),
-		cmocka_unit_test(test_read_only_request_on_a_primary_uses_its_read_weight),
-		cmocka_unit_test(test_read_only_request_on_a_primary_with_zero_read_pct_is_up_zero),
-		cmocka_unit_test(test_health_is_up_100_whenever_the_sample_is_fresh),
-		cmocka_unit_test(test_health_is_down_without_a_fresh_sample),
-		cmocka_unit_test(test_policy_from_default_configuration),
-		cmocka_unit_test(test_policy_follows_the_configuration),
-		cmocka_unit_test(test_format_lag_bytes_and_seconds),
-		cmocka_unit_test(test_format_lag_seconds_floor_like_bytes),
-		cmocka_unit_test(test_format_lag_bytes_only_without_seconds),
-		cmocka_unit_test(test_format_lag_units_floor_to_largest_unit_at_least_one),
-		cmocka_unit_test(test_format_lag_truncates_into_a_small_buffer),
+	    cmocka_unit_test(test_no_sample_yet_is_down_starting_for_every_kind),
+	    cmocka_unit_test(test_no_sample_and_failed_poll_is_down_with_the_failure),
+	    cmocka_unit_test(test_failed_poll_is_not_masked_by_an_older_good_sample),
+	    cmocka_unit_test(test_reason_of_a_failure_is_poll_result_name),
+	    cmocka_unit_test(test_sample_older_than_stale_limit_is_down_stale),
+	    cmocka_unit_test(test_sample_exactly_at_stale_limit_is_still_up),
+	    cmocka_unit_test(test_maint_is_down_maint_for_every_kind),
+	    cmocka_unit_test(test_maint_while_shutting_down_is_still_maint),
+	    cmocka_unit_test(test_drain_is_up_zero_where_it_would_be_up),
+	    cmocka_unit_test(test_drain_never_turns_down_into_up),
+	    cmocka_unit_test(test_shutting_down_is_up_zero_where_it_would_be_up),
+	    cmocka_unit_test(test_shutting_down_never_turns_down_into_up),
+	    cmocka_unit_test(test_primary_request_on_a_primary_is_up_100),
+	    cmocka_unit_test(test_primary_weight_is_100_whatever_the_load),
+	    cmocka_unit_test(test_primary_request_on_a_replica_is_down_is_replica),
+	    cmocka_unit_test(test_read_only_primary_is_down_read_only),
+	    cmocka_unit_test(test_fenced_primary_is_down_read_only),
+	    cmocka_unit_test(test_read_only_primary_is_still_healthy),
+	    cmocka_unit_test(test_replica_request_on_a_primary_is_down_is_primary),
+	    cmocka_unit_test(test_streaming_replica_is_up_with_its_weight),
+	    cmocka_unit_test(test_replica_not_streaming_is_down_disconnected),
+	    cmocka_unit_test(test_replica_with_silent_receiver_is_down_disconnected),
+	    cmocka_unit_test(test_receiver_silence_limit_zero_is_disabled),
+	    cmocka_unit_test(test_replica_over_lag_limit_is_down),
+	    cmocka_unit_test(test_replica_over_lag_limit_with_drain_action_is_up_zero),
+	    cmocka_unit_test(test_per_request_lag_limit_over_is_down_even_without_lag_over),
+	    cmocka_unit_test(test_per_request_lag_limit_under_is_up_even_with_lag_over),
+	    cmocka_unit_test(test_per_request_lag_limit_is_stricter_than_the_policy),
+	    cmocka_unit_test(test_per_request_seconds_limit),
+	    cmocka_unit_test(test_per_request_lag_limit_on_a_primary_is_still_is_primary),
+	    cmocka_unit_test(test_read_only_request_on_a_replica_behaves_as_replica),
+	    cmocka_unit_test(test_read_only_request_on_a_primary_uses_its_read_weight),
+	    cmocka_unit_test(test_read_only_request_on_a_primary_with_zero_read_pct_is_up_zero),
+	    cmocka_unit_test(test_health_is_up_100_whenever_the_sample_is_fresh),
+	    cmocka_unit_test(test_health_is_down_without_a_fresh_sample),
+	    cmocka_unit_test(test_policy_from_default_configuration),
+	    cmocka_unit_test(test_policy_follows_the_configuration),
+	    cmocka_unit_test(test_format_lag_bytes_and_seconds),
+	    cmocka_unit_test(test_format_lag_seconds_floor_like_bytes),
+	    cmocka_unit_test(test_format_lag_bytes_only_without_seconds),
+	    cmocka_unit_test(test_format_lag_units_floor_to_largest_unit_at_least_one),
+	    cmocka_unit_test(test_format_lag_truncates_into_a_small_buffer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,13 +14,14 @@
 #include "sample.h"
 #include "weight.h"
 
-#define MB (1024LL * 1024LL)
+#define MB  (1024LL * 1024LL)
 #define EPS 1e-9
 
 /* cmocka 1.1 has no assert_double_equal */
 #define assert_near(a, b, eps) assert_near_at((a), (b), (eps), #a, __FILE__, __LINE__)
 
-static void assert_near_at(double a, double b, double eps, const char *expr, const char *file, int line)
+static void
+assert_near_at(double a, double b, double eps, const char *expr, const char *file, int line)
 {
 	if (!(fabs(a - b) <= eps)) {
 		print_error("%s = %.12g, expected %.12g (within %g)\n", expr, a, b, eps);
@@ -28,7 +29,8 @@ static void assert_near_at(double a, double b, double eps, const char *expr, con
 	}
 }
 
-static struct weight_policy default_policy(void)
+static struct weight_policy
+default_policy(void)
 {
 	struct weight_policy wp;
 
@@ -46,7 +48,8 @@ static struct weight_policy default_policy(void)
 }
 
 /* An idle replica: no lag, nothing running but pgcheckd, an idle host. */
-static struct sample idle_sample(void)
+static struct sample
+idle_sample(void)
 {
 	struct sample s;
 
@@ -67,34 +70,39 @@ static struct sample idle_sample(void)
 
 /* weight_ramp */
 
-static void test_ramp_below_soft_is_one(void **state)
+static void
+test_ramp_below_soft_is_one(void **state)
 {
 	(void)state;
 	assert_near(weight_ramp(0.0, 10.0, 20.0), 1.0, EPS);
 	assert_near(weight_ramp(-5.0, 10.0, 20.0), 1.0, EPS);
 }
 
-static void test_ramp_at_soft_is_one(void **state)
+static void
+test_ramp_at_soft_is_one(void **state)
 {
 	(void)state;
 	assert_near(weight_ramp(10.0, 10.0, 20.0), 1.0, EPS);
 }
 
-static void test_ramp_at_or_over_hard_is_zero(void **state)
+static void
+test_ramp_at_or_over_hard_is_zero(void **state)
 {
 	(void)state;
 	assert_near(weight_ramp(20.0, 10.0, 20.0), 0.0, EPS);
 	assert_near(weight_ramp(1e12, 10.0, 20.0), 0.0, EPS);
 }
 
-static void test_ramp_midpoint_is_half(void **state)
+static void
+test_ramp_midpoint_is_half(void **state)
 {
 	(void)state;
 	assert_near(weight_ramp(15.0, 10.0, 20.0), 0.5, EPS);
 	assert_near(weight_ramp(12.5, 10.0, 20.0), 0.75, EPS);
 }
 
-static void test_ramp_without_hard_limit_is_one(void **state)
+static void
+test_ramp_without_hard_limit_is_one(void **state)
 {
 	(void)state;
 	assert_near(weight_ramp(1e12, 10.0, 0.0), 1.0, EPS);
@@ -102,7 +110,8 @@ static void test_ramp_without_hard_limit_is_one(void **state)
 	assert_near(weight_ramp(1e12, 10.0, -1.0), 1.0, EPS);
 }
 
-static void test_ramp_with_hard_equal_soft_is_a_step(void **state)
+static void
+test_ramp_with_hard_equal_soft_is_a_step(void **state)
 {
 	(void)state;
 	assert_near(weight_ramp(9.999, 10.0, 10.0), 1.0, EPS);
@@ -116,7 +125,8 @@ static void test_ramp_with_hard_equal_soft_is_a_step(void **state)
 
 /* weight_load_factor */
 
-static void test_load_factor_idle_is_one(void **state)
+static void
+test_load_factor_idle_is_one(void **state)
 {
 	struct weight_policy wp = default_policy();
 	struct sample s = idle_sample();
@@ -125,7 +135,8 @@ static void test_load_factor_idle_is_one(void **state)
 	assert_near(weight_load_factor(&s, &wp), 1.0, EPS);
 }
 
-static void test_load_factor_under_low_load_per_cpu_is_one(void **state)
+static void
+test_load_factor_under_low_load_per_cpu_is_one(void **state)
 {
 	struct weight_policy wp = default_policy();
 	struct sample s = idle_sample();
@@ -135,7 +146,8 @@ static void test_load_factor_under_low_load_per_cpu_is_one(void **state)
 	assert_near(weight_load_factor(&s, &wp), 1.0, EPS);
 }
 
-static void test_load_factor_at_high_load_per_cpu_is_zero(void **state)
+static void
+test_load_factor_at_high_load_per_cpu_is_zero(void **state)
 {
 	struct weight_policy wp = default_policy();
 	struct sample s = idle_sample();
@@ -147,7 +159,8 @@ static void test_load_factor_at_high_load_per_cpu_is_zero(void **state)
 	assert_near(weight_load_factor(&s, &wp), 0.0, EPS);
 }
 
-static void test_load_factor_between_low_and_high_load_is_linear(void **state)
+static void
+test_load_factor_between_low_and_high_load_is_linear(void **state)
 {
 	struct weight_policy wp = default_policy();
 	struct sample s = idle_sample();
@@ -158,7 +171,8 @@ static void test_load_factor_between_low_and_high_load_is_linear(void **state)
 	assert_near(weight_load_factor(&s, &wp), 0.5, 1e-6);
 }
 
-static void test_load_factor_with_every_usable_connection_active_is_zero(void **state)
+static void
+test_load_factor_with_every_usable_connection_active_is_zero(void **state)
 {
 	struct weight_policy wp = default_policy();
 	struct sample s = idle_sample();
@@ -169,7 +183,8 @@ static void test_load_factor_with_every_usable_connection_active_is_zero(void **
 	assert_near(weight_load_factor(&s, &wp), 0.0, EPS);
 }
 
-static void test_load_factor_stays_within_zero_and_one(void **state)
+static void
+test_load_factor_stays_within_zero_and_one(void **state)
 {
 	struct weight_policy wp = default_policy();
 	struct sample s = idle_sample();
@@ -185,7 +200,8 @@ static void test_load_factor_stays_within_zero_and_one(void **state)
 
 /* weight_lag_factor */
 
-static void test_lag_factor_without_lag_is_one(void **state)
+static void
+test_lag_factor_without_lag_is_one(void **state)
 {
 	struct weight_policy wp = default_policy();
 	struct sample s = idle_sample();
@@ -194,7 +210,8 @@ static void test_lag_factor_without_lag_is_one(void **state)
 	assert_near(weight_lag_factor(&s, &wp), 1.0, EPS);
 }
 
-static void test_lag_factor_bytes_midpoint_is_half(void **state)
+static void
+test_lag_factor_bytes_midpoint_is_half(void **state)
 {
 	struct weight_policy wp = default_policy();
 	struct sample s = idle_sample();
@@ -205,7 +222,8 @@ static void test_lag_factor_bytes_midpoint_is_half(void **state)
 	assert_near(weight_lag_factor(&s, &wp), 0.5, 1e-6);
 }
 
-static void test_lag_factor_seconds_midpoint_is_half(void **state)
+static void
+test_lag_factor_seconds_midpoint_is_half(void **state)
 {
 	struct weight_policy wp = default_policy();
 	struct sample s = idle_sample();
@@ -215,7 +233,8 @@ static void test_lag_factor_seconds_midpoint_is_half(void **state)
 	assert_near(weight_lag_factor(&s, &wp), 0.5, 1e-6);
 }
 
-static void test_lag_factor_is_min_of_bytes_and_seconds(void **state)
+static void
+test_lag_factor_is_min_of_bytes_and_seconds(void **state)
 {
 	struct weight_policy wp = default_policy();
 	struct sample s = idle_sample();
@@ -230,7 +249,8 @@ static void test_lag_factor_is_min_of_bytes_and_seconds(void **state)
 	assert_near(weight_lag_factor(&s, &wp), 0.25, 1e-6);
 }
 
-static void test_lag_factor_over_hard_limit_is_zero(void **state)
+static void
+test_lag_factor_over_hard_limit_is_zero(void **state)
 {
 	struct weight_policy wp = default_policy();
 	struct sample s = idle_sample();
@@ -243,7 +263,8 @@ static void test_lag_factor_over_hard_limit_is_zero(void **state)
 	assert_near(weight_lag_factor(&s, &wp), 0.0, EPS);
 }
 
-static void test_lag_factor_ignores_seconds_when_unknown(void **state)
+static void
+test_lag_factor_ignores_seconds_when_unknown(void **state)
 {
 	struct weight_policy wp = default_policy();
 	struct sample s = idle_sample();
@@ -254,7 +275,8 @@ static void test_lag_factor_ignores_seconds_when_unknown(void **state)
 	assert_near(weight_lag_factor(&s, &wp), 1.0, EPS);
 }
 
-static void test_lag_factor_with_limits_disabled_is_one(void **state)
+static void
+test_lag_factor_with_limits_disabled_is_one(void **state)
 {
 	struct weight_policy wp = default_policy();
 	struct sample s = idle_sample();
@@ -269,20 +291,23 @@ static void test_lag_factor_with_limits_disabled_is_one(void **state)
 
 /* weight_smooth */
 
-static void test_smooth_without_time_keeps_prev(void **state)
+static void
+test_smooth_without_time_keeps_prev(void **state)
 {
 	(void)state;
 	assert_near(weight_smooth(40.0, 100.0, 0, 2000), 40.0, EPS);
 }
 
-static void test_smooth_without_time_constant_jumps_to_target(void **state)
+static void
+test_smooth_without_time_constant_jumps_to_target(void **state)
 {
 	(void)state;
 	assert_near(weight_smooth(40.0, 100.0, 200, 0), 100.0, EPS);
 	assert_near(weight_smooth(40.0, 100.0, 0, 0), 100.0, EPS);
 }
 
-static void test_smooth_after_one_time_constant_covers_one_minus_inverse_e(void **state)
+static void
+test_smooth_after_one_time_constant_covers_one_minus_inverse_e(void **state)
 {
 	(void)state;
 	double expect_up = 40.0 + (100.0 - 40.0) * (1.0 - exp(-1.0));
@@ -291,13 +316,15 @@ static void test_smooth_after_one_time_constant_covers_one_minus_inverse_e(void 
 	assert_near(weight_smooth(100.0, 10.0, 500, 500), expect_down, EPS);
 }
 
-static void test_smooth_converges_after_long_time(void **state)
+static void
+test_smooth_converges_after_long_time(void **state)
 {
 	(void)state;
 	assert_near(weight_smooth(40.0, 100.0, 2000 * 50, 2000), 100.0, 1e-9);
 }
 
-static void test_smooth_at_target_stays(void **state)
+static void
+test_smooth_at_target_stays(void **state)
 {
 	(void)state;
 	assert_near(weight_smooth(70.0, 70.0, 123, 2000), 70.0, EPS);
@@ -305,7 +332,8 @@ static void test_smooth_at_target_stays(void **state)
 
 /* weight_step */
 
-static void test_step_rounds_to_nearest_step(void **state)
+static void
+test_step_rounds_to_nearest_step(void **state)
 {
 	(void)state;
 	assert_int_equal(weight_step(73.0, -1, 10, 10), 70);
@@ -315,7 +343,8 @@ static void test_step_rounds_to_nearest_step(void **state)
 	assert_int_equal(weight_step(61.0, -1, 5, 5), 60);
 }
 
-static void test_step_clamps_to_floor(void **state)
+static void
+test_step_clamps_to_floor(void **state)
 {
 	(void)state;
 	assert_int_equal(weight_step(0.0, -1, 10, 10), 10);
@@ -324,7 +353,8 @@ static void test_step_clamps_to_floor(void **state)
 	assert_int_equal(weight_step(14.0, -1, 10, 30), 30);
 }
 
-static void test_step_clamps_to_hundred(void **state)
+static void
+test_step_clamps_to_hundred(void **state)
 {
 	(void)state;
 	assert_int_equal(weight_step(100.0, -1, 10, 10), 100);
@@ -332,7 +362,8 @@ static void test_step_clamps_to_hundred(void **state)
 	assert_int_equal(weight_step(99.0, -1, 10, 10), 100);
 }
 
-static void test_step_keeps_prev_inside_dead_band(void **state)
+static void
+test_step_keeps_prev_inside_dead_band(void **state)
 {
 	(void)state;
 	/* 0.6 steps of 10 is 6: 75.9 rounds to 80 but stays at 70 */
@@ -341,7 +372,8 @@ static void test_step_keeps_prev_inside_dead_band(void **state)
 	assert_int_equal(weight_step(70.0, 70, 10, 10), 70);
 }
 
-static void test_step_moves_outside_dead_band(void **state)
+static void
+test_step_moves_outside_dead_band(void **state)
 {
 	(void)state;
 	assert_int_equal(weight_step(76.5, 70, 10, 10), 80);
@@ -350,7 +382,8 @@ static void test_step_moves_outside_dead_band(void **state)
 	assert_int_equal(weight_step(100.0, 70, 10, 10), 100);
 }
 
-static void test_step_never_keeps_prev_below_the_floor(void **state)
+static void
+test_step_never_keeps_prev_below_the_floor(void **state)
 {
 	(void)state;
 	/* the floor was raised on reload while the weight sat at the old floor */
@@ -358,47 +391,49 @@ static void test_step_never_keeps_prev_below_the_floor(void **state)
 	assert_int_equal(weight_step(10.0, 10, 10, 20), 20);
 }
 
-static void test_step_without_prev_rounds_plainly(void **state)
+static void
+test_step_without_prev_rounds_plainly(void **state)
 {
 	(void)state;
 	/* the same value with prev 70 would stay 70 */
 	assert_int_equal(weight_step(75.9, -1, 10, 10), 80);
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ramp_below_soft_is_one),
-		cmocka_unit_test(test_ramp_at_soft_is_one),
-		cmocka_unit_test(test_ramp_at_or_over_hard_is_zero),
-		cmocka_unit_test(test_ramp_midpoint_is_half),
-		cmocka_unit_test(test_ramp_without_hard_limit_is_one),
-		cmocka_unit_test(test_ramp_with_hard_equal_soft_is_a_step),
-		cmocka_unit_test(test_load_factor_idle_is_one),
-		cmocka_unit_test(test_load_factor_under_low_load_per_cpu_is_one),
-		cmocka_unit_test(test_load_factor_at_high_load_per_cpu_is_zero),
-		cmocka_unit_test(test_load_factor_between_low_and_high_load_is_linear),
-		cmocka_unit_test(test_load_factor_with_every_usable_connection_active_is_zero),
-		cmocka_unit_test(test_load_factor_stays_within_zero_and_one),
-		cmocka_unit_test(test_lag_factor_without_lag_is_one),
-		cmocka_unit_test(test_lag_factor_bytes_midpoint_is_half),
-		cmocka_unit_test(test_lag_factor_seconds_midpoint_is_half),
-		cmocka_unit_test(test_lag_factor_is_min_of_bytes_and_seconds),
-		cmocka_unit_test(test_lag_factor_over_hard_limit_is_zero),
-		cmocka_unit_test(test_lag_factor_ignores_seconds_when_unknown),
-		cmocka_unit_test(test_lag_factor_with_limits_disabled_is_one),
-		cmocka_unit_test(test_smooth_without_time_keeps_prev),
-		cmocka_unit_test(test_smooth_without_time_constant_jumps_to_target),
-		cmocka_unit_test(test_smooth_after_one_time_constant_covers_one_minus_inverse_e),
-		cmocka_unit_test(test_smooth_converges_after_long_time),
-		cmocka_unit_test(test_smooth_at_target_stays),
-		cmocka_unit_test(test_step_rounds_to_nearest_step),
-		cmocka_unit_test(test_step_clamps_to_floor),
-		cmocka_unit_test(test_step_clamps_to_hundred),
-		cmocka_unit_test(test_step_keeps_prev_inside_dead_band),
-		cmocka_unit_test(test_step_moves_outside_dead_band),
-		cmocka_unit_test(test_step_never_keeps_prev_below_the_floor),
-		cmocka_unit_test(test_step_without_prev_rounds_plainly),
+	    cmocka_unit_test(test_ramp_below_soft_is_one),
+	    cmocka_unit_test(test_ramp_at_soft_is_one),
+	    cmocka_unit_test(test_ramp_at_or_over_hard_is_zero),
+	    cmocka_unit_test(test_ramp_midpoint_is_half),
+	    cmocka_unit_test(test_ramp_without_hard_limit_is_one),
+	    cmocka_unit_test(test_ramp_with_hard_equal_soft_is_a_step),
+	    cmocka_unit_test(test_load_factor_idle_is_one),
+	    cmocka_unit_test(test_load_factor_under_low_load_per_cpu_is_one),
+	    cmocka_unit_test(test_load_factor_at_high_load_per_cpu_is_zero),
+	    cmocka_unit_test(test_load_factor_between_low_and_high_load_is_linear),
+	    cmocka_unit_test(test_load_factor_with_every_usable_connection_active_is_zero),
+	    cmocka_unit_test(test_load_factor_stays_within_zero_and_one),
+	    cmocka_unit_test(test_lag_factor_without_lag_is_one),
+	    cmocka_unit_test(test_lag_factor_bytes_midpoint_is_half),
+	    cmocka_unit_test(test_lag_factor_seconds_midpoint_is_half),
+	    cmocka_unit_test(test_lag_factor_is_min_of_bytes_and_seconds),
+	    cmocka_unit_test(test_lag_factor_over_hard_limit_is_zero),
+	    cmocka_unit_test(test_lag_factor_ignores_seconds_when_unknown),
+	    cmocka_unit_test(test_lag_factor_with_limits_disabled_is_one),
+	    cmocka_unit_test(test_smooth_without_time_keeps_prev),
+	    cmocka_unit_test(test_smooth_without_time_constant_jumps_to_target),
+	    cmocka_unit_test(test_smooth_after_one_time_constant_covers_one_minus_inverse_e),
+	    cmocka_unit_test(test_smooth_converges_after_long_time),
+	    cmocka_unit_test(test_smooth_at_target_stays),
+	    cmocka_unit_test(test_step_rounds_to_nearest_step),
+	    cmocka_unit_test(test_step_clamps_to_floor),
+	    cmocka_unit_test(test_step_clamps_to_hundred),
+	    cmocka_unit_test(test_step_keeps_prev_inside_dead_band),
+	    cmocka_unit_test(test_step_moves_outside_dead_band),
+	    cmocka_unit_test(test_step_never_keeps_prev_below_the_floor),
+	    cmocka_unit_test(test_step_without_prev_rounds_plainly),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,653 @@
+/*
+ * test_node.c: the node's state as the poller's outcomes build it: samples, failures, the lag
+ * hysteresis, the weights and the view the responders get. Samples are made by hand; no poller.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "conf.h"
+#include "log.h"
+#include "node.h"
+#include "poller.h"
+#include "sample.h"
+#include "verdict.h"
+#include "weight.h"
+
+#define MB (1024LL * 1024LL)
+
+/* A streaming replica taken at taken_ms, lag_bytes behind, idle. */
+static struct sample
+replica_sample(int64_t taken_ms, int64_t lag_bytes)
+{
+	struct sample s;
+
+	memset(&s, 0, sizeof(s));
+	s.taken_ms = taken_ms;
+	s.server_version_num = 150000;
+	s.in_recovery = true;
+	s.read_only = true;
+	s.timeline = 2;
+	s.receiver_streaming = true;
+	s.have_receiver_silence = true;
+	s.receiver_silence_s = 0.1;
+	s.latest_end_lsn = 0x40000000;
+	s.receive_lsn = 0x40000000;
+	s.replay_lsn = 0x40000000 - (uint64_t)lag_bytes;
+	s.lag_bytes = lag_bytes;
+	s.have_lag_s = true;
+	s.lag_s = 0.0;
+	s.client_backends = 2;
+	s.active_backends = 1;
+	s.max_connections = 100;
+	s.reserved_connections = 3;
+	s.load1 = 0.0;
+	s.ncpu = 4;
+	return s;
+}
+
+static struct sample
+primary_sample(int64_t taken_ms)
+{
+	struct sample s;
+
+	memset(&s, 0, sizeof(s));
+	s.taken_ms = taken_ms;
+	s.server_version_num = 150000;
+	s.in_recovery = false;
+	s.read_only = false;
+	s.timeline = 3;
+	s.current_lsn = 0x40000000;
+	s.streaming_replicas = 1;
+	s.client_backends = 2;
+	s.active_backends = 1;
+	s.max_connections = 100;
+	s.reserved_connections = 3;
+	s.load1 = 0.0;
+	s.ncpu = 4;
+	return s;
+}
+
+static struct conf
+test_conf(void)
+{
+	struct conf c;
+
+	conf_defaults(&c);
+	c.replica_max_lag_bytes = 16 * MB;
+	c.replica_max_lag_s = 10.0;
+	c.replica_recover_pct = 50;
+	return c;
+}
+
+static struct node_view
+view_at(const struct node *n, int64_t now_ms)
+{
+	struct node_view v;
+
+	memset(&v, 0x5a, sizeof(v));
+	node_view(n, now_ms, &v);
+	return v;
+}
+
+static int
+group_setup(void **state)
+{
+	(void)state;
+	log_setup(LOG_LEVEL_ERROR, false);
+	return 0;
+}
+
+/* samples and failures */
+
+static void
+test_new_node_has_no_sample(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct node_view v;
+
+	(void)state;
+	node_init(&n, &c);
+	v = view_at(&n, 5000);
+	assert_false(v.have_sample);
+	assert_false(v.failing);
+	assert_false(v.lag_over);
+	assert_int_equal(v.override, OVERRIDE_NONE);
+	assert_false(v.shutting_down);
+}
+
+static void
+test_new_node_answers_starting(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct node_view v;
+	struct policy p;
+	struct request r;
+	struct verdict out;
+
+	(void)state;
+	node_init(&n, &c);
+	v = view_at(&n, 5000);
+	verdict_policy(&c, &p);
+	memset(&r, 0, sizeof(r));
+	r.kind = REQUEST_HEALTH;
+	verdict_for(&v, &r, &p, &out);
+	assert_false(out.up);
+	assert_string_equal(out.reason, "starting");
+}
+
+static void
+test_sample_is_in_the_view_with_its_age(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s = replica_sample(1000, 2 * MB);
+	struct node_view v;
+
+	(void)state;
+	node_init(&n, &c);
+	node_sample(&n, &s);
+	v = view_at(&n, 1250);
+	assert_true(v.have_sample);
+	assert_false(v.failing);
+	assert_int_equal(v.sample_age_ms, 250);
+	assert_int_equal(v.sample.taken_ms, 1000);
+	assert_true(v.sample.in_recovery);
+	assert_int_equal(v.sample.lag_bytes, 2 * MB);
+	assert_int_equal(v.sample.timeline, 2);
+
+	v = view_at(&n, 1000);
+	assert_int_equal(v.sample_age_ms, 0);
+	v = view_at(&n, 61000);
+	assert_int_equal(v.sample_age_ms, 60000);
+}
+
+static void
+test_later_sample_replaces_the_earlier(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s1 = replica_sample(1000, 0);
+	struct sample s2 = primary_sample(1200);
+	struct node_view v;
+
+	(void)state;
+	node_init(&n, &c);
+	node_sample(&n, &s1);
+	node_sample(&n, &s2);
+	v = view_at(&n, 1300);
+	assert_false(v.sample.in_recovery);
+	assert_int_equal(v.sample.timeline, 3);
+	assert_int_equal(v.sample_age_ms, 100);
+}
+
+static void
+test_fail_after_a_sample_keeps_the_sample_and_is_failing(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s = primary_sample(1000);
+	struct node_view v;
+
+	(void)state;
+	node_init(&n, &c);
+	node_sample(&n, &s);
+	node_fail(&n, POLL_TIMEOUT, "no answer in 500 ms");
+	v = view_at(&n, 1300);
+	assert_true(v.failing);
+	assert_int_equal(v.failure, POLL_TIMEOUT);
+	assert_true(v.have_sample);
+	assert_int_equal(v.sample.taken_ms, 1000);
+	assert_int_equal(v.sample_age_ms, 300);
+}
+
+static void
+test_fail_without_a_sample(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct node_view v;
+
+	(void)state;
+	node_init(&n, &c);
+	node_fail(&n, POLL_CONNECT_FAILED, "connection refused");
+	v = view_at(&n, 1000);
+	assert_false(v.have_sample);
+	assert_true(v.failing);
+	assert_int_equal(v.failure, POLL_CONNECT_FAILED);
+}
+
+static void
+test_later_failure_replaces_the_earlier(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct node_view v;
+
+	(void)state;
+	node_init(&n, &c);
+	node_fail(&n, POLL_CONNECT_FAILED, "connection refused");
+	node_fail(&n, POLL_CONNECT_TIMEOUT, "no answer");
+	v = view_at(&n, 1000);
+	assert_true(v.failing);
+	assert_int_equal(v.failure, POLL_CONNECT_TIMEOUT);
+}
+
+static void
+test_good_sample_after_a_failure_clears_failing(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s1 = primary_sample(1000);
+	struct sample s2 = primary_sample(2000);
+	struct node_view v;
+
+	(void)state;
+	node_init(&n, &c);
+	node_sample(&n, &s1);
+	node_fail(&n, POLL_CONNECTION_LOST, "server closed the connection");
+	node_sample(&n, &s2);
+	v = view_at(&n, 2100);
+	assert_false(v.failing);
+	assert_true(v.have_sample);
+	assert_int_equal(v.sample.taken_ms, 2000);
+	assert_int_equal(v.sample_age_ms, 100);
+}
+
+static void
+test_fail_with_empty_detail_is_accepted(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct node_view v;
+
+	(void)state;
+	node_init(&n, &c);
+	node_fail(&n, POLL_QUERY_FAILED, "");
+	v = view_at(&n, 1000);
+	assert_true(v.failing);
+	assert_int_equal(v.failure, POLL_QUERY_FAILED);
+}
+
+/* lag hysteresis */
+
+static bool
+lag_over_after(struct node *n, const struct sample *s)
+{
+	node_sample(n, s);
+	return view_at(n, s->taken_ms).lag_over;
+}
+
+static void
+test_replica_under_lag_limit_is_not_over(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s = replica_sample(1000, 12 * MB);
+
+	(void)state;
+	node_init(&n, &c);
+	assert_false(lag_over_after(&n, &s));
+}
+
+static void
+test_lag_over_limit_then_back_only_under_recovery_limit(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s;
+
+	(void)state;
+	node_init(&n, &c);
+	s = replica_sample(1000, 20 * MB);
+	assert_true(lag_over_after(&n, &s));
+	s = replica_sample(1200, 12 * MB); /* under 16MB, over 50% of it */
+	assert_true(lag_over_after(&n, &s));
+	s = replica_sample(1400, 9 * MB);
+	assert_true(lag_over_after(&n, &s));
+	s = replica_sample(1600, 7 * MB); /* under 8MB */
+	assert_false(lag_over_after(&n, &s));
+	s = replica_sample(1800, 12 * MB); /* not over again until over 16MB */
+	assert_false(lag_over_after(&n, &s));
+	s = replica_sample(2000, 17 * MB);
+	assert_true(lag_over_after(&n, &s));
+}
+
+static void
+test_lag_over_seconds_limit_with_hysteresis(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s;
+
+	(void)state;
+	c.replica_max_lag_bytes = 0; /* seconds only */
+	node_init(&n, &c);
+	s = replica_sample(1000, 100 * MB);
+	s.lag_s = 11.0;
+	assert_true(lag_over_after(&n, &s));
+	s.taken_ms = 1200;
+	s.lag_s = 6.0;
+	assert_true(lag_over_after(&n, &s));
+	s.taken_ms = 1400;
+	s.lag_s = 4.0;
+	assert_false(lag_over_after(&n, &s));
+}
+
+static void
+test_lag_recovers_only_under_every_limit(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s;
+
+	(void)state;
+	node_init(&n, &c);
+	s = replica_sample(1000, 20 * MB);
+	assert_true(lag_over_after(&n, &s));
+	s = replica_sample(1200, 1 * MB);
+	s.lag_s = 6.0; /* bytes recovered, seconds over 50% of 10 s */
+	assert_true(lag_over_after(&n, &s));
+	s = replica_sample(1400, 1 * MB);
+	s.lag_s = 4.0;
+	assert_false(lag_over_after(&n, &s));
+}
+
+static void
+test_lag_limit_zero_disables_it(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s;
+
+	(void)state;
+	c.replica_max_lag_bytes = 0;
+	c.replica_max_lag_s = 0.0;
+	node_init(&n, &c);
+	s = replica_sample(1000, 1024 * MB);
+	s.lag_s = 3600.0;
+	assert_false(lag_over_after(&n, &s));
+}
+
+static void
+test_primary_sample_clears_lag_over(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s;
+
+	(void)state;
+	node_init(&n, &c);
+	s = replica_sample(1000, 20 * MB);
+	assert_true(lag_over_after(&n, &s));
+	s = primary_sample(1200); /* promoted */
+	/* replica-only fields mean nothing on a primary, whatever they hold */
+	s.lag_bytes = 20 * MB;
+	s.have_lag_s = true;
+	s.lag_s = 100.0;
+	assert_false(lag_over_after(&n, &s));
+}
+
+static void
+test_failure_keeps_lag_over(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s = replica_sample(1000, 20 * MB);
+
+	(void)state;
+	node_init(&n, &c);
+	assert_true(lag_over_after(&n, &s));
+	node_fail(&n, POLL_TIMEOUT, "no answer");
+	assert_true(view_at(&n, 1200).lag_over);
+}
+
+/* weights */
+
+static void
+test_weight_without_smoothing_is_the_stepped_raw_value(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s = replica_sample(1000, 0);
+	struct node_view v;
+
+	(void)state;
+	c.weight_smoothing_ms = 0;
+	c.weight_step_pct = 10;
+	c.weight_floor_pct = 10;
+	c.weight_load_low_per_cpu = 0.5;
+	c.weight_load_high_per_cpu = 2.0;
+	node_init(&n, &c);
+	/* 1.4 per CPU: the CPU ramp from 0.5 to 2.0 gives 0.4 */
+	s.load1 = 1.4 * s.ncpu;
+	node_sample(&n, &s);
+	v = view_at(&n, 1000);
+	assert_int_equal(v.replica_weight_pct, 40);
+	assert_int_equal(v.load_weight_pct, 40);
+	int want = weight_step(100.0 * weight_load_factor(&s, &n.wp) * weight_lag_factor(&s, &n.wp), -1, 10, 10);
+	assert_int_equal(v.replica_weight_pct, want);
+}
+
+static void
+test_weight_falls_with_lag_but_load_weight_does_not(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s = replica_sample(1000, 0);
+	struct node_view v;
+
+	(void)state;
+	c.weight_smoothing_ms = 0;
+	c.weight_lag_soft_bytes = 1 * MB;
+	c.replica_max_lag_bytes = 16 * MB;
+	c.weight_lag_soft_s = 1.0;
+	c.replica_max_lag_s = 10.0;
+	node_init(&n, &c);
+	s.lag_bytes = 8 * MB + MB / 2; /* halfway from 1MB to 16MB */
+	s.replay_lsn = s.latest_end_lsn - (uint64_t)s.lag_bytes;
+	node_sample(&n, &s);
+	v = view_at(&n, 1000);
+	assert_false(v.lag_over);
+	assert_int_equal(v.replica_weight_pct, 50);
+	assert_int_equal(v.load_weight_pct, 100);
+}
+
+static void
+test_weight_of_an_idle_replica_is_100(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s = replica_sample(1000, 0);
+	struct node_view v;
+
+	(void)state;
+	node_init(&n, &c);
+	node_sample(&n, &s);
+	v = view_at(&n, 1000);
+	assert_int_equal(v.replica_weight_pct, 100);
+	assert_int_equal(v.load_weight_pct, 100);
+}
+
+static void
+test_weight_never_below_the_floor(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s = replica_sample(1000, 0);
+	struct node_view v;
+
+	(void)state;
+	c.weight_smoothing_ms = 0;
+	c.weight_floor_pct = 20;
+	node_init(&n, &c);
+	s.load1 = 100.0 * s.ncpu;
+	node_sample(&n, &s);
+	v = view_at(&n, 1000);
+	assert_int_equal(v.replica_weight_pct, 20);
+	assert_int_equal(v.load_weight_pct, 20);
+}
+
+static void
+test_weight_with_smoothing_moves_gradually(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s;
+	struct node_view v;
+
+	(void)state;
+	c.weight_smoothing_ms = 2000;
+	c.weight_step_pct = 1;
+	c.weight_floor_pct = 1;
+	node_init(&n, &c);
+	s = replica_sample(1000, 0);
+	for (int i = 0; i < 100; i++) { /* 20 s idle: settled at 100 */
+		s.taken_ms = 1000 + 200 * i;
+		node_sample(&n, &s);
+	}
+	assert_int_equal(view_at(&n, s.taken_ms).replica_weight_pct, 100);
+	/* the host is suddenly saturated: the weight does not drop to the floor at once */
+	s.taken_ms += 200;
+	s.load1 = 100.0 * s.ncpu;
+	node_sample(&n, &s);
+	v = view_at(&n, s.taken_ms);
+	assert_true(v.replica_weight_pct > 50);
+	assert_true(v.replica_weight_pct < 100);
+}
+
+/* overrides and settings */
+
+static void
+test_override_is_in_the_view(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+
+	(void)state;
+	node_init(&n, &c);
+	node_set_override(&n, OVERRIDE_DRAIN);
+	assert_int_equal(view_at(&n, 0).override, OVERRIDE_DRAIN);
+	node_set_override(&n, OVERRIDE_MAINT);
+	assert_int_equal(view_at(&n, 0).override, OVERRIDE_MAINT);
+	node_set_override(&n, OVERRIDE_NONE);
+	assert_int_equal(view_at(&n, 0).override, OVERRIDE_NONE);
+}
+
+static void
+test_override_survives_samples_and_failures(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s = replica_sample(1000, 0);
+
+	(void)state;
+	node_init(&n, &c);
+	node_set_override(&n, OVERRIDE_MAINT);
+	node_sample(&n, &s);
+	node_fail(&n, POLL_TIMEOUT, "x");
+	s.taken_ms = 2000;
+	node_sample(&n, &s);
+	assert_int_equal(view_at(&n, 2000).override, OVERRIDE_MAINT);
+}
+
+static void
+test_configure_keeps_the_state(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s = replica_sample(1000, 20 * MB);
+	struct node_view v;
+
+	(void)state;
+	node_init(&n, &c);
+	node_sample(&n, &s);
+	node_set_override(&n, OVERRIDE_DRAIN);
+	c.weight_step_pct = 5;
+	c.replica_recover_pct = 25;
+	node_configure(&n, &c);
+	v = view_at(&n, 1100);
+	assert_true(v.have_sample);
+	assert_int_equal(v.sample.taken_ms, 1000);
+	assert_true(v.lag_over);
+	assert_int_equal(v.override, OVERRIDE_DRAIN);
+	assert_int_equal(n.wp.step_pct, 5);
+	assert_int_equal(n.recover_pct, 25);
+
+	/* the new recovery limit applies from the next sample: 25% of 16MB is 4MB */
+	s = replica_sample(1200, 7 * MB);
+	assert_true(lag_over_after(&n, &s));
+	s = replica_sample(1400, 3 * MB);
+	assert_false(lag_over_after(&n, &s));
+}
+
+static void
+test_init_takes_the_weight_policy_from_the_configuration(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+
+	(void)state;
+	c.weight_floor_pct = 15;
+	c.weight_step_pct = 5;
+	c.weight_smoothing_ms = 3000;
+	c.weight_lag_soft_bytes = 2 * MB;
+	c.replica_max_lag_bytes = 32 * MB;
+	c.weight_lag_soft_s = 2.0;
+	c.replica_max_lag_s = 20.0;
+	c.weight_load_low_per_cpu = 0.25;
+	c.weight_load_high_per_cpu = 3.0;
+	c.replica_recover_pct = 40;
+	node_init(&n, &c);
+	assert_int_equal(n.wp.floor_pct, 15);
+	assert_int_equal(n.wp.step_pct, 5);
+	assert_int_equal(n.wp.smoothing_ms, 3000);
+	assert_int_equal(n.wp.lag_soft_bytes, 2 * MB);
+	assert_int_equal(n.wp.max_lag_bytes, 32 * MB);
+	assert_true(n.wp.lag_soft_s == 2.0);
+	assert_true(n.wp.max_lag_s == 20.0);
+	assert_true(n.wp.load_low_per_cpu == 0.25);
+	assert_true(n.wp.load_high_per_cpu == 3.0);
+	assert_int_equal(n.recover_pct, 40);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_new_node_has_no_sample),
+	    cmocka_unit_test(test_new_node_answers_starting),
+	    cmocka_unit_test(test_sample_is_in_the_view_with_its_age),
+	    cmocka_unit_test(test_later_sample_replaces_the_earlier),
+	    cmocka_unit_test(test_fail_after_a_sample_keeps_the_sample_and_is_failing),
+	    cmocka_unit_test(test_fail_without_a_sample),
+	    cmocka_unit_test(test_later_failure_replaces_the_earlier),
+	    cmocka_unit_test(test_good_sample_after_a_failure_clears_failing),
+	    cmocka_unit_test(test_fail_with_empty_detail_is_accepted),
+	    cmocka_unit_test(test_replica_under_lag_limit_is_not_over),
+	    cmocka_unit_test(test_lag_over_limit_then_back_only_under_recovery_limit),
+	    cmocka_unit_test(test_lag_over_seconds_limit_with_hysteresis),
+	    cmocka_unit_test(test_lag_recovers_only_under_every_limit),
+	    cmocka_unit_test(test_lag_limit_zero_disables_it),
+	    cmocka_unit_test(test_primary_sample_clears_lag_over),
+	    cmocka_unit_test(test_failure_keeps_lag_over),
+	    cmocka_unit_test(test_weight_without_smoothing_is_the_stepped_raw_value),
+	    cmocka_unit_test(test_weight_falls_with_lag_but_load_weight_does_not),
+	    cmocka_unit_test(test_weight_of_an_idle_replica_is_100),
+	    cmocka_unit_test(test_weight_never_below_the_floor),
+	    cmocka_unit_test(test_weight_with_smoothing_moves_gradually),
+	    cmocka_unit_test(test_override_is_in_the_view),
+	    cmocka_unit_test(test_override_survives_samples_and_failures),
+	    cmocka_unit_test(test_configure_keeps_the_state),
+	    cmocka_unit_test(test_init_takes_the_weight_policy_from_the_configuration),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, NULL);
+}
