@@ -492,12 +492,25 @@ listener_bind_unix(const char *path)
 		return -1;
 	}
 	strcpy(sun.sun_path, path);
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-		(void)unlink(path); /* left by a previous run */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		log_error("admin socket %s: %s", path, strerror(errno));
 		return -1;
+	}
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		/* replace a socket left by a previous run, never one another agent is serving */
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 || errno == EAGAIN) {
+			log_error("admin socket %s: another process is serving it", path);
+			close(fd);
+			return -1;
+		}
+		(void)unlink(path);
+		close(fd);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			log_error("admin socket %s: %s", path, strerror(errno));
+			return -1;
+		}
 	}
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 || chmod(path, 0600) != 0 || listen(fd, 16) != 0) {
 		log_error("admin socket %s: %s", path, strerror(errno));
