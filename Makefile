@@ -35,7 +35,7 @@ MAIN := agent/main.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 HEADERS := $(wildcard conf/*.h checks/*.h agent/*.h)
 
-.PHONY: readme all check unit unit-asan integration integration-asan asan generated-check demo install clean deps
+.PHONY: readme all check unit unit-asan unit-valgrind integration integration-asan asan generated-check demo install clean deps
 all: build/pgcheckd
 
 build/%.o: %.c $(HEADERS) Makefile
@@ -62,6 +62,10 @@ unit: $(UNIT_TESTS:%=build/tests/%)
 	@set -e; for t in $^; do echo "== $$t"; ./$$t; done
 unit-asan: $(UNIT_TESTS:%=build-asan/tests/%)
 	@set -e; for t in $^; do echo "== $$t (asan)"; ./$$t; done
+# the unit tests under valgrind: any memory error or leak fails
+unit-valgrind: $(UNIT_TESTS:%=build/tests/%)
+	@set -e; for t in $^; do echo "== $$t (valgrind)"; \
+		valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 ./$$t; done
 
 # conf/pgcheckd.ini is generated from the key table: fail when it drifted
 generated-check: build/pgcheckd
@@ -79,10 +83,10 @@ readme: build/pgcheckd
 integration: build/pgcheckd
 	$(PYTHON) -m pytest -q tests/integration
 integration-asan: build-asan/pgcheckd
-	PGCHECKD_BIN=$(CURDIR)/build-asan/pgcheckd $(PYTHON) -m pytest -q tests/integration
+	PGCHECKD_BIN=$(CURDIR)/build-asan/pgcheckd PGCHECKD_SANITIZED=1 $(PYTHON) -m pytest -q tests/integration
 
 check: deps
-	@$(MAKE) --no-print-directory unit unit-asan generated-check integration integration-asan
+	@$(MAKE) --no-print-directory unit unit-asan unit-valgrind generated-check integration integration-asan
 
 deps:
 	bash scripts/install-deps
