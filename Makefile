@@ -29,7 +29,7 @@ ALL_CFLAGS += $(SYSTEMD_CFLAGS)
 LIBS := $(SYSTEMD_LIBS) $(LIBEV) $(shell $(PKG_CONFIG) --libs libpq inih 2>/dev/null || echo -lpq -linih) -lm
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-SRCS := conf/conf.c checks/host.c checks/poller.c agent/request.c agent/agentline.c agent/verdict.c \
+SRCS := conf/conf.c checks/host.c checks/poller.c checks/peers.c agent/request.c agent/agentline.c agent/verdict.c \
 	agent/weight.c agent/node.c agent/log.c agent/http.c agent/render.c agent/listener.c
 MAIN := agent/main.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
@@ -101,3 +101,5 @@ install: build/pgcheckd
 
 clean:
 	rm -rf build build-asan
+
+include packaging/packaging.mk

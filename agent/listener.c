@@ -170,9 +170,16 @@ listener_answer_agent(struct client *c)
 {
 	struct listener *l = c->l;
 	struct request r;
-	char reply[VERDICT_REASON_MAX + 32];
+	char reply[VERDICT_REASON_MAX + 96];
 	size_t n;
 
+	if (c->len >= 10 && memcmp(c->buf, "peer-state", 10) == 0 &&
+	    (c->len == 10 || c->buf[10] == '\n' || c->buf[10] == '\r') && l->ops.peer_state != NULL) {
+		l->ops.peer_state(l->arg, reply, sizeof(reply));
+		l->counters->checks[PROTOCOL_AGENT]++;
+		listener_send(c, reply, strlen(reply));
+		return;
+	}
 	switch (agentline_parse(c->buf, c->len, &r)) {
 	case AGENTLINE_OK:
 		n = listener_agent_reply(l, &r, reply, sizeof(reply));

@@ -5,6 +5,7 @@
  * Exits only before the loop runs (2: configuration, 1: start-up) or on a signal (0).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <ev.h>
 #include <getopt.h>
 #include <stdint.h>
@@ -23,6 +24,7 @@
 #include "log.h"
 #include "monoclock.h"
 #include "node.h"
+#include "peers.h"
 #include "poller.h"
 #include "render.h"
 #include "verdict.h"
@@ -66,6 +68,12 @@ struct daemon {
 	struct listener *role[2];       /* primary_port, replica_port: open only while the role holds */
 	struct listener *admin;
 	struct render_counters counters;
+	struct peers *peers;            /* the other nodes' pgcheckd, when configured */
+	bool released;                  /* an operator released this primary from split fencing */
+	int64_t started_ms;
+	int64_t last_replica_ms;        /* a streaming replica was last seen (as a primary) */
+	char fence_logged[VERDICT_REASON_MAX];
+	uint32_t foreign_logged;        /* peers already reported as another cluster */
 	ev_signal sighup, sigterm, sigint;
 	ev_timer drain;
 	ev_timer watchdog;
@@ -92,13 +100,41 @@ daemon_listener_conf(const struct conf *c, struct listener_conf *lc)
 	lc->maxconn_pct = (int)c->agent_maxconn_pct;
 }
 
+/* daemon_snapshot is node_view() plus what the node itself cannot know: peers and the operator's release. */
+static void
+daemon_snapshot(struct daemon *d, struct node_view *v)
+{
+	int64_t now = monoclock_ms(), contact = d->started_ms;
+
+	node_view(&d->node, now, v);
+	peers_summary(d->peers, now, d->conf.peers_fresh_ms, v->sample.system_identifier, v->sample.timeline, &v->peers);
+	if (v->peers.primaries_on_timeline == 0)
+		d->released = false; /* a release ends with the split it was for */
+	v->released = d->released;
+	if (d->last_replica_ms > contact)
+		contact = d->last_replica_ms;
+	if (v->peers.last_fresh_ms > contact)
+		contact = v->peers.last_fresh_ms;
+	v->isolated_ms = now - contact;
+}
+
 static void
 daemon_view(void *arg, struct node_view *v, struct policy *p)
 {
 	struct daemon *d = arg;
 
-	node_view(&d->node, monoclock_ms(), v);
+	daemon_snapshot(d, v);
 	*p = d->policy;
+}
+
+static void
+daemon_peer_state(void *arg, char *reply, size_t len)
+{
+	struct daemon *d = arg;
+	struct node_view v;
+
+	daemon_snapshot(d, &v);
+	(void)render_peer_line(&v, &d->policy, reply, len);
 }
 
 /*
@@ -111,11 +147,23 @@ daemon_roles(struct daemon *d)
 	static const enum request_kind kinds[2] = {REQUEST_PRIMARY, REQUEST_REPLICA};
 	const int64_t ports[2] = {d->conf.agent_primary_port, d->conf.agent_replica_port};
 	struct listener_conf lc;
-	struct listener_ops ops = {daemon_view, NULL};
+	struct listener_ops ops = {daemon_view, NULL, daemon_peer_state};
 	struct node_view v;
 	struct verdict vd;
 
-	node_view(&d->node, monoclock_ms(), &v);
+	daemon_snapshot(d, &v);
+	{
+		struct request pr = {.kind = REQUEST_PRIMARY};
+
+		verdict_for(&v, &pr, &d->policy, &vd);
+		if (strncmp(vd.reason, "fenced", 6) == 0 && strcmp(vd.reason, d->fence_logged) != 0)
+			log_error("%s: refusing writes (peers: %d fresh of %d)", vd.reason, v.peers.fresh,
+				  v.peers.configured);
+		else if (d->fence_logged[0] != '\0' && strncmp(vd.reason, "fenced", 6) != 0)
+			log_warning("no longer fenced (%s)", vd.up ? "writable primary" : vd.reason);
+		snprintf(d->fence_logged, sizeof(d->fence_logged), "%s",
+			 strncmp(vd.reason, "fenced", 6) == 0 ? vd.reason : "");
+	}
 	for (int i = 0; i < 2; i++) {
 		struct request r = {.kind = kinds[i]};
 		bool open;
@@ -145,11 +193,60 @@ daemon_on_poll(void *arg, enum poll_result result, const struct sample *s, const
 {
 	struct daemon *d = arg;
 
-	if (result == POLL_OK)
+	if (result == POLL_OK) {
 		node_sample(&d->node, s);
-	else
+		if (!s->in_recovery && s->streaming_replicas > 0)
+			d->last_replica_ms = s->taken_ms;
+	} else
 		node_fail(&d->node, result, detail);
 	daemon_roles(d);
+}
+
+static void
+daemon_peers_conf(const struct conf *c, struct peers_conf *pc)
+{
+	pc->addresses = c->peers_addresses;
+	pc->interval_ms = c->peers_interval_ms;
+	pc->timeout_ms = c->peers_timeout_ms;
+}
+
+/* daemon_on_peers runs when a peer's role, timeline or fencing changed. */
+static void
+daemon_on_peers(void *arg)
+{
+	struct daemon *d = arg;
+	uint64_t mine = d->node.sample.system_identifier;
+
+	for (int i = 0; i < peers_count(d->peers) && i < 32; i++) {
+		const struct peer_state *st = peers_state(d->peers, i);
+
+		if (st->seen && mine != 0 && st->system_identifier != 0 && st->system_identifier != mine &&
+		    !(d->foreign_logged & (1u << i))) {
+			log_warning("peer %s belongs to another cluster (system identifier %" PRIu64 ", ours %" PRIu64
+				    "): ignored",
+				    st->addr, st->system_identifier, mine);
+			d->foreign_logged |= 1u << i;
+		}
+	}
+	daemon_roles(d);
+}
+
+/* daemon_start_peers (re)starts reading the peers; unresolvable names are reported once here. */
+static void
+daemon_start_peers(struct daemon *d)
+{
+	struct peers_conf pc;
+
+	peers_free(d->peers);
+	d->peers = NULL;
+	d->foreign_logged = 0;
+	if (d->conf.peers_addresses[0] == '\0')
+		return;
+	daemon_peers_conf(&d->conf, &pc);
+	d->peers = peers_new(d->loop, &pc, daemon_on_peers, d);
+	for (int i = 0; i < peers_count(d->peers); i++)
+		if (!peers_resolved(d->peers, i))
+			log_error("peer %s: the name does not resolve; it is ignored until a reload", peers_state(d->peers, i)->addr);
 }
 
 /* daemon_admin runs one line from the admin socket: status, drain, maint, ready, check REQUEST. */
@@ -161,7 +258,7 @@ daemon_admin(void *arg, const char *line, char *reply, size_t len)
 	struct verdict vd;
 	struct request r;
 
-	node_view(&d->node, monoclock_ms(), &v);
+	daemon_snapshot(d, &v);
 	if (strcmp(line, "status") == 0) {
 		if (render_json(&v, &d->policy, NULL, &d->counters, reply, len) == 0)
 			snprintf(reply, len, "error status too large\n");
@@ -171,6 +268,15 @@ daemon_admin(void *arg, const char *line, char *reply, size_t len)
 							     : OVERRIDE_NONE);
 		daemon_roles(d);
 		snprintf(reply, len, "ok %s\n", line);
+	} else if (strcmp(line, "release") == 0) {
+		if (v.peers.primaries_on_timeline == 0) {
+			snprintf(reply, len, "error nothing to release: no other primary on this timeline\n");
+			return;
+		}
+		d->released = true;
+		log_warning("operator released this primary from split-brain fencing: it takes writes again");
+		daemon_roles(d);
+		snprintf(reply, len, "ok release\n");
 	} else if (strncmp(line, "check", 5) == 0 && (line[5] == ' ' || line[5] == '\0')) {
 		if (agentline_parse(line + 5, strlen(line + 5), &r) != AGENTLINE_OK) {
 			snprintf(reply, len, "down #bad-request\n");
@@ -179,7 +285,7 @@ daemon_admin(void *arg, const char *line, char *reply, size_t len)
 		verdict_for(&v, &r, &d->policy, &vd);
 		(void)agentline_render(&vd, reply, len);
 	} else {
-		snprintf(reply, len, "error unknown command (status, drain, maint, ready, check REQUEST)\n");
+		snprintf(reply, len, "error unknown command (status, drain, maint, ready, release, check REQUEST)\n");
 	}
 }
 
@@ -199,7 +305,13 @@ daemon_reload(struct daemon *d)
 	}
 	if (conf_keep_unreloadable(&d->conf, &next, kept, sizeof(kept)) > 0)
 		log_warning("reload: %s cannot change while running; restart to apply", kept);
+	bool peers_changed = strcmp(next.peers_addresses, d->conf.peers_addresses) != 0 ||
+			     next.peers_interval_ms != d->conf.peers_interval_ms ||
+			     next.peers_timeout_ms != d->conf.peers_timeout_ms;
+
 	d->conf = next;
+	if (peers_changed)
+		daemon_start_peers(d);
 	log_setup((enum log_level)d->conf.log_level, d->conf.log_syslog);
 	verdict_policy(&d->conf, &d->policy);
 	node_configure(&d->node, &d->conf);
@@ -322,7 +434,7 @@ daemon_client(const struct conf *c, int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	if (!check && strcmp(argv[1], "status") != 0 && strcmp(argv[1], "drain") != 0 &&
-	    strcmp(argv[1], "maint") != 0 && strcmp(argv[1], "ready") != 0) {
+	    strcmp(argv[1], "maint") != 0 && strcmp(argv[1], "ready") != 0 && strcmp(argv[1], "release") != 0) {
 		daemon_usage(stderr);
 		return EXIT_CONFIG;
 	}
@@ -346,7 +458,7 @@ daemon_usage(FILE *out)
 {
 	fprintf(out, "usage: pgcheckd [-c FILE]          run the agent (in the foreground)\n"
 		     "       pgcheckd -t [-c FILE]       check a configuration file and exit (0 good, 2 bad)\n"
-		     "       pgcheckd [-c FILE] ctl status|drain|maint|ready\n"
+		     "       pgcheckd [-c FILE] ctl status|drain|maint|ready|release\n"
 		     "                                   ask or tell the running agent over its admin socket\n"
 		     "       pgcheckd [-c FILE] check REQUEST\n"
 		     "                                   exit 0 when the running agent answers up, 1 down, 2 unknown\n"
@@ -367,7 +479,7 @@ main(int argc, char **argv)
 	struct daemon d;
 	struct poller_conf pc;
 	struct listener_conf lc;
-	struct listener_ops ops = {daemon_view, daemon_admin};
+	struct listener_ops ops = {daemon_view, daemon_admin, daemon_peer_state};
 	char err[CONF_ERR_MAX], safe[CONF_STR_MAX];
 	bool test_only = false;
 	uint64_t watchdog_usec = 0;
@@ -453,6 +565,7 @@ main(int argc, char **argv)
 			log_error("running without an admin socket: 'pgcheckd ctl' and 'pgcheckd check' cannot reach this agent");
 	}
 	daemon_poller_conf(&d.conf, &pc);
+	d.started_ms = monoclock_ms();
 	d.poller = poller_new(d.loop, &pc, daemon_on_poll, &d);
 	if (d.poller == NULL) {
 		log_error("out of memory");
@@ -462,6 +575,7 @@ main(int argc, char **argv)
 		return EXIT_START_FAILED;
 	}
 
+	daemon_start_peers(&d);
 	ev_signal_init(&d.sighup, daemon_on_sighup, SIGHUP);
 	d.sighup.data = &d;
 	ev_signal_start(d.loop, &d.sighup);
@@ -486,6 +600,7 @@ main(int argc, char **argv)
 	ev_run(d.loop, 0);
 
 	poller_free(d.poller);
+	peers_free(d.peers);
 	listener_free(d.listener);
 	listener_free(d.http);
 	listener_free(d.admin);

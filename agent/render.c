@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #ifndef PGCHECKD_VERSION
 #define PGCHECKD_VERSION "0.1.0"
@@ -150,9 +151,38 @@ render_json(const struct node_view *v, const struct policy *p, const struct requ
 		for (int k = 0; k < PROTOCOL_COUNT; k++)
 			render_add(&b, "%s\"%s\":%" PRIu64, k > 0 ? "," : "", render_protocol_names[k], c->checks[k]);
 		render_add(&b, "},\"refused\":%" PRIu64 ",\"role_changes\":%" PRIu64 ",", c->refused, v->role_changes);
+		render_add(&b,
+			   "\"peers\":{\"configured\":%d,\"fresh\":%d,\"other_cluster\":%d,\"newest_primary_timeline\":%d,"
+			   "\"primaries_on_my_timeline\":%d,\"released\":%s,\"note\":",
+			   v->peers.configured, v->peers.fresh, v->peers.foreign, v->peers.newest_primary_timeline,
+			   v->peers.primaries_on_timeline, v->released ? "true" : "false");
+		if (v->peers.configured == 0)
+			render_json_string(&b, "no peers configured: fencing off");
+		else if (v->peers.fresh == 0)
+			render_json_string(&b, "no peer reachable: fencing inactive");
+		else
+			render_json_string(&b, "fencing active");
+		render_add(&b, "},");
 	}
 	render_add(&b, "\"version\":\"%s\"}\n", PGCHECKD_VERSION);
 	return b.overflow ? 0 : b.len;
+}
+
+size_t
+render_peer_line(const struct node_view *v, const struct policy *p, char *buf, size_t len)
+{
+	const struct sample *s = &v->sample;
+	const char *role = "unknown";
+	struct request r = {.kind = REQUEST_PRIMARY};
+	struct verdict vd;
+	int n;
+
+	if (v->have_sample && !v->failing && v->sample_age_ms <= p->stale_after_ms)
+		role = s->in_recovery ? "replica" : s->read_only || s->default_read_only ? "read-only" : "primary";
+	verdict_for(v, &r, p, &vd);
+	n = snprintf(buf, len, "state role=%s timeline=%d sysid=%" PRIu64 " fenced=%d\n", role, s->timeline,
+		     s->system_identifier, strncmp(vd.reason, "fenced", 6) == 0 ? 1 : 0);
+	return n > 0 && (size_t)n < len ? (size_t)n : 0;
 }
 
 static void
@@ -220,6 +250,14 @@ render_metrics(const struct node_view *v, const struct policy *p, const struct r
 	render_metric_head(&b, "override", "gauge", "1 for the operator override in force.");
 	render_add(&b, "pgcheckd_override{override=\"drain\"} %d\npgcheckd_override{override=\"maint\"} %d\n",
 		   v->override == OVERRIDE_DRAIN ? 1 : 0, v->override == OVERRIDE_MAINT ? 1 : 0);
+	r = (struct request){.kind = REQUEST_PRIMARY};
+	verdict_for(v, &r, p, &vd);
+	render_metric_head(&b, "fenced", "gauge", "1 while this primary refuses writes because of its peers.");
+	render_add(&b, "pgcheckd_fenced %d\n", strncmp(vd.reason, "fenced", 6) == 0 ? 1 : 0);
+	render_metric_head(&b, "peers", "gauge", "Peers by what is known of them.");
+	render_add(&b, "pgcheckd_peers{state=\"configured\"} %d\npgcheckd_peers{state=\"fresh\"} %d\n"
+		       "pgcheckd_peers{state=\"other_cluster\"} %d\n",
+		   v->peers.configured, v->peers.fresh, v->peers.foreign);
 	render_metric_head(&b, "info", "gauge", "Version of pgcheckd.");
 	render_add(&b, "pgcheckd_info{version=\"%s\"} 1\n", PGCHECKD_VERSION);
 	return b.overflow ? 0 : b.len;

@@ -33,4 +33,10 @@ size_t render_json(const struct node_view *v, const struct policy *p, const stru
 size_t render_metrics(const struct node_view *v, const struct policy *p, const struct render_counters *c, char *buf,
 		      size_t len);
 
+/*
+ * render_peer_line writes what this node tells its peers: "state role=primary timeline=3 sysid=N
+ * fenced=0\n". role is primary only for a fresh, writable primary; unknown when there is no fresh sample.
+ */
+size_t render_peer_line(const struct node_view *v, const struct policy *p, char *buf, size_t len);
+
 #endif

@@ -20,6 +20,33 @@ verdict_policy(const struct conf *c, struct policy *p)
 	p->receiver_silence_max_ms = c->replica_receiver_silence_max_ms;
 	p->primary_read_pct = (int)c->weight_primary_read_pct;
 	p->step_pct = (int)c->weight_step_pct;
+	p->isolation_fence_ms = c->peers_isolation_fence_ms;
+	p->fenced_reads = c->peers_fenced_reads;
+}
+
+/*
+ * verdict_fence tells whether a primary must refuse writes because of what its peers say: a peer
+ * primary on a newer timeline (this one is stale), another on the same timeline (two promotions;
+ * until one is demoted or an operator releases one), or, when configured, no contact for too long.
+ */
+static bool
+verdict_fence(const struct node_view *v, const struct policy *p, char *reason, size_t len)
+{
+	int tl = v->sample.timeline;
+
+	if (v->peers.newest_primary_timeline > tl) {
+		snprintf(reason, len, "fenced newer primary on timeline %d", v->peers.newest_primary_timeline);
+		return true;
+	}
+	if (v->peers.primaries_on_timeline > 0 && !v->released) {
+		snprintf(reason, len, "fenced split-brain on timeline %d", tl);
+		return true;
+	}
+	if (p->isolation_fence_ms > 0 && v->isolated_ms > p->isolation_fence_ms) {
+		snprintf(reason, len, "fenced isolated");
+		return true;
+	}
+	return false;
 }
 
 void
@@ -80,6 +107,13 @@ verdict_replica(const struct node_view *v, const struct request *r, const struct
 		verdict_down(out, "is-primary");
 		return;
 	}
+	if (s->timeline > 0 && v->peers.newest_primary_timeline > s->timeline) {
+		/* replaying a timeline the newest primary has left: behind a fork */
+		snprintf(out->reason, sizeof(out->reason), "fork timeline %d behind %d", s->timeline,
+			 v->peers.newest_primary_timeline);
+		out->up = false;
+		return;
+	}
 	if (!s->receiver_streaming ||
 	    (p->receiver_silence_max_ms > 0 && s->have_receiver_silence &&
 	     s->receiver_silence_s * 1000.0 > (double)p->receiver_silence_max_ms)) {
@@ -105,6 +139,7 @@ void
 verdict_for(const struct node_view *v, const struct request *r, const struct policy *p, struct verdict *out)
 {
 	const struct sample *s = &v->sample;
+	char fence[VERDICT_REASON_MAX];
 
 	memset(out, 0, sizeof(*out));
 	if (v->override == OVERRIDE_MAINT) {
@@ -129,6 +164,8 @@ verdict_for(const struct node_view *v, const struct request *r, const struct pol
 			verdict_down(out, "is-replica");
 		else if (s->read_only || s->default_read_only)
 			verdict_down(out, "read-only");
+		else if (verdict_fence(v, p, fence, sizeof(fence)))
+			verdict_down(out, fence);
 		else
 			verdict_up(out, 100);
 		break;
@@ -138,6 +175,8 @@ verdict_for(const struct node_view *v, const struct request *r, const struct pol
 	case REQUEST_READ_ONLY:
 		if (s->in_recovery) {
 			verdict_replica(v, r, p, out);
+		} else if (!p->fenced_reads && verdict_fence(v, p, fence, sizeof(fence))) {
+			verdict_down(out, fence);
 		} else {
 			int step = p->step_pct > 0 ? p->step_pct : 1;
 			double w = (double)p->primary_read_pct * v->load_weight_pct / 100.0;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "peers.h"
 #include "poller.h"
 #include "request.h"
 #include "sample.h"
@@ -27,6 +28,10 @@ struct node_view {
 	int load_weight_pct;        /* the same from load alone (for the primary's read weight) */
 	enum node_override override;
 	bool shutting_down;
+	/* fencing */
+	struct peer_summary peers;  /* what the fresh peers of this cluster say */
+	bool released;              /* an operator released this primary from split fencing */
+	int64_t isolated_ms;        /* since a peer or a streaming replica was last seen */
 	/* counters, for /metrics */
 	uint64_t polls[POLL_RESULT_COUNT];
 	uint64_t role_changes;
@@ -40,6 +45,8 @@ struct policy {
 	int64_t receiver_silence_max_ms;
 	int primary_read_pct;
 	int step_pct;
+	int64_t isolation_fence_ms; /* 0: off */
+	bool fenced_reads;
 };
 
 #define VERDICT_REASON_MAX 64

@@ -97,6 +97,7 @@ struct poller {
 	bool last_poll_ok;   /* a lost idle connection is retried once before it is reported */
 	bool retrying;
 	int sent_timeout_ms; /* statement_timeout of this session */
+	uint64_t system_identifier; /* read with the session's setup */
 };
 
 static void poller_connect(struct poller *p);
@@ -221,6 +222,7 @@ poller_read_sample(struct poller *p, const PGresult *res, struct sample *s)
 	s->taken_ms = monoclock_ms();
 	s->poll_duration_ms = s->taken_ms - p->query_started_ms;
 	s->server_version_num = PQserverVersion(p->conn);
+	s->system_identifier = p->system_identifier;
 	s->in_recovery = poller_bool(res, COL_IN_RECOVERY);
 	s->read_only = poller_bool(res, COL_READ_ONLY);
 	s->default_read_only = poller_bool(res, COL_DEFAULT_READ_ONLY);
@@ -292,6 +294,10 @@ poller_collect(struct poller *p)
 		}
 		switch (PQresultStatus(res)) {
 		case PGRES_TUPLES_OK:
+			if (PQnfields(res) == 1 && PQntuples(res) == 1) {
+				p->system_identifier = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+				break;
+			}
 			if (poller_read_sample(p, res, &s))
 				have_sample = true;
 			else
@@ -310,7 +316,7 @@ poller_collect(struct poller *p)
 static void
 poller_send(struct poller *p)
 {
-	char setup[128];
+	char setup[192];
 	char *sql = NULL;
 	int rc;
 
@@ -319,8 +325,10 @@ poller_send(struct poller *p)
 	if (!p->session_ready || p->sent_timeout_ms != (int)p->conf.query_timeout_ms) {
 		/* one round trip: the session's own limits, then the sample */
 		p->sent_timeout_ms = (int)p->conf.query_timeout_ms;
-		snprintf(setup, sizeof(setup), "SET statement_timeout = %d; SET lock_timeout = %d; ", p->sent_timeout_ms,
-			 p->sent_timeout_ms);
+		snprintf(setup, sizeof(setup),
+			 "SET statement_timeout = %d; SET lock_timeout = %d; "
+			 "SELECT system_identifier::text FROM pg_control_system(); ",
+			 p->sent_timeout_ms, p->sent_timeout_ms);
 		sql = malloc(strlen(setup) + sizeof(poller_sql));
 		if (sql == NULL) {
 			poller_failed(p, POLL_QUERY_FAILED, "out of memory");

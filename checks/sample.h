@@ -16,6 +16,7 @@ struct sample {
 	bool read_only;            /* transaction_read_only of the sampling session */
 	bool default_read_only;    /* default_transaction_read_only: a fenced primary */
 	int timeline;              /* primary: from the current WAL file; replica: received_tli; 0 unknown */
+	uint64_t system_identifier; /* pg_control_system(), read once per connection */
 	/* replica only */
 	bool replay_paused;
 	bool receiver_streaming;   /* pg_stat_wal_receiver.status = 'streaming' */

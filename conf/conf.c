@@ -157,6 +157,34 @@ conf_parse_listen(const char *s, char *host, size_t hostlen, int *port)
 	return true;
 }
 
+bool
+conf_parse_addr_list(const char *list, char out[][CONF_ADDR_MAX], int max, int *count)
+{
+	const char *p = list;
+
+	*count = 0;
+	while (*p != '\0') {
+		char host[256];
+		size_t n;
+		int port;
+
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		n = strcspn(p, " ,\t");
+		if (n >= CONF_ADDR_MAX || *count >= max)
+			return false;
+		memcpy(out[*count], p, n);
+		out[*count][n] = '\0';
+		if (!conf_parse_listen(out[*count], host, sizeof(host), &port) || strcmp(host, "*") == 0)
+			return false;
+		(*count)++;
+		p += n;
+	}
+	return true;
+}
+
 /* conf_set parses value into key k of c; on failure writes what is wrong (without file:line). */
 static bool
 conf_set(struct conf *c, const struct conf_key *k, const char *value, char *why, size_t whylen)
@@ -253,6 +281,18 @@ conf_set(struct conf *c, const struct conf_key *k, const char *value, char *why,
 			return false;
 		}
 	}
+		/* FALLTHROUGH */
+	case CONF_ADDRLIST:
+		if (k->type == CONF_ADDRLIST) {
+			char list[CONF_ADDR_LIST_MAX][CONF_ADDR_MAX];
+			int count;
+
+			if (!conf_parse_addr_list(value, list, CONF_ADDR_LIST_MAX, &count)) {
+				snprintf(why, whylen, "'%s' is not a list of at most %d HOST:PORT addresses", value,
+					 CONF_ADDR_LIST_MAX);
+				return false;
+			}
+		}
 		/* FALLTHROUGH */
 	case CONF_STR:
 		if (strlen(value) >= CONF_STR_MAX) {
@@ -460,6 +500,7 @@ conf_field_size(const struct conf_key *k)
 	switch (k->type) {
 	case CONF_STR:
 	case CONF_LISTEN:
+	case CONF_ADDRLIST:
 		return CONF_STR_MAX;
 	case CONF_INT:
 	case CONF_BYTES:
@@ -485,7 +526,8 @@ conf_keep_unreloadable(const struct conf *running, struct conf *next, char *kept
 		const struct conf_key *k = &conf_keys[i];
 		const char *a = (const char *)running + k->offset;
 		char *b = (char *)next + k->offset;
-		bool differ = k->type == CONF_STR || k->type == CONF_LISTEN ? strcmp(a, b) != 0 : memcmp(a, b, conf_field_size(k)) != 0;
+		bool differ = k->type == CONF_STR || k->type == CONF_LISTEN || k->type == CONF_ADDRLIST
+				      ? strcmp(a, b) != 0 : memcmp(a, b, conf_field_size(k)) != 0;
 
 		if (k->reloadable || !differ)
 			continue;
@@ -552,6 +594,9 @@ conf_range(const struct conf_key *k, char *buf, size_t len)
 	}
 	case CONF_LISTEN:
 		snprintf(buf, len, k->min < 1 ? "HOST:PORT or empty" : "HOST:PORT");
+		break;
+	case CONF_ADDRLIST:
+		snprintf(buf, len, "HOST:PORT, ... (up to %d) or empty", CONF_ADDR_LIST_MAX);
 		break;
 	default:
 		snprintf(buf, len, "text");

@@ -16,6 +16,8 @@
 #define CONF_DEFAULT_PATH "/etc/pgcheckd/pgcheckd.ini"
 #define CONF_STR_MAX 1024
 #define CONF_ERR_MAX 1280
+#define CONF_ADDR_MAX 272
+#define CONF_ADDR_LIST_MAX 16
 
 /* What a request key names; shared by the agent line, HTTP paths and the config. */
 enum request_kind { REQUEST_PRIMARY, REQUEST_REPLICA, REQUEST_READ_ONLY, REQUEST_HEALTH, REQUEST_KIND_COUNT };
@@ -26,7 +28,7 @@ extern const char *const conf_request_names[];
 extern const char *const conf_over_lag_names[];
 extern const char *const conf_log_level_names[];
 
-enum conf_type { CONF_INT, CONF_BYTES, CONF_DOUBLE, CONF_BOOL, CONF_STR, CONF_ENUM, CONF_LISTEN };
+enum conf_type { CONF_INT, CONF_BYTES, CONF_DOUBLE, CONF_BOOL, CONF_STR, CONF_ENUM, CONF_LISTEN, CONF_ADDRLIST };
 
 #define CONF_CTYPE_INT int64_t
 #define CONF_CTYPE_BYTES int64_t
@@ -35,6 +37,7 @@ enum conf_type { CONF_INT, CONF_BYTES, CONF_DOUBLE, CONF_BOOL, CONF_STR, CONF_EN
 #define CONF_CTYPE_STR char
 #define CONF_CTYPE_ENUM int
 #define CONF_CTYPE_LISTEN char
+#define CONF_CTYPE_ADDRLIST char
 #define CONF_DIM_INT
 #define CONF_DIM_BYTES
 #define CONF_DIM_DOUBLE
@@ -42,6 +45,7 @@ enum conf_type { CONF_INT, CONF_BYTES, CONF_DOUBLE, CONF_BOOL, CONF_STR, CONF_EN
 #define CONF_DIM_STR [CONF_STR_MAX]
 #define CONF_DIM_ENUM
 #define CONF_DIM_LISTEN [CONF_STR_MAX]
+#define CONF_DIM_ADDRLIST [CONF_STR_MAX]
 
 struct conf {
 #define CONF_FIELD(sec, name, type, def, min, max, reload, enums, help) CONF_CTYPE_##type sec##_##name CONF_DIM_##type;
@@ -108,6 +112,9 @@ void conf_format_bytes(int64_t bytes, char *buf, size_t len);
 
 /* conf_parse_listen splits "HOST:PORT", "*:PORT" or "[V6]:PORT". */
 bool conf_parse_listen(const char *s, char *host, size_t hostlen, int *port);
+
+/* conf_parse_addr_list splits "a:1, b:2" (HOST:PORT each, not "*") into at most max entries. */
+bool conf_parse_addr_list(const char *list, char out[][CONF_ADDR_MAX], int max, int *count);
 
 /* conf_enum_index returns the index of word in names (case-insensitive), or -1. */
 int conf_enum_index(const char *const *names, const char *word);

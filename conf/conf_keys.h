@@ -87,6 +87,22 @@
 	  "Host load average per CPU at which the load factor reaches its minimum.")              \
 	X(weight, primary_read_pct, INT, "100", 0, 100, true, NULL,                                \
 	  "Weight of the primary for 'read-only' requests (before load scaling).")                \
+	X(peers, addresses, ADDRLIST, "", 0, 0, true, NULL,                                        \
+	  "The other nodes' pgcheckd agent ports (HOST:PORT, comma-separated). With peers, a "      \
+	  "primary that sees a peer primary on a newer timeline, or on its own timeline (two "       \
+	  "promotions), refuses writes (down #fenced ...). Names resolve when the file is read.")  \
+	X(peers, interval_ms, INT, "200", 50, 60000, true, NULL,                                   \
+	  "Time between two reads of every peer's state.")                                         \
+	X(peers, timeout_ms, INT, "200", 10, 60000, true, NULL,                                    \
+	  "Deadline of one read of a peer's state.")                                               \
+	X(peers, fresh_ms, INT, "2000", 100, 600000, true, NULL,                                   \
+	  "A peer's state older than this is forgotten: an unreachable peer fences no one.")       \
+	X(peers, isolation_fence_ms, INT, "0", 0, 3600000, true, NULL,                             \
+	  "When above 0, a primary that has heard from no peer and had no streaming replica for "   \
+	  "this long refuses writes (down #fenced isolated). Off by default: it also fences a "     \
+	  "lone primary whose peers are merely down.")                                            \
+	X(peers, fenced_reads, BOOL, "false", 0, 0, true, NULL,                                    \
+	  "Whether a fenced primary still answers 'read-only' up.")                               \
 	X(log, level, ENUM, "info", 0, 0, true, conf_log_level_names,                              \
 	  "Least severe level logged: error, warning, info or debug. Checks are never logged "     \
 	  "at info.")                                                                              \
