@@ -188,6 +188,25 @@ daemon_roles(struct daemon *d)
 	}
 }
 
+/* daemon_check_foreign reports, once each, peers that belong to another cluster. */
+static void
+daemon_check_foreign(struct daemon *d)
+{
+	uint64_t mine = d->node.sample.system_identifier;
+
+	for (int i = 0; i < peers_count(d->peers) && i < 32; i++) {
+		const struct peer_state *st = peers_state(d->peers, i);
+
+		if (st->seen && mine != 0 && st->system_identifier != 0 && st->system_identifier != mine &&
+		    !(d->foreign_logged & (1u << i))) {
+			log_warning("peer %s belongs to another cluster (system identifier %" PRIu64 ", ours %" PRIu64
+				    "): ignored",
+				    st->addr, st->system_identifier, mine);
+			d->foreign_logged |= 1u << i;
+		}
+	}
+}
+
 static void
 daemon_on_poll(void *arg, enum poll_result result, const struct sample *s, const char *detail)
 {
@@ -197,6 +216,8 @@ daemon_on_poll(void *arg, enum poll_result result, const struct sample *s, const
 		node_sample(&d->node, s);
 		if (!s->in_recovery && s->streaming_replicas > 0)
 			d->last_replica_ms = s->taken_ms;
+		if (d->peers != NULL && d->foreign_logged == 0)
+			daemon_check_foreign(d);
 	} else
 		node_fail(&d->node, result, detail);
 	daemon_roles(d);
@@ -215,19 +236,8 @@ static void
 daemon_on_peers(void *arg)
 {
 	struct daemon *d = arg;
-	uint64_t mine = d->node.sample.system_identifier;
 
-	for (int i = 0; i < peers_count(d->peers) && i < 32; i++) {
-		const struct peer_state *st = peers_state(d->peers, i);
-
-		if (st->seen && mine != 0 && st->system_identifier != 0 && st->system_identifier != mine &&
-		    !(d->foreign_logged & (1u << i))) {
-			log_warning("peer %s belongs to another cluster (system identifier %" PRIu64 ", ours %" PRIu64
-				    "): ignored",
-				    st->addr, st->system_identifier, mine);
-			d->foreign_logged |= 1u << i;
-		}
-	}
+	daemon_check_foreign(d);
 	daemon_roles(d);
 }
 
