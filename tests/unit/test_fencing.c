@@ -1,0 +1,270 @@
+/*
+ * test_fencing.c: the fencing rules of verdict_for() and the peer line, one test per rule.
+ * A primary that knows of a newer or a second primary must not take writes.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "peers.h"
+#include "render.h"
+#include "verdict.h"
+
+static struct policy
+policy(void)
+{
+	struct policy p;
+
+	memset(&p, 0, sizeof(p));
+	p.stale_after_ms = 1500;
+	p.max_lag_bytes = 16 << 20;
+	p.max_lag_s = 10;
+	p.receiver_silence_max_ms = 60000;
+	p.primary_read_pct = 100;
+	p.step_pct = 10;
+	return p;
+}
+
+static struct node_view
+primary_on(int timeline)
+{
+	struct node_view v;
+
+	memset(&v, 0, sizeof(v));
+	v.have_sample = true;
+	v.sample.timeline = timeline;
+	v.sample.system_identifier = 42;
+	v.load_weight_pct = 100;
+	v.replica_weight_pct = 100;
+	return v;
+}
+
+static struct node_view
+replica_on(int timeline)
+{
+	struct node_view v = primary_on(timeline);
+
+	v.sample.in_recovery = true;
+	v.sample.read_only = true;
+	v.sample.receiver_streaming = true;
+	return v;
+}
+
+static struct verdict
+ask(const struct node_view *v, const struct policy *p, enum request_kind kind)
+{
+	struct request r = {.kind = kind};
+	struct verdict out;
+
+	verdict_for(v, &r, p, &out);
+	return out;
+}
+
+static void
+test_primary_without_peer_news_takes_writes(void **state)
+{
+	struct node_view v = primary_on(2);
+	struct policy p = policy();
+	struct verdict out;
+
+	(void)state;
+	v.peers.configured = 2;
+	v.peers.fresh = 2;
+	out = ask(&v, &p, REQUEST_PRIMARY);
+	assert_true(out.up);
+	assert_int_equal(out.weight_pct, 100);
+}
+
+static void
+test_primary_seeing_newer_primary_is_fenced(void **state)
+{
+	struct node_view v = primary_on(1);
+	struct policy p = policy();
+	struct verdict out;
+
+	(void)state;
+	v.peers.newest_primary_timeline = 2;
+	out = ask(&v, &p, REQUEST_PRIMARY);
+	assert_false(out.up);
+	assert_string_equal(out.reason, "fenced newer primary on timeline 2");
+}
+
+static void
+test_fenced_primary_refuses_reads_unless_configured(void **state)
+{
+	struct node_view v = primary_on(1);
+	struct policy p = policy();
+
+	(void)state;
+	v.peers.newest_primary_timeline = 2;
+	assert_false(ask(&v, &p, REQUEST_READ_ONLY).up);
+	p.fenced_reads = true;
+	assert_true(ask(&v, &p, REQUEST_READ_ONLY).up);
+	assert_false(ask(&v, &p, REQUEST_PRIMARY).up); /* never writes */
+}
+
+static void
+test_two_primaries_on_one_timeline_are_both_fenced_until_released(void **state)
+{
+	struct node_view v = primary_on(2);
+	struct policy p = policy();
+	struct verdict out;
+
+	(void)state;
+	v.peers.newest_primary_timeline = 2;
+	v.peers.primaries_on_timeline = 1;
+	out = ask(&v, &p, REQUEST_PRIMARY);
+	assert_false(out.up);
+	assert_string_equal(out.reason, "fenced split-brain on timeline 2");
+	v.released = true;
+	assert_true(ask(&v, &p, REQUEST_PRIMARY).up);
+}
+
+static void
+test_release_does_not_lift_a_newer_primary_fence(void **state)
+{
+	struct node_view v = primary_on(1);
+	struct policy p = policy();
+
+	(void)state;
+	v.peers.newest_primary_timeline = 2;
+	v.released = true;
+	assert_false(ask(&v, &p, REQUEST_PRIMARY).up);
+}
+
+static void
+test_older_peer_primary_does_not_fence(void **state)
+{
+	struct node_view v = primary_on(3);
+	struct policy p = policy();
+
+	(void)state;
+	v.peers.newest_primary_timeline = 2; /* the stale one: it is the one fenced, not us */
+	assert_true(ask(&v, &p, REQUEST_PRIMARY).up);
+}
+
+static void
+test_replica_behind_a_fork_leaves_the_read_pool(void **state)
+{
+	struct node_view v = replica_on(1);
+	struct policy p = policy();
+	struct verdict out;
+
+	(void)state;
+	v.peers.newest_primary_timeline = 2;
+	out = ask(&v, &p, REQUEST_REPLICA);
+	assert_false(out.up);
+	assert_string_equal(out.reason, "fork timeline 1 behind 2");
+	assert_false(ask(&v, &p, REQUEST_READ_ONLY).up);
+}
+
+static void
+test_replica_on_the_newest_timeline_serves_reads(void **state)
+{
+	struct node_view v = replica_on(2);
+	struct policy p = policy();
+
+	(void)state;
+	v.peers.newest_primary_timeline = 2;
+	assert_true(ask(&v, &p, REQUEST_REPLICA).up);
+}
+
+static void
+test_isolation_fencing_only_when_configured(void **state)
+{
+	struct node_view v = primary_on(1);
+	struct policy p = policy();
+	struct verdict out;
+
+	(void)state;
+	v.isolated_ms = 100000;
+	assert_true(ask(&v, &p, REQUEST_PRIMARY).up); /* off by default */
+	p.isolation_fence_ms = 5000;
+	out = ask(&v, &p, REQUEST_PRIMARY);
+	assert_false(out.up);
+	assert_string_equal(out.reason, "fenced isolated");
+	v.isolated_ms = 5000;
+	assert_true(ask(&v, &p, REQUEST_PRIMARY).up); /* at the limit: not yet */
+}
+
+static void
+test_peer_line_round_trip(void **state)
+{
+	struct node_view v = primary_on(3);
+	struct policy p = policy();
+	struct peer_state st;
+	char line[128];
+
+	(void)state;
+	v.sample.system_identifier = 7713080333321011760ULL;
+	assert_true(render_peer_line(&v, &p, line, sizeof(line)) > 0);
+	assert_string_equal(line, "state role=primary timeline=3 sysid=7713080333321011760 fenced=0\n");
+	memset(&st, 0, sizeof(st));
+	assert_true(peers_parse_line(line, &st));
+	assert_true(st.primary);
+	assert_false(st.replica);
+	assert_int_equal(st.timeline, 3);
+	assert_true(st.system_identifier == 7713080333321011760ULL);
+	v.peers.newest_primary_timeline = 4;
+	assert_true(render_peer_line(&v, &p, line, sizeof(line)) > 0);
+	assert_string_equal(line, "state role=primary timeline=3 sysid=7713080333321011760 fenced=1\n");
+}
+
+static void
+test_peer_line_without_fresh_sample_is_unknown(void **state)
+{
+	struct node_view v = primary_on(3);
+	struct policy p = policy();
+	struct peer_state st;
+	char line[128];
+
+	(void)state;
+	v.failing = true;
+	assert_true(render_peer_line(&v, &p, line, sizeof(line)) > 0);
+	assert_true(strncmp(line, "state role=unknown ", 19) == 0);
+	assert_true(peers_parse_line(line, &st));
+	assert_false(st.primary);
+	v.failing = false;
+	v.sample.default_read_only = true;
+	(void)render_peer_line(&v, &p, line, sizeof(line));
+	assert_true(strncmp(line, "state role=read-only ", 21) == 0); /* a fenced-by-config primary fences no one */
+}
+
+static void
+test_peer_line_parser_rejects_garbage(void **state)
+{
+	struct peer_state st;
+
+	(void)state;
+	assert_false(peers_parse_line("up 100%\n", &st));
+	assert_false(peers_parse_line("state\n", &st)); /* no role */
+	assert_false(peers_parse_line("state role\n", &st));
+	assert_false(peers_parse_line("statex role=primary\n", &st));
+	assert_true(peers_parse_line("state role=replica timeline=2 future=1\n", &st));
+	assert_true(st.replica);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_primary_without_peer_news_takes_writes),
+		cmocka_unit_test(test_primary_seeing_newer_primary_is_fenced),
+		cmocka_unit_test(test_fenced_primary_refuses_reads_unless_configured),
+		cmocka_unit_test(test_two_primaries_on_one_timeline_are_both_fenced_until_released),
+		cmocka_unit_test(test_release_does_not_lift_a_newer_primary_fence),
+		cmocka_unit_test(test_older_peer_primary_does_not_fence),
+		cmocka_unit_test(test_replica_behind_a_fork_leaves_the_read_pool),
+		cmocka_unit_test(test_replica_on_the_newest_timeline_serves_reads),
+		cmocka_unit_test(test_isolation_fencing_only_when_configured),
+		cmocka_unit_test(test_peer_line_round_trip),
+		cmocka_unit_test(test_peer_line_without_fresh_sample_is_unknown),
+		cmocka_unit_test(test_peer_line_parser_rejects_garbage),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
