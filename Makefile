@@ -26,11 +26,11 @@ LIBEV := $(shell $(PKG_CONFIG) --libs libev 2>/dev/null || echo -lev)
 SYSTEMD_CFLAGS := $(shell $(PKG_CONFIG) --exists libsystemd 2>/dev/null && echo -DHAVE_SYSTEMD)
 SYSTEMD_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null)
 ALL_CFLAGS += $(SYSTEMD_CFLAGS)
-LIBS := $(SYSTEMD_LIBS) $(LIBEV) $(shell $(PKG_CONFIG) --libs libpq inih 2>/dev/null || echo -lpq -linih) -lm
+LIBS := $(SYSTEMD_LIBS) $(LIBEV) -lpthread $(shell $(PKG_CONFIG) --libs libpq inih 2>/dev/null || echo -lpq -linih) -lm
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
 SRCS := conf/conf.c checks/host.c checks/poller.c checks/peers.c agent/request.c agent/agentline.c agent/verdict.c \
-	agent/weight.c agent/node.c agent/log.c agent/http.c agent/render.c agent/listener.c
+	agent/weight.c agent/node.c agent/log.c agent/http.c agent/render.c agent/listener.c agent/runtimeapi.c agent/registrar.c
 MAIN := agent/main.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 HEADERS := $(wildcard conf/*.h checks/*.h agent/*.h)
@@ -103,3 +103,4 @@ clean:
 	rm -rf build build-asan
 
 include packaging/packaging.mk
+include bench/bench.mk

@@ -25,6 +25,7 @@
 #include "monoclock.h"
 #include "node.h"
 #include "peers.h"
+#include "registrar.h"
 #include "poller.h"
 #include "render.h"
 #include "verdict.h"
@@ -69,6 +70,7 @@ struct daemon {
 	struct listener *admin;
 	struct render_counters counters;
 	struct peers *peers;            /* the other nodes' pgcheckd, when configured */
+	struct registrar *registrar;    /* registration into HAProxy, when configured */
 	bool released;                  /* an operator released this primary from split fencing */
 	int64_t started_ms;
 	int64_t last_replica_ms;        /* a streaming replica was last seen (as a primary) */
@@ -322,6 +324,12 @@ daemon_reload(struct daemon *d)
 	d->conf = next;
 	if (peers_changed)
 		daemon_start_peers(d);
+	if (d->registrar != NULL && d->conf.haproxy_runtime_api[0] != '\0') {
+		registrar_reconfigure(d->registrar, &d->conf);
+	} else {
+		registrar_free(d->registrar); /* withdraws */
+		d->registrar = registrar_new(&d->conf);
+	}
 	log_setup((enum log_level)d->conf.log_level, d->conf.log_syslog);
 	verdict_policy(&d->conf, &d->policy);
 	node_configure(&d->node, &d->conf);
@@ -586,6 +594,7 @@ main(int argc, char **argv)
 	}
 
 	daemon_start_peers(&d);
+	d.registrar = registrar_new(&d.conf);
 	ev_signal_init(&d.sighup, daemon_on_sighup, SIGHUP);
 	d.sighup.data = &d;
 	ev_signal_start(d.loop, &d.sighup);
@@ -609,6 +618,7 @@ main(int argc, char **argv)
 	(void)sd_notify(0, "READY=1");
 	ev_run(d.loop, 0);
 
+	registrar_free(d.registrar); /* withdraws from HAProxy, bounded by [haproxy] timeout_ms */
 	poller_free(d.poller);
 	peers_free(d.peers);
 	listener_free(d.listener);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
 #include <ini.h>
 
 const char *const conf_request_names[] = {"primary", "replica", "read-only", "health", NULL};
@@ -185,6 +186,62 @@ conf_parse_addr_list(const char *list, char out[][CONF_ADDR_MAX], int max, int *
 	return true;
 }
 
+bool
+conf_parse_pairs(const char *list, char names[][64], char values[][64], int max, int *count)
+{
+	const char *p = list;
+
+	*count = 0;
+	while (*p != '\0') {
+		size_t n, c;
+
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		n = strcspn(p, " ,\t");
+		c = strcspn(p, ":");
+		if (*count >= max || c == 0 || c >= n - 1 || c >= 64 || n - c - 1 >= 64)
+			return false;
+		memcpy(names[*count], p, c);
+		names[*count][c] = '\0';
+		memcpy(values[*count], p + c + 1, n - c - 1);
+		values[*count][n - c - 1] = '\0';
+		if (strchr(values[*count], ':') != NULL)
+			return false;
+		(*count)++;
+		p += n;
+	}
+	return true;
+}
+
+/* conf_api_list_ok checks "/path, host:port": HAProxy runtime API addresses. */
+static bool
+conf_api_list_ok(const char *list)
+{
+	const char *p = list;
+
+	while (*p != '\0') {
+		char entry[CONF_ADDR_MAX], host[256];
+		size_t n;
+		int port;
+
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		n = strcspn(p, " ,\t");
+		if (n >= 108)
+			return false;
+		memcpy(entry, p, n);
+		entry[n] = '\0';
+		if (entry[0] != '/' && (!conf_parse_listen(entry, host, sizeof(host), &port) || strcmp(host, "*") == 0))
+			return false;
+		p += n;
+	}
+	return true;
+}
+
 /* conf_set parses value into key k of c; on failure writes what is wrong (without file:line). */
 static bool
 conf_set(struct conf *c, const struct conf_key *k, const char *value, char *why, size_t whylen)
@@ -292,6 +349,12 @@ conf_set(struct conf *c, const struct conf_key *k, const char *value, char *why,
 					 CONF_ADDR_LIST_MAX);
 				return false;
 			}
+		}
+		/* FALLTHROUGH */
+	case CONF_APILIST:
+		if (k->type == CONF_APILIST && !conf_api_list_ok(value)) {
+			snprintf(why, whylen, "'%s' is not a list of socket paths (/...) and HOST:PORT addresses", value);
+			return false;
 		}
 		/* FALLTHROUGH */
 	case CONF_STR:
@@ -478,6 +541,43 @@ conf_validate(struct conf *c, const char *name, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: [agent] primary_port, replica_port and the listen port must all differ", name);
 		return false;
 	}
+	if (c->haproxy_runtime_api[0] != '\0') {
+		char names[16][64], values[16][64];
+		int n1, n2;
+		struct in6_addr a6;
+
+		if (!conf_parse_pairs(c->haproxy_template_backends, names, values, 16, &n1)) {
+			snprintf(err, errlen, "%s: [haproxy] template_backends: '%s' is not BACKEND:PREFIX, ...", name,
+				 c->haproxy_template_backends);
+			return false;
+		}
+		if (!conf_parse_pairs(c->haproxy_dynamic_backends, names, values, 16, &n2)) {
+			snprintf(err, errlen, "%s: [haproxy] dynamic_backends: '%s' is not BACKEND:REQUEST, ...", name,
+				 c->haproxy_dynamic_backends);
+			return false;
+		}
+		for (int i = 0; i < n2; i++) {
+			enum request_kind kind;
+
+			if (conf_enum_index(conf_request_names, values[i]) < 0) {
+				(void)kind;
+				snprintf(err, errlen, "%s: [haproxy] dynamic_backends: '%s' is not a request (%s)", name,
+					 values[i], "primary, replica, read-only, health");
+				return false;
+			}
+		}
+		if (n1 + n2 == 0) {
+			snprintf(err, errlen, "%s: [haproxy] runtime_api is set but neither template_backends nor "
+					      "dynamic_backends is", name);
+			return false;
+		}
+		if (inet_pton(AF_INET, c->haproxy_advertise_addr, &a6) != 1 &&
+		    inet_pton(AF_INET6, c->haproxy_advertise_addr, &a6) != 1) {
+			snprintf(err, errlen, "%s: [haproxy] advertise_addr: '%s' is not a literal IP address (needed to "
+					      "register)", name, c->haproxy_advertise_addr);
+			return false;
+		}
+	}
 	if (c->weight_load_high_per_cpu <= c->weight_load_low_per_cpu) {
 		snprintf(err, errlen, "%s: [weight] load_high_per_cpu: %g must be above load_low_per_cpu (%g)", name,
 			 c->weight_load_high_per_cpu, c->weight_load_low_per_cpu);
@@ -501,6 +601,7 @@ conf_field_size(const struct conf_key *k)
 	case CONF_STR:
 	case CONF_LISTEN:
 	case CONF_ADDRLIST:
+	case CONF_APILIST:
 		return CONF_STR_MAX;
 	case CONF_INT:
 	case CONF_BYTES:
@@ -526,7 +627,8 @@ conf_keep_unreloadable(const struct conf *running, struct conf *next, char *kept
 		const struct conf_key *k = &conf_keys[i];
 		const char *a = (const char *)running + k->offset;
 		char *b = (char *)next + k->offset;
-		bool differ = k->type == CONF_STR || k->type == CONF_LISTEN || k->type == CONF_ADDRLIST
+		bool differ = k->type == CONF_STR || k->type == CONF_LISTEN || k->type == CONF_ADDRLIST ||
+					      k->type == CONF_APILIST
 				      ? strcmp(a, b) != 0 : memcmp(a, b, conf_field_size(k)) != 0;
 
 		if (k->reloadable || !differ)
@@ -597,6 +699,9 @@ conf_range(const struct conf_key *k, char *buf, size_t len)
 		break;
 	case CONF_ADDRLIST:
 		snprintf(buf, len, "HOST:PORT, ... (up to %d) or empty", CONF_ADDR_LIST_MAX);
+		break;
+	case CONF_APILIST:
+		snprintf(buf, len, "/socket/path or HOST:PORT, ... or empty");
 		break;
 	default:
 		snprintf(buf, len, "text");

@@ -28,7 +28,7 @@ extern const char *const conf_request_names[];
 extern const char *const conf_over_lag_names[];
 extern const char *const conf_log_level_names[];
 
-enum conf_type { CONF_INT, CONF_BYTES, CONF_DOUBLE, CONF_BOOL, CONF_STR, CONF_ENUM, CONF_LISTEN, CONF_ADDRLIST };
+enum conf_type { CONF_INT, CONF_BYTES, CONF_DOUBLE, CONF_BOOL, CONF_STR, CONF_ENUM, CONF_LISTEN, CONF_ADDRLIST, CONF_APILIST };
 
 #define CONF_CTYPE_INT int64_t
 #define CONF_CTYPE_BYTES int64_t
@@ -38,6 +38,7 @@ enum conf_type { CONF_INT, CONF_BYTES, CONF_DOUBLE, CONF_BOOL, CONF_STR, CONF_EN
 #define CONF_CTYPE_ENUM int
 #define CONF_CTYPE_LISTEN char
 #define CONF_CTYPE_ADDRLIST char
+#define CONF_CTYPE_APILIST char
 #define CONF_DIM_INT
 #define CONF_DIM_BYTES
 #define CONF_DIM_DOUBLE
@@ -46,6 +47,7 @@ enum conf_type { CONF_INT, CONF_BYTES, CONF_DOUBLE, CONF_BOOL, CONF_STR, CONF_EN
 #define CONF_DIM_ENUM
 #define CONF_DIM_LISTEN [CONF_STR_MAX]
 #define CONF_DIM_ADDRLIST [CONF_STR_MAX]
+#define CONF_DIM_APILIST [CONF_STR_MAX]
 
 struct conf {
 #define CONF_FIELD(sec, name, type, def, min, max, reload, enums, help) CONF_CTYPE_##type sec##_##name CONF_DIM_##type;
@@ -115,6 +117,12 @@ bool conf_parse_listen(const char *s, char *host, size_t hostlen, int *port);
 
 /* conf_parse_addr_list splits "a:1, b:2" (HOST:PORT each, not "*") into at most max entries. */
 bool conf_parse_addr_list(const char *list, char out[][CONF_ADDR_MAX], int max, int *count);
+
+/*
+ * conf_parse_pairs splits "a:b, c:d" into at most max NAME:VALUE pairs (each part non-empty, no
+ * spaces); false on a bad entry.
+ */
+bool conf_parse_pairs(const char *list, char names[][64], char values[][64], int max, int *count);
 
 /* conf_enum_index returns the index of word in names (case-insensitive), or -1. */
 int conf_enum_index(const char *const *names, const char *word);

@@ -103,6 +103,35 @@
 	  "lone primary whose peers are merely down.")                                            \
 	X(peers, fenced_reads, BOOL, "false", 0, 0, true, NULL,                                    \
 	  "Whether a fenced primary still answers 'read-only' up.")                               \
+	X(haproxy, runtime_api, APILIST, "", 0, 0, true, NULL,                                     \
+	  "HAProxy runtime API addresses ('level admin'): socket paths or HOST:PORT, "             \
+	  "comma-separated. With backends below, this node registers itself into every HAProxy "  \
+	  "listed, keeps the registration true and withdraws on shutdown. Empty: no registration.") \
+	X(haproxy, template_backends, STR, "", 0, 0, true, NULL,                                   \
+	  "BACKEND:PREFIX pairs (comma-separated) whose 'server-template PREFIX ...' slots this "   \
+	  "node may claim, e.g. 'be_primary:pg, be_replicas:pg'.")                                  \
+	X(haproxy, dynamic_backends, STR, "", 0, 0, true, NULL,                                    \
+	  "BACKEND:REQUEST pairs (comma-separated) where this node adds itself with 'add server', "  \
+	  "its agent asked REQUEST, e.g. 'be_replicas:replica'.")                                   \
+	X(haproxy, advertise_addr, STR, "", 0, 0, true, NULL,                                      \
+	  "The literal IP address HAProxy reaches this node at (required to register).")           \
+	X(haproxy, advertise_pg_port, INT, "5432", 1, 65535, true, NULL,                           \
+	  "The PostgreSQL port HAProxy sends clients to.")                                         \
+	X(haproxy, advertise_agent_port, INT, "0", 0, 65535, true, NULL,                           \
+	  "The pgcheckd port HAProxy checks; 0 for the [agent] listen port.")                      \
+	X(haproxy, free_slot, LISTEN, "127.0.0.1:1", 1, 0, true, NULL,                             \
+	  "The address:port of an unclaimed template slot, as in 'server-template pg 1-10 "         \
+	  "127.0.0.1:1 disabled'; withdrawing puts a slot back to it.")                            \
+	X(haproxy, add_server_options, STR,                                                        \
+	  "weight 100 check inter 200ms rise 1 fall 1 on-marked-down shutdown-sessions agent-check agent-inter 200ms", \
+	  0, 0, true, NULL,                                                                        \
+	  "Server options for 'add server' (dynamic backends); port, agent-port and agent-send are " \
+	  "added by pgcheckd.")                                                                    \
+	X(haproxy, reconcile_ms, INT, "2000", 200, 3600000, true, NULL,                            \
+	  "Time between two checks that the registration is still true (an HAProxy reload or "     \
+	  "restart forgets runtime changes).")                                                     \
+	X(haproxy, timeout_ms, INT, "1000", 50, 60000, true, NULL,                                 \
+	  "Deadline of one runtime API command.")                                                  \
 	X(log, level, ENUM, "info", 0, 0, true, conf_log_level_names,                              \
 	  "Least severe level logged: error, warning, info or debug. Checks are never logged "     \
 	  "at info.")                                                                              \

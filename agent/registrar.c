@@ -1,0 +1,472 @@
+/*
+ * registrar.c: registration of this node into HAProxy backends through the runtime API.
+ *   template backends: claim a free "server-template" slot (address = [haproxy] free_slot), or keep
+ *     the one whose address is ours; a claim is written, checked again after a random pause, and
+ *     given up if another node's address replaced it, so two nodes never stay in one slot.
+ *   dynamic backends: "add server" under a name derived from our address, so claims cannot collide.
+ * A slot of ours that an operator put into maintenance is left alone. Each HAProxy error is logged
+ * once per change and retried with backoff. Runs in its own thread; blocking I/O, bounded by timeouts.
+ */
+#include "registrar.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "monoclock.h"
+#include "runtimeapi.h"
+
+#define REGISTRAR_APIS_MAX 8
+#define REGISTRAR_BACKENDS_MAX 16
+#define REGISTRAR_ANSWER_MAX 65536
+#define REGISTRAR_BACKOFF_MAX_MS 60000
+/* bit of srv_admin_state: forced maintenance (set server state maint, disable server) */
+#define ADMIN_FMAINT 0x01
+
+struct registrar {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct conf conf;
+	bool stop;
+	bool changed;
+	/* thread-only state */
+	char logged[REGISTRAR_APIS_MAX][REGISTRAR_BACKENDS_MAX * 2][2560];
+	int64_t next_try_ms[REGISTRAR_APIS_MAX];
+	int64_t backoff_ms[REGISTRAR_APIS_MAX];
+	unsigned int seed;
+	char *answer;
+};
+
+/* what this node registers as */
+struct registrar_me {
+	char addr[64];
+	int pg_port;
+	int agent_port;
+	char free_addr[256];
+	int free_port;
+	char who[96]; /* "addr:pgport", for the slot hash and the dynamic server name */
+};
+
+int
+registrar_pick_slot(const char *who, int attempt, int count)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	if (count <= 0)
+		return -1;
+	for (const char *p = who; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return (int)((h + (uint32_t)attempt * 7919u) % (uint32_t)count);
+}
+
+/* registrar_note logs msg for slot (api, key) only when it differs from what was logged there last. */
+static void
+registrar_note(struct registrar *r, int api, int key, bool error, const char *msg)
+{
+	char *last = r->logged[api][key];
+
+	if (strcmp(last, msg) == 0)
+		return;
+	snprintf(last, sizeof(r->logged[0][0]), "%s", msg);
+	if (error)
+		log_warning("%s", msg);
+	else
+		log_info("%s", msg);
+}
+
+static bool
+registrar_api(struct registrar *r, const char *api, const char *line, char *why, size_t whylen)
+{
+	if (!runtimeapi_command(api, line, (int)r->conf.haproxy_timeout_ms, r->answer, REGISTRAR_ANSWER_MAX, why,
+				whylen))
+		return false;
+	if (!runtimeapi_answer_ok(r->answer)) {
+		const char *bad = runtimeapi_error_line(r->answer);
+		size_t n = strcspn(bad, "\n");
+
+		snprintf(why, whylen, "'%.80s...' answered: %.*s", line, (int)(n < 160 ? n : 160), bad);
+		return false;
+	}
+	return true;
+}
+
+static int
+registrar_state(struct registrar *r, const char *api, const char *backend, struct runtimeapi_server *servers,
+		char *why, size_t whylen)
+{
+	char line[128];
+	int n;
+
+	snprintf(line, sizeof(line), "show servers state %s", backend);
+	if (!registrar_api(r, api, line, why, whylen))
+		return -1;
+	n = runtimeapi_parse_state(r->answer, backend, servers, RUNTIMEAPI_SLOTS_MAX);
+	if (n < 0)
+		snprintf(why, whylen, "cannot read 'show servers state %s'", backend);
+	return n;
+}
+
+static bool
+registrar_is_template_slot(const struct runtimeapi_server *s, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	if (strncmp(s->name, prefix, n) != 0 || s->name[n] == '\0')
+		return false;
+	for (const char *p = s->name + n; *p != '\0'; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	return true;
+}
+
+static bool
+registrar_is_mine(const struct runtimeapi_server *s, const struct registrar_me *me)
+{
+	return strcmp(s->addr, me->addr) == 0 && s->port == me->pg_port;
+}
+
+static bool
+registrar_release_slot(struct registrar *r, const char *api, const char *backend, const char *slot,
+		       const struct registrar_me *me, char *why, size_t whylen)
+{
+	char line[4096];
+
+	/* the agent settings while the agent is enabled: HAProxy refuses them once it is disabled */
+	snprintf(line, sizeof(line),
+		 "set server %s/%s state maint; set server %s/%s addr %s port %d; set server %s/%s check-port %d; "
+		 "set server %s/%s agent-addr %s; set server %s/%s agent-port %d; disable agent %s/%s",
+		 backend, slot, backend, slot, me->free_addr, me->free_port, backend, slot, me->free_port, backend, slot,
+		 me->free_addr, backend, slot, me->free_port, backend, slot);
+	return registrar_api(r, api, line, why, whylen);
+}
+
+/* registrar_template keeps this node in one slot of a server-template backend. */
+static bool
+registrar_template(struct registrar *r, int api_i, int key, const char *api, const char *backend, const char *prefix,
+		   const struct registrar_me *me, char *why, size_t whylen)
+{
+	struct runtimeapi_server servers[RUNTIMEAPI_SLOTS_MAX];
+	char line[4096], msg[2560];
+
+	for (int attempt = 0; attempt < 4; attempt++) {
+		int n = registrar_state(r, api, backend, servers, why, whylen);
+		int mine = -1, nfree = 0, free_idx[RUNTIMEAPI_SLOTS_MAX], pick;
+
+		if (n < 0)
+			return false;
+		for (int i = 0; i < n; i++) {
+			if (!registrar_is_template_slot(&servers[i], prefix))
+				continue;
+			if (registrar_is_mine(&servers[i], me)) {
+				if (mine < 0) {
+					mine = i;
+				} else if (!registrar_release_slot(r, api, backend, servers[i].name, me, why, whylen)) {
+					return false; /* a second slot with our address: give it back */
+				}
+			} else if (strcmp(servers[i].addr, me->free_addr) == 0 && servers[i].port == me->free_port) {
+				free_idx[nfree++] = i;
+			}
+		}
+		if (mine >= 0) {
+			const struct runtimeapi_server *s = &servers[mine];
+
+			if (s->admin_state & ADMIN_FMAINT) {
+				snprintf(msg, sizeof(msg), "haproxy %s: %s/%s is in maintenance (an operator's): left alone",
+					 api, backend, s->name);
+				registrar_note(r, api_i, key, false, msg);
+				return true;
+			}
+			if (s->check_port != me->agent_port || s->agent_port != me->agent_port ||
+			    strcmp(s->agent_addr, me->addr) != 0) {
+				snprintf(line, sizeof(line),
+					 "set server %s/%s check-port %d; set server %s/%s agent-addr %s; "
+					 "set server %s/%s agent-port %d",
+					 backend, s->name, me->agent_port, backend, s->name, me->addr, backend, s->name,
+					 me->agent_port);
+				if (!registrar_api(r, api, line, why, whylen))
+					return false;
+			}
+			snprintf(msg, sizeof(msg), "haproxy %s: registered as %s/%s", api, backend, s->name);
+			registrar_note(r, api_i, key, false, msg);
+			return true;
+		}
+		if (nfree == 0) {
+			snprintf(why, whylen, "no free '%.63s' slot in %.63s (free slots have the address %.63s:%d)", prefix,
+				 backend, me->free_addr, me->free_port);
+			return false;
+		}
+		pick = free_idx[registrar_pick_slot(me->who, attempt, nfree)];
+		snprintf(line, sizeof(line),
+			 "set server %s/%s addr %s port %d; set server %s/%s check-port %d; enable agent %s/%s; "
+			 "set server %s/%s agent-addr %s; set server %s/%s agent-port %d; "
+			 "set server %s/%s state ready; set server %s/%s health down",
+			 backend, servers[pick].name, me->addr, me->pg_port, backend, servers[pick].name, me->agent_port,
+			 backend, servers[pick].name, backend, servers[pick].name, me->addr, backend, servers[pick].name,
+			 me->agent_port, backend, servers[pick].name, backend, servers[pick].name);
+		if (!registrar_api(r, api, line, why, whylen))
+			return false;
+		/* another node may have claimed the same slot at the same moment: look again after a pause */
+		usleep((useconds_t)(50000 + rand_r(&r->seed) % 100000));
+	}
+	snprintf(why, whylen, "lost the race for a slot in %s four times", backend);
+	return false;
+}
+
+static void
+registrar_dynamic_name(const struct registrar_me *me, char *name, size_t len)
+{
+	size_t n = (size_t)snprintf(name, len, "pgcheckd-%s", me->who);
+
+	for (size_t i = 0; i < n && i < len; i++)
+		if (name[i] == '.' || name[i] == ':' || name[i] == '[' || name[i] == ']')
+			name[i] = '-';
+}
+
+/* registrar_dynamic keeps this node added, under its own name, to a backend that allows add server. */
+static bool
+registrar_dynamic(struct registrar *r, int api_i, int key, const char *api, const char *backend, const char *request,
+		  const struct registrar_me *me, char *why, size_t whylen)
+{
+	struct runtimeapi_server servers[RUNTIMEAPI_SLOTS_MAX];
+	char name[128], line[4096], msg[2560];
+	int n = registrar_state(r, api, backend, servers, why, whylen);
+
+	if (n < 0)
+		return false;
+	registrar_dynamic_name(me, name, sizeof(name));
+	for (int i = 0; i < n; i++) {
+		if (strcmp(servers[i].name, name) != 0)
+			continue;
+		if (servers[i].admin_state & ADMIN_FMAINT)
+			snprintf(msg, sizeof(msg), "haproxy %s: %s/%s is in maintenance (an operator's): left alone", api,
+				 backend, name);
+		else
+			snprintf(msg, sizeof(msg), "haproxy %s: registered as %s/%s", api, backend, name);
+		registrar_note(r, api_i, key, false, msg);
+		return true;
+	}
+	/* agent-send cannot hold a newline through the runtime API: the agent ends the request on silence */
+	snprintf(line, sizeof(line),
+		 "add server %s/%s %s:%d %s port %d agent-addr %s agent-port %d agent-send %s; enable health %s/%s; "
+		 "enable agent %s/%s; set server %s/%s state ready; set server %s/%s health down",
+		 backend, name, me->addr, me->pg_port, r->conf.haproxy_add_server_options, me->agent_port, me->addr,
+		 me->agent_port, request, backend, name, backend, name, backend, name, backend, name);
+	if (!registrar_api(r, api, line, why, whylen))
+		return false;
+	snprintf(msg, sizeof(msg), "haproxy %s: registered as %s/%s", api, backend, name);
+	registrar_note(r, api_i, key, false, msg);
+	return true;
+}
+
+static void
+registrar_me(const struct conf *c, struct registrar_me *me)
+{
+	memset(me, 0, sizeof(*me));
+	snprintf(me->addr, sizeof(me->addr), "%.63s", c->haproxy_advertise_addr);
+	me->pg_port = (int)c->haproxy_advertise_pg_port;
+	me->agent_port = c->haproxy_advertise_agent_port > 0 ? (int)c->haproxy_advertise_agent_port : c->listen_port;
+	(void)conf_parse_listen(c->haproxy_free_slot, me->free_addr, sizeof(me->free_addr), &me->free_port);
+	snprintf(me->who, sizeof(me->who), "%s:%d", me->addr, me->pg_port);
+}
+
+/* registrar_apis splits the runtime_api list. */
+static int
+registrar_apis(const char *list, char out[][CONF_ADDR_MAX])
+{
+	int n = 0;
+	const char *p = list;
+
+	while (*p != '\0' && n < REGISTRAR_APIS_MAX) {
+		size_t len;
+
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		len = strcspn(p, " ,\t");
+		snprintf(out[n++], CONF_ADDR_MAX, "%.*s", (int)(len < CONF_ADDR_MAX - 1 ? len : CONF_ADDR_MAX - 1), p);
+		p += len;
+	}
+	return n;
+}
+
+/* registrar_pass reconciles (or, withdrawing, releases) every backend of every HAProxy once. */
+static void
+registrar_pass(struct registrar *r, const struct conf *c, bool withdraw)
+{
+	char apis[REGISTRAR_APIS_MAX][CONF_ADDR_MAX];
+	char tnames[REGISTRAR_BACKENDS_MAX][64], tvalues[REGISTRAR_BACKENDS_MAX][64];
+	char dnames[REGISTRAR_BACKENDS_MAX][64], dvalues[REGISTRAR_BACKENDS_MAX][64];
+	int napi = registrar_apis(c->haproxy_runtime_api, apis), nt = 0, nd = 0;
+	struct registrar_me me;
+	int64_t now = monoclock_ms();
+
+	registrar_me(c, &me);
+	(void)conf_parse_pairs(c->haproxy_template_backends, tnames, tvalues, REGISTRAR_BACKENDS_MAX, &nt);
+	(void)conf_parse_pairs(c->haproxy_dynamic_backends, dnames, dvalues, REGISTRAR_BACKENDS_MAX, &nd);
+	for (int a = 0; a < napi; a++) {
+		bool ok = true;
+		char why[512], msg[2560];
+
+		if (!withdraw && now < r->next_try_ms[a])
+			continue; /* backing off after an error */
+		for (int b = 0; b < nt; b++) {
+			why[0] = '\0';
+			if (withdraw) {
+				struct runtimeapi_server servers[RUNTIMEAPI_SLOTS_MAX];
+				int n = registrar_state(r, apis[a], tnames[b], servers, why, sizeof(why));
+
+				for (int i = 0; i < n; i++)
+					if (registrar_is_template_slot(&servers[i], tvalues[b]) &&
+					    registrar_is_mine(&servers[i], &me) &&
+					    registrar_release_slot(r, apis[a], tnames[b], servers[i].name, &me, why, sizeof(why)))
+						log_info("haproxy %s: withdrew from %s/%s", apis[a], tnames[b], servers[i].name);
+				continue;
+			}
+			if (!registrar_template(r, a, b, apis[a], tnames[b], tvalues[b], &me, why, sizeof(why))) {
+				snprintf(msg, sizeof(msg), "haproxy %s: %s: %s; retrying", apis[a], tnames[b], why);
+				registrar_note(r, a, b, true, msg);
+				ok = false;
+			}
+		}
+		for (int b = 0; b < nd; b++) {
+			why[0] = '\0';
+			if (withdraw) {
+				char name[128], line[4096];
+
+				registrar_dynamic_name(&me, name, sizeof(name));
+				snprintf(line, sizeof(line),
+					 "disable agent %s/%s; disable health %s/%s; set server %s/%s state maint; "
+					 "shutdown sessions server %s/%s; del server %s/%s",
+					 dnames[b], name, dnames[b], name, dnames[b], name, dnames[b], name, dnames[b], name);
+				if (registrar_api(r, apis[a], line, why, sizeof(why)))
+					log_info("haproxy %s: withdrew from %s/%s", apis[a], dnames[b], name);
+				continue;
+			}
+			if (!registrar_dynamic(r, a, REGISTRAR_BACKENDS_MAX + b, apis[a], dnames[b], dvalues[b], &me, why,
+					       sizeof(why))) {
+				snprintf(msg, sizeof(msg), "haproxy %s: %s: %s; retrying", apis[a], dnames[b], why);
+				registrar_note(r, a, REGISTRAR_BACKENDS_MAX + b, true, msg);
+				ok = false;
+			}
+		}
+		if (ok) {
+			r->backoff_ms[a] = 0;
+			r->next_try_ms[a] = 0;
+		} else {
+			r->backoff_ms[a] = r->backoff_ms[a] == 0 ? c->haproxy_reconcile_ms : r->backoff_ms[a] * 2;
+			if (r->backoff_ms[a] > REGISTRAR_BACKOFF_MAX_MS)
+				r->backoff_ms[a] = REGISTRAR_BACKOFF_MAX_MS;
+			r->next_try_ms[a] = now + r->backoff_ms[a];
+		}
+	}
+}
+
+static void *
+registrar_main(void *arg)
+{
+	struct registrar *r = arg;
+	struct conf *c = malloc(sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	pthread_mutex_lock(&r->lock);
+	while (!r->stop) {
+		struct timespec until;
+		int64_t wait_ms;
+
+		*c = r->conf;
+		r->changed = false;
+		pthread_mutex_unlock(&r->lock);
+		registrar_pass(r, c, false);
+		pthread_mutex_lock(&r->lock);
+		wait_ms = r->conf.haproxy_reconcile_ms;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += wait_ms / 1000;
+		until.tv_nsec += (wait_ms % 1000) * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		while (!r->stop && !r->changed)
+			if (pthread_cond_timedwait(&r->wake, &r->lock, &until) != 0)
+				break;
+	}
+	*c = r->conf;
+	pthread_mutex_unlock(&r->lock);
+	registrar_pass(r, c, true);
+	free(c);
+	return NULL;
+}
+
+struct registrar *
+registrar_new(const struct conf *c)
+{
+	struct registrar *r;
+	pthread_condattr_t attr;
+	sigset_t all, old;
+	int rc;
+
+	if (c->haproxy_runtime_api[0] == '\0')
+		return NULL;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	r->answer = malloc(REGISTRAR_ANSWER_MAX);
+	r->conf = *c;
+	r->seed = (unsigned int)getpid() ^ (unsigned int)monoclock_ms();
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->wake, &attr);
+	pthread_condattr_destroy(&attr);
+	/* signals stay with the event loop's thread */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = r->answer == NULL ? -1 : pthread_create(&r->thread, NULL, registrar_main, r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		log_error("cannot start the HAProxy registration thread");
+		pthread_cond_destroy(&r->wake);
+		pthread_mutex_destroy(&r->lock);
+		free(r->answer);
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void
+registrar_reconfigure(struct registrar *r, const struct conf *c)
+{
+	if (r == NULL)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->conf = *c;
+	r->changed = true;
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+}
+
+void
+registrar_free(struct registrar *r)
+{
+	if (r == NULL)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->stop = true;
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+	pthread_join(r->thread, NULL);
+	pthread_cond_destroy(&r->wake);
+	pthread_mutex_destroy(&r->lock);
+	free(r->answer);
+	free(r);
+}

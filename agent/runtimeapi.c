@@ -1,0 +1,253 @@
+/*
+ * runtimeapi.c: HAProxy runtime API client. Blocking sockets with SO_RCVTIMEO/SO_SNDTIMEO and an
+ * overall deadline; used only from the registrar's thread, so a missing or hung HAProxy never
+ * touches the checks.
+ */
+#include "runtimeapi.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "monoclock.h"
+
+static int
+runtimeapi_connect(const char *addr, int timeout_ms, char *why, size_t whylen)
+{
+	struct addrinfo hints, *res = NULL;
+	char host[256], service[16];
+	int fd = -1, port, rc;
+
+	if (addr[0] == '/') {
+		struct sockaddr_un sun;
+
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		if (strlen(addr) >= sizeof(sun.sun_path)) {
+			snprintf(why, whylen, "socket path too long");
+			return -1;
+		}
+		strcpy(sun.sun_path, addr);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+			return fd;
+		snprintf(why, whylen, "%s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (!conf_parse_listen(addr, host, sizeof(host), &port)) {
+		snprintf(why, whylen, "not HOST:PORT or a socket path");
+		return -1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	snprintf(service, sizeof(service), "%d", port);
+	rc = getaddrinfo(host, service, &hints, &res);
+	if (rc != 0 || res == NULL) {
+		snprintf(why, whylen, "%s", gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) != 0 && errno == EINPROGRESS) {
+		struct pollfd pfd = {fd, POLLOUT, 0};
+		int err = 0;
+		socklen_t elen = sizeof(err);
+
+		if (poll(&pfd, 1, timeout_ms) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0)
+			errno = err;
+		else
+			errno = ETIMEDOUT;
+	} else if (fd >= 0) {
+		errno = 0;
+	}
+	freeaddrinfo(res);
+	if (fd >= 0 && errno == 0)
+		return fd;
+	snprintf(why, whylen, "%s", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+bool
+runtimeapi_command(const char *addr, const char *line, int timeout_ms, char *out, size_t outlen, char *why,
+		   size_t whylen)
+{
+	int64_t deadline = monoclock_ms() + timeout_ms;
+	size_t len = strlen(line), sent = 0, got = 0;
+	int fd = runtimeapi_connect(addr, timeout_ms, why, whylen);
+
+	if (fd < 0)
+		return false;
+	out[0] = '\0';
+	while (sent <= len) {
+		/* the line, then its newline */
+		const char *p = sent < len ? line + sent : "\n";
+		size_t n = sent < len ? len - sent : 1;
+		struct pollfd pfd = {fd, POLLOUT, 0};
+		ssize_t w;
+
+		if (poll(&pfd, 1, (int)(deadline - monoclock_ms())) != 1) {
+			snprintf(why, whylen, "timed out sending");
+			close(fd);
+			return false;
+		}
+		w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && errno != EAGAIN && errno != EINTR) {
+			snprintf(why, whylen, "%s", strerror(errno));
+			close(fd);
+			return false;
+		}
+		if (w > 0)
+			sent += (size_t)w;
+	}
+	for (;;) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+		int left = (int)(deadline - monoclock_ms());
+		ssize_t r;
+
+		if (left <= 0 || poll(&pfd, 1, left) != 1) {
+			snprintf(why, whylen, "no complete answer within %d ms", timeout_ms);
+			close(fd);
+			return false;
+		}
+		if (got + 1 >= outlen) {
+			snprintf(why, whylen, "answer too long");
+			close(fd);
+			return false;
+		}
+		r = recv(fd, out + got, outlen - 1 - got, MSG_DONTWAIT);
+		if (r == 0)
+			break; /* HAProxy closes after a non-interactive command */
+		if (r < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			snprintf(why, whylen, "%s", strerror(errno));
+			close(fd);
+			return false;
+		}
+		got += (size_t)r;
+		out[got] = '\0';
+	}
+	close(fd);
+	return true;
+}
+
+static const char *const runtimeapi_errors[] = {"Unknown command", "Permission denied", "No such", "Invalid",
+						"Require ", "not found", "cannot", "Only servers", "failed",
+						"unable", "must", "not enabled", "Already exists", "already exists"};
+
+const char *
+runtimeapi_error_line(const char *answer)
+{
+	for (size_t i = 0; i < sizeof(runtimeapi_errors) / sizeof(runtimeapi_errors[0]); i++) {
+		const char *hit = strstr(answer, runtimeapi_errors[i]);
+
+		if (hit != NULL) {
+			while (hit > answer && hit[-1] != '\n')
+				hit--;
+			return hit;
+		}
+	}
+	return NULL;
+}
+
+bool
+runtimeapi_answer_ok(const char *answer)
+{
+	return runtimeapi_error_line(answer) == NULL;
+}
+
+int
+runtimeapi_parse_state(const char *text, const char *backend, struct runtimeapi_server *out, int max)
+{
+	enum { C_BE_NAME, C_SRV_ID, C_SRV_NAME, C_ADDR, C_OP, C_ADMIN, C_PORT, C_CHECK_PORT, C_AGENT_ADDR,
+	       C_AGENT_PORT, C_COUNT };
+	static const char *const names[C_COUNT] = {"be_name",	    "srv_id",	      "srv_name",
+						   "srv_addr",	    "srv_op_state",   "srv_admin_state",
+						   "srv_port",	    "srv_check_port", "srv_agent_addr",
+						   "srv_agent_port"};
+	int col[C_COUNT], count = 0;
+	const char *line = text, *header = NULL;
+
+	for (int i = 0; i < C_COUNT; i++)
+		col[i] = -1;
+	/* the header line: "# be_id be_name srv_id ..." */
+	while (*line != '\0') {
+		if (line[0] == '#' && line[1] == ' ') {
+			header = line + 2;
+			break;
+		}
+		line = strchr(line, '\n');
+		if (line == NULL)
+			return -1;
+		line++;
+	}
+	if (header == NULL)
+		return -1;
+	{
+		int idx = 0;
+		const char *p = header;
+
+		while (*p != '\0' && *p != '\n') {
+			size_t n = strcspn(p, " \n");
+
+			for (int i = 0; i < C_COUNT; i++)
+				if (strlen(names[i]) == n && strncmp(p, names[i], n) == 0)
+					col[i] = idx;
+			idx++;
+			p += n;
+			while (*p == ' ')
+				p++;
+		}
+	}
+	for (int i = 0; i < C_COUNT; i++)
+		if (col[i] < 0)
+			return -1;
+	line = strchr(header, '\n');
+	while (line != NULL && *++line != '\0') {
+		char fields[32][64];
+		int nf = 0;
+		const char *p = line;
+		struct runtimeapi_server *s;
+
+		while (*p != '\0' && *p != '\n' && nf < 32) {
+			size_t n = strcspn(p, " \n");
+
+			snprintf(fields[nf++], sizeof(fields[0]), "%.*s", (int)(n < 63 ? n : 63), p);
+			p += n;
+			while (*p == ' ')
+				p++;
+		}
+		line = strchr(line, '\n');
+		if (nf <= col[C_AGENT_PORT] || nf <= col[C_BE_NAME])
+			continue; /* blank or short line */
+		if (strcmp(fields[col[C_BE_NAME]], backend) != 0 || count >= max)
+			continue;
+		s = &out[count++];
+		memset(s, 0, sizeof(*s));
+		s->id = atoi(fields[col[C_SRV_ID]]);
+		snprintf(s->name, sizeof(s->name), "%s", fields[col[C_SRV_NAME]]);
+		snprintf(s->addr, sizeof(s->addr), "%s", fields[col[C_ADDR]]);
+		s->port = atoi(fields[col[C_PORT]]);
+		s->op_state = atoi(fields[col[C_OP]]);
+		s->admin_state = atoi(fields[col[C_ADMIN]]);
+		s->check_port = atoi(fields[col[C_CHECK_PORT]]);
+		snprintf(s->agent_addr, sizeof(s->agent_addr), "%s", fields[col[C_AGENT_ADDR]]);
+		s->agent_port = atoi(fields[col[C_AGENT_PORT]]);
+		if (line == NULL)
+			break;
+	}
+	return count;
+}

@@ -1,0 +1,44 @@
+/*
+ * runtimeapi.h: a small client of HAProxy's runtime API (the stats socket, "level admin"): one
+ * command line per connection, blocking with a deadline (it runs in the registrar's thread, never on
+ * the event loop), and a parser for "show servers state".
+ */
+#ifndef PGCHECKD_RUNTIMEAPI_H
+#define PGCHECKD_RUNTIMEAPI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define RUNTIMEAPI_SLOTS_MAX 256
+
+/* One server of a backend, as "show servers state" lists it. */
+struct runtimeapi_server {
+	int id;
+	char name[64];
+	char addr[64];
+	int port;
+	int op_state;    /* 0 stopped, 1 starting, 2 running, 3 stopping */
+	int admin_state; /* bit 0x01: forced maintenance (an operator, or our withdrawal) */
+	int check_port;
+	char agent_addr[64];
+	int agent_port;
+};
+
+/*
+ * runtimeapi_command sends one line (commands may be joined with "; ") to addr ("/path/to/socket" or
+ * "host:port") and reads the whole answer into out. False (with why) when HAProxy cannot be reached or
+ * does not answer within timeout_ms.
+ */
+bool runtimeapi_command(const char *addr, const char *line, int timeout_ms, char *out, size_t outlen, char *why,
+			size_t whylen);
+
+/* runtimeapi_parse_state reads "show servers state BACKEND" output; returns the number of servers, -1 if malformed. */
+int runtimeapi_parse_state(const char *text, const char *backend, struct runtimeapi_server *out, int max);
+
+/* runtimeapi_error_line is the line of answer holding one of HAProxy's error words, or NULL. */
+const char *runtimeapi_error_line(const char *answer);
+
+/* runtimeapi_answer_ok is false when an answer holds one of HAProxy's error words for a command. */
+bool runtimeapi_answer_ok(const char *answer);
+
+#endif
