@@ -97,8 +97,10 @@ def free_ports(n):
 
 
 def port_in_use(port, host="127.0.0.1"):
-    """True when port cannot be bound on host (something listens there or holds it)."""
+    """True when port cannot be bound on host (something listens there). SO_REUSEADDR, as the servers
+    use, so that connections of an earlier run in TIME_WAIT do not count."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind((host, port))
     except OSError:
@@ -503,6 +505,8 @@ class Pgcheckd:
         return {
             "agent": {"listen": f"127.0.0.1:{self.port}"},
             "pg": {"conninfo": f"host={self.pg.sockdir} port={self.pg.port} dbname=postgres user={PG_USER}"},
+            # each instance on this host needs its own admin socket
+            "admin": {"socket": str(self.cluster.tmp / f"{self.name}.sock")},
         }
 
     def write_conf(self, conf=None, text=None):
@@ -582,9 +586,14 @@ class Pgcheckd:
         return agent_request(self.port, data, timeout=timeout, **kw)
 
     def ask(self, req="", timeout=2.0):
-        """Send req (a request word; '\\n' is appended unless req is empty); return the reply line, stripped."""
+        """Send req (a request word; '\\n' is appended unless req is empty); return the reply line without
+        its newline. A reply that is not one complete line (HAProxy would ignore it) comes back as
+        '<incomplete reply ...>', so that no comparison with a real answer passes."""
         data = (req + "\n") if req else ""
-        return self.request(data, timeout=timeout).decode(errors="replace").strip()
+        raw = self.request(data, timeout=timeout)
+        if not raw.endswith(b"\n") or raw.count(b"\n") != 1:
+            return f"<incomplete reply {raw!r}>"
+        return raw[:-1].decode(errors="replace")
 
     def log(self, n=None):
         if n is None:
@@ -807,6 +816,10 @@ class Cluster:
             for a in self.agents:
                 self.say(f"start pgcheckd for {a.pg.name} (port {a.port})")
                 a.start()
+            if wait:
+                for a in self.agents:
+                    wait_until(lambda a=a: a.ask("health") == "up 100%", timeout,
+                               desc=f"{a.name} to have its first sample ('health' answered 'up 100%')")
         if haproxy:
             mapping = {DEMO_PORTS["write"]: self.ports["write"], DEMO_PORTS["read"]: self.ports["read"],
                        DEMO_PORTS["api"]: self.ports["api"]}

@@ -1,0 +1,114 @@
+"""`pgcheckd -t` and SIGHUP reloads: errors name file:line and the key; a bad reload keeps the old config."""
+
+import re
+import time
+
+import pytest
+
+import cluster as cl
+
+GOOD = """\
+[agent]
+listen = 127.0.0.1:{port}
+default_request = replica
+max_clients = 256
+request_idle_ms = 20
+client_timeout_ms = 500
+shutdown_drain_ms = 0
+
+[pg]
+conninfo = host=/tmp port=5432 dbname=postgres user=postgres
+poll_interval_ms = 200
+query_timeout_ms = 500
+connect_timeout_ms = 1000
+reconnect_max_ms = 2000
+stale_after_ms = 1500
+
+[replica]
+max_lag_bytes = 16MB
+max_lag_s = 10
+recover_pct = 50
+over_lag = down
+receiver_silence_max_ms = 60000
+
+[weight]
+floor_pct = 10
+step_pct = 10
+smoothing_ms = 2000
+lag_soft_bytes = 1MB
+lag_soft_s = 1
+load_low_per_cpu = 0.5
+load_high_per_cpu = 2
+primary_read_pct = 100
+
+[log]
+level = info
+syslog = false
+"""
+
+# (test id, ini text, line, section, key): each text is wrong on exactly that line.
+BAD = [
+    ("unknown-key", "[agent]\ndefault_request = replica\nno_such_key = 1\n", 3, "agent", "no_such_key"),
+    ("out-of-range", "[pg]\npoll_interval_ms = 200\n\n[weight]\nfloor_pct = 0\n", 5, "weight", "floor_pct"),
+    ("bad-enum", "[replica]\nover_lag = sideways\n", 2, "replica", "over_lag"),
+    ("bad-bytes", "[replica]\nmax_lag_s = 10\nmax_lag_bytes = 16XB\n", 3, "replica", "max_lag_bytes"),
+    ("not-a-number", "[agent]\nmax_clients = many\n", 2, "agent", "max_clients"),
+    ("set-twice", "[agent]\nmax_clients = 10\nmax_clients = 20\n", 3, "agent", "max_clients"),
+    ("unknown-section-key", "[agent]\nmax_clients = 10\n[nosuch]\nlevel = info\n", 4, "nosuch", "level"),
+]
+
+
+def test_check_config_accepts_every_documented_key(pgcheckd_bin, tmp_path):
+    path = tmp_path / "good.ini"
+    path.write_text(GOOD.format(port=15480))
+    rc, out, err = cl.pgcheckd_check_config(path)
+    assert rc == 0, f"`pgcheckd -t -c {path}` exited {rc}: stdout {out!r} stderr {err!r}"
+
+
+@pytest.mark.parametrize("text,line,section,key", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_check_config_rejects_bad_file_naming_file_line_and_key(pgcheckd_bin, tmp_path, text, line, section, key):
+    path = tmp_path / "bad.ini"
+    path.write_text(text)
+    rc, out, err = cl.pgcheckd_check_config(path)
+    assert rc == 2, f"`pgcheckd -t` on a bad file exited {rc} (want 2); stderr {err!r}"
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"want one error line on stderr, got {err!r}"
+    # "FILE:LINE: [section] key: message", optionally after the conventional "pgcheckd: " prefix
+    want = re.compile(rf"^(pgcheckd: )?{re.escape(str(path))}:{line}: \[{re.escape(section)}\] {re.escape(key)}: \S.*$")
+    assert want.match(lines[0]), f"error line {lines[0]!r} does not match '{path}:{line}: [{section}] {key}: ...'"
+
+
+def test_reload_with_broken_file_keeps_old_config(cluster, report):
+    """A good reload changes the answer to a silent client (default_request); a broken file then
+    changes nothing, the process stays up and the log names file:line."""
+    c = cluster
+    agent = c.agents[0]  # the primary: default 'replica' -> down #is-primary, 'primary' -> up 100%
+    assert agent.ask("") == "down #is-primary"
+
+    agent.write_conf({"agent": {"default_request": "primary"}})
+    agent.sighup()
+    cl.wait_until(lambda: agent.ask("") == "up 100%", 5, desc="default_request = primary to take effect")
+
+    good = agent.ini.read_text()
+    lines = good.splitlines()
+    # Broken: default_request back to replica (visible if applied) and a bad value further down.
+    lines = [("default_request = replica" if l.startswith("default_request") else l) for l in lines]
+    lines += ["", "[weight]", "floor_pct = 1000"]
+    bad_line = len(lines)
+    log_before = len(agent.log())
+    agent.write_conf(text="\n".join(lines) + "\n")
+    agent.sighup()
+    new_log = cl.wait_until(lambda: f"{agent.ini}:{bad_line}" in agent.log()[log_before:] and agent.log()[log_before:],
+                            5, desc=f"the log to name {agent.ini}:{bad_line}")
+    report("reload error logged: " + " | ".join(l for l in new_log.splitlines() if str(agent.ini) in l))
+    assert "floor_pct" in new_log, f"the reload error does not name the key: {new_log!r}"
+    time.sleep(0.5)
+    assert agent.running(), "pgcheckd exited after a reload with a broken file"
+    for _ in range(5):
+        assert agent.ask("") == "up 100%", "a broken reload changed the running configuration"
+        time.sleep(0.05)
+    assert agent.ask("primary") == "up 100%"
+
+    agent.write_conf(text=good.replace("default_request = primary", "default_request = replica"))
+    agent.sighup()
+    cl.wait_until(lambda: agent.ask("") == "down #is-primary", 5, desc="a good reload after a broken one")
