@@ -114,6 +114,12 @@ node_sample(struct node *n, const struct sample *s)
 	n->replica_weight_pct =
 		weight_step(n->replica_weight_smoothed, n->replica_weight_pct, n->wp.step_pct, n->wp.floor_pct);
 	n->load_weight_pct = weight_step(n->load_weight_smoothed, n->load_weight_pct, n->wp.step_pct, n->wp.floor_pct);
+	if (s->in_recovery && s->receiver_streaming) {
+		n->ever_streaming = true;
+		n->last_streaming_ms = s->taken_ms;
+	} else if (!s->in_recovery) {
+		n->ever_streaming = false;
+	}
 	n->sample = *s;
 	n->have_sample = true;
 	n->failing = false;
@@ -153,6 +159,10 @@ node_view(const struct node *n, int64_t now_ms, struct node_view *out)
 	out->failing = n->failing;
 	out->failure = n->failure;
 	out->lag_over = n->lag_over;
+	if (n->have_sample && n->sample.in_recovery && !n->sample.receiver_streaming && n->ever_streaming) {
+		out->was_streaming = true;
+		out->not_streaming_ms = now_ms - n->last_streaming_ms;
+	}
 	out->replica_weight_pct = n->replica_weight_pct < 0 ? 0 : n->replica_weight_pct;
 	out->load_weight_pct = n->load_weight_pct < 0 ? 0 : n->load_weight_pct;
 	out->override = n->override;

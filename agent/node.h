@@ -29,6 +29,8 @@ struct node {
 	bool shutting_down;
 	uint64_t polls[POLL_RESULT_COUNT];
 	uint64_t role_changes;
+	bool ever_streaming;       /* as a replica, its WAL receiver was seen streaming */
+	int64_t last_streaming_ms; /* when, last */
 	/* settings */
 	struct weight_policy wp;
 	int recover_pct;

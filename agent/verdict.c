@@ -114,9 +114,19 @@ verdict_replica(const struct node_view *v, const struct request *r, const struct
 		out->up = false;
 		return;
 	}
-	if (!s->receiver_streaming ||
-	    (p->receiver_silence_max_ms > 0 && s->have_receiver_silence &&
-	     s->receiver_silence_s * 1000.0 > (double)p->receiver_silence_max_ms)) {
+	if (!s->receiver_streaming) {
+		/*
+		 * The WAL receiver stopped (its primary died, or the link): the data is as old as the time since
+		 * it last streamed. Reads go on while that is under the time lag limit, then the replica is down.
+		 */
+		double limit_s = r->has_max_lag_s ? r->max_lag_s : p->max_lag_s;
+
+		if (!v->was_streaming || limit_s <= 0 || (double)v->not_streaming_ms > limit_s * 1000.0) {
+			verdict_down(out, "disconnected");
+			return;
+		}
+	} else if (p->receiver_silence_max_ms > 0 && s->have_receiver_silence &&
+		   s->receiver_silence_s * 1000.0 > (double)p->receiver_silence_max_ms) {
 		verdict_down(out, "disconnected");
 		return;
 	}

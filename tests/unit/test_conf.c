@@ -112,6 +112,8 @@ test_defaults_agree_with_the_key_table(void **state)
 		}
 		case CONF_STR:
 		case CONF_LISTEN:
+		case CONF_ADDRLIST:
+		case CONF_APILIST:
 			assert_string_equal(field, k->default_value);
 			break;
 		case CONF_ENUM: {
@@ -177,7 +179,8 @@ test_example_file_reads_back_as_the_defaults(void **state)
 	fclose(f);
 	for (size_t i = 0; i < conf_key_count; i++) {
 		const struct conf_key *k = &conf_keys[i];
-		bool text = k->type == CONF_STR || k->type == CONF_LISTEN;
+		bool text = k->type == CONF_STR || k->type == CONF_LISTEN || k->type == CONF_ADDRLIST ||
+			    k->type == CONF_APILIST;
 		size_t size = k->type == CONF_BOOL ? sizeof(bool) : k->type == CONF_ENUM ? sizeof(int) : 8;
 
 		if (text)

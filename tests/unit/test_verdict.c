@@ -511,6 +511,27 @@ test_replica_not_streaming_is_down_disconnected(void **state)
 }
 
 static void
+test_replica_that_lost_its_primary_serves_reads_within_the_time_limit(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+	struct request req = {.kind = REQUEST_REPLICA, .has_max_lag_s = true, .max_lag_s = 2};
+
+	(void)state;
+	r.sample.receiver_streaming = false;
+	r.was_streaming = true;
+	r.not_streaming_ms = (int64_t)(p.max_lag_s * 1000) - 1; /* data at most that old: still up */
+	assert_up(decide(&r, REQUEST_REPLICA, &p), 70);
+	r.not_streaming_ms = (int64_t)(p.max_lag_s * 1000) + 1;
+	assert_down(decide(&r, REQUEST_REPLICA, &p), "disconnected");
+	r.not_streaming_ms = 2500; /* a request's own limit applies */
+	assert_down(decide_req(&r, &req, &p), "disconnected");
+	p.max_lag_s = 0; /* no time limit: the age cannot be bounded, so down */
+	r.not_streaming_ms = 1;
+	assert_down(decide(&r, REQUEST_REPLICA, &p), "disconnected");
+}
+
+static void
 test_replica_with_silent_receiver_is_down_disconnected(void **state)
 {
 	struct node_view r = replica_view();
@@ -880,6 +901,7 @@ main(void)
 	    cmocka_unit_test(test_replica_request_on_a_primary_is_down_is_primary),
 	    cmocka_unit_test(test_streaming_replica_is_up_with_its_weight),
 	    cmocka_unit_test(test_replica_not_streaming_is_down_disconnected),
+	    cmocka_unit_test(test_replica_that_lost_its_primary_serves_reads_within_the_time_limit),
 	    cmocka_unit_test(test_replica_with_silent_receiver_is_down_disconnected),
 	    cmocka_unit_test(test_receiver_silence_limit_zero_is_disabled),
 	    cmocka_unit_test(test_replica_over_lag_limit_is_down),
