@@ -317,6 +317,14 @@ daemon_reload(struct daemon *d)
 	}
 	if (conf_keep_unreloadable(&d->conf, &next, kept, sizeof(kept)) > 0)
 		log_warning("reload: %s cannot change while running; restart to apply", kept);
+	/* a new address or backend list: withdraw what the old one registered, then register anew */
+	bool registration_changed = strcmp(next.haproxy_runtime_api, d->conf.haproxy_runtime_api) != 0 ||
+				    strcmp(next.haproxy_template_backends, d->conf.haproxy_template_backends) != 0 ||
+				    strcmp(next.haproxy_dynamic_backends, d->conf.haproxy_dynamic_backends) != 0 ||
+				    strcmp(next.haproxy_advertise_addr, d->conf.haproxy_advertise_addr) != 0 ||
+				    strcmp(next.haproxy_free_slot, d->conf.haproxy_free_slot) != 0 ||
+				    next.haproxy_advertise_pg_port != d->conf.haproxy_advertise_pg_port ||
+				    next.haproxy_advertise_agent_port != d->conf.haproxy_advertise_agent_port;
 	bool peers_changed = strcmp(next.peers_addresses, d->conf.peers_addresses) != 0 ||
 			     next.peers_interval_ms != d->conf.peers_interval_ms ||
 			     next.peers_timeout_ms != d->conf.peers_timeout_ms;
@@ -324,11 +332,11 @@ daemon_reload(struct daemon *d)
 	d->conf = next;
 	if (peers_changed)
 		daemon_start_peers(d);
-	if (d->registrar != NULL && d->conf.haproxy_runtime_api[0] != '\0') {
-		registrar_reconfigure(d->registrar, &d->conf);
-	} else {
-		registrar_free(d->registrar); /* withdraws */
+	if (registration_changed) {
+		registrar_free(d->registrar); /* withdraws, bounded by [haproxy] timeout_ms */
 		d->registrar = registrar_new(&d->conf);
+	} else {
+		registrar_reconfigure(d->registrar, &d->conf);
 	}
 	log_setup((enum log_level)d->conf.log_level, d->conf.log_syslog);
 	verdict_policy(&d->conf, &d->policy);

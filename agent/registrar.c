@@ -9,8 +9,6 @@
  */
 #include "registrar.h"
 
-#include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +19,7 @@
 #include "log.h"
 #include "monoclock.h"
 #include "runtimeapi.h"
+#include "worker.h"
 
 #define REGISTRAR_APIS_MAX 8
 #define REGISTRAR_BACKENDS_MAX 16
@@ -30,13 +29,10 @@
 #define ADMIN_FMAINT 0x01
 
 struct registrar {
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	struct conf conf;
-	bool stop;
-	bool changed;
-	/* thread-only state */
+	struct worker *worker;
+	struct conf conf;       /* handed over by the loop's thread, under the worker's lock */
+	struct conf *pass_conf; /* the worker's copy for one pass */
+	/* the worker's own state */
 	char logged[REGISTRAR_APIS_MAX][REGISTRAR_BACKENDS_MAX * 2][2560];
 	int64_t next_try_ms[REGISTRAR_APIS_MAX];
 	int64_t backoff_ms[REGISTRAR_APIS_MAX];
@@ -369,74 +365,51 @@ registrar_pass(struct registrar *r, const struct conf *c, bool withdraw)
 	}
 }
 
-static void *
-registrar_main(void *arg)
+/* registrar_tick is the worker's job: one pass over every HAProxy, with the configuration of the moment. */
+static int64_t
+registrar_tick(void *arg)
 {
 	struct registrar *r = arg;
-	struct conf *c = malloc(sizeof(*c));
 
-	if (c == NULL)
-		return NULL;
-	pthread_mutex_lock(&r->lock);
-	while (!r->stop) {
-		struct timespec until;
-		int64_t wait_ms;
+	worker_lock(r->worker);
+	*r->pass_conf = r->conf;
+	worker_unlock(r->worker);
+	registrar_pass(r, r->pass_conf, false);
+	return r->pass_conf->haproxy_reconcile_ms;
+}
 
-		*c = r->conf;
-		r->changed = false;
-		pthread_mutex_unlock(&r->lock);
-		registrar_pass(r, c, false);
-		pthread_mutex_lock(&r->lock);
-		wait_ms = r->conf.haproxy_reconcile_ms;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += wait_ms / 1000;
-		until.tv_nsec += (wait_ms % 1000) * 1000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
-		while (!r->stop && !r->changed)
-			if (pthread_cond_timedwait(&r->wake, &r->lock, &until) != 0)
-				break;
-	}
-	*c = r->conf;
-	pthread_mutex_unlock(&r->lock);
-	registrar_pass(r, c, true);
-	free(c);
-	return NULL;
+static void
+registrar_last(void *arg)
+{
+	struct registrar *r = arg;
+
+	worker_lock(r->worker);
+	*r->pass_conf = r->conf;
+	worker_unlock(r->worker);
+	registrar_pass(r, r->pass_conf, true);
 }
 
 struct registrar *
 registrar_new(const struct conf *c)
 {
 	struct registrar *r;
-	pthread_condattr_t attr;
-	sigset_t all, old;
-	int rc;
+	struct worker_job job = {registrar_tick, registrar_last, NULL};
 
-	if (c->haproxy_runtime_api[0] == '\0')
+	if (c->haproxy_runtime_api[0] == '\0' ||
+	    (c->haproxy_template_backends[0] == '\0' && c->haproxy_dynamic_backends[0] == '\0'))
 		return NULL;
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return NULL;
 	r->answer = malloc(REGISTRAR_ANSWER_MAX);
+	r->pass_conf = malloc(sizeof(*r->pass_conf));
 	r->conf = *c;
 	r->seed = (unsigned int)getpid() ^ (unsigned int)monoclock_ms();
-	pthread_mutex_init(&r->lock, NULL);
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&r->wake, &attr);
-	pthread_condattr_destroy(&attr);
-	/* signals stay with the event loop's thread */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = r->answer == NULL ? -1 : pthread_create(&r->thread, NULL, registrar_main, r);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0) {
-		log_error("cannot start the HAProxy registration thread");
-		pthread_cond_destroy(&r->wake);
-		pthread_mutex_destroy(&r->lock);
+	job.arg = r;
+	/* the worker reads r->conf under its lock; it is complete before the thread starts */
+	if (r->answer == NULL || r->pass_conf == NULL || (r->worker = worker_start(&job)) == NULL) {
 		free(r->answer);
+		free(r->pass_conf);
 		free(r);
 		return NULL;
 	}
@@ -448,11 +421,10 @@ registrar_reconfigure(struct registrar *r, const struct conf *c)
 {
 	if (r == NULL)
 		return;
-	pthread_mutex_lock(&r->lock);
+	worker_lock(r->worker);
 	r->conf = *c;
-	r->changed = true;
-	pthread_cond_signal(&r->wake);
-	pthread_mutex_unlock(&r->lock);
+	worker_unlock(r->worker);
+	worker_wake(r->worker);
 }
 
 void
@@ -460,13 +432,8 @@ registrar_free(struct registrar *r)
 {
 	if (r == NULL)
 		return;
-	pthread_mutex_lock(&r->lock);
-	r->stop = true;
-	pthread_cond_signal(&r->wake);
-	pthread_mutex_unlock(&r->lock);
-	pthread_join(r->thread, NULL);
-	pthread_cond_destroy(&r->wake);
-	pthread_mutex_destroy(&r->lock);
+	worker_stop(r->worker); /* runs registrar_last: withdraws */
 	free(r->answer);
+	free(r->pass_conf);
 	free(r);
 }
