@@ -30,7 +30,7 @@ LIBS := $(SYSTEMD_LIBS) $(LIBEV) -lpthread $(shell $(PKG_CONFIG) --libs libpq in
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
 SRCS := conf/conf.c checks/host.c checks/poller.c checks/peers.c agent/request.c agent/agentline.c agent/verdict.c \
-	agent/weight.c agent/node.c agent/log.c agent/http.c agent/render.c agent/listener.c agent/runtimeapi.c agent/worker.c agent/registrar.c
+	agent/weight.c agent/node.c agent/log.c agent/http.c agent/render.c agent/listener.c agent/runtimeapi.c agent/worker.c agent/registrar.c agent/scaleout.c
 MAIN := agent/main.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 HEADERS := $(wildcard conf/*.h checks/*.h agent/*.h)

@@ -26,6 +26,7 @@
 #include "node.h"
 #include "peers.h"
 #include "registrar.h"
+#include "scaleout.h"
 #include "poller.h"
 #include "render.h"
 #include "verdict.h"
@@ -71,6 +72,7 @@ struct daemon {
 	struct render_counters counters;
 	struct peers *peers;            /* the other nodes' pgcheckd, when configured */
 	struct registrar *registrar;    /* registration into HAProxy, when configured */
+	struct scaleout *scaleout;      /* the scale-out controller, when configured */
 	bool released;                  /* an operator released this primary from split fencing */
 	int64_t started_ms;
 	int64_t last_replica_ms;        /* a streaming replica was last seen (as a primary) */
@@ -325,6 +327,8 @@ daemon_reload(struct daemon *d)
 				    strcmp(next.haproxy_free_slot, d->conf.haproxy_free_slot) != 0 ||
 				    next.haproxy_advertise_pg_port != d->conf.haproxy_advertise_pg_port ||
 				    next.haproxy_advertise_agent_port != d->conf.haproxy_advertise_agent_port;
+	bool scaleout_changed = strcmp(next.scaleout_backend, d->conf.scaleout_backend) != 0 ||
+				strcmp(next.haproxy_runtime_api, d->conf.haproxy_runtime_api) != 0;
 	bool peers_changed = strcmp(next.peers_addresses, d->conf.peers_addresses) != 0 ||
 			     next.peers_interval_ms != d->conf.peers_interval_ms ||
 			     next.peers_timeout_ms != d->conf.peers_timeout_ms;
@@ -338,6 +342,11 @@ daemon_reload(struct daemon *d)
 	} else {
 		registrar_reconfigure(d->registrar, &d->conf);
 	}
+	if (scaleout_changed) {
+		scaleout_free(d->scaleout);
+		d->scaleout = scaleout_new(&d->conf);
+	} else
+		scaleout_reconfigure(d->scaleout, &d->conf);
 	log_setup((enum log_level)d->conf.log_level, d->conf.log_syslog);
 	verdict_policy(&d->conf, &d->policy);
 	node_configure(&d->node, &d->conf);
@@ -603,6 +612,7 @@ main(int argc, char **argv)
 
 	daemon_start_peers(&d);
 	d.registrar = registrar_new(&d.conf);
+	d.scaleout = scaleout_new(&d.conf);
 	ev_signal_init(&d.sighup, daemon_on_sighup, SIGHUP);
 	d.sighup.data = &d;
 	ev_signal_start(d.loop, &d.sighup);
@@ -626,6 +636,7 @@ main(int argc, char **argv)
 	(void)sd_notify(0, "READY=1");
 	ev_run(d.loop, 0);
 
+	scaleout_free(d.scaleout);
 	registrar_free(d.registrar); /* withdraws from HAProxy, bounded by [haproxy] timeout_ms */
 	poller_free(d.poller);
 	peers_free(d.peers);

@@ -557,26 +557,32 @@ conf_validate(struct conf *c, const char *name, char *err, size_t errlen)
 			return false;
 		}
 		for (int i = 0; i < n2; i++) {
-			enum request_kind kind;
-
 			if (conf_enum_index(conf_request_names, values[i]) < 0) {
-				(void)kind;
 				snprintf(err, errlen, "%s: [haproxy] dynamic_backends: '%s' is not a request (%s)", name,
 					 values[i], "primary, replica, read-only, health");
 				return false;
 			}
 		}
-		if (n1 + n2 == 0) {
-			snprintf(err, errlen, "%s: [haproxy] runtime_api is set but neither template_backends nor "
-					      "dynamic_backends is", name);
+		if (n1 + n2 == 0 && c->scaleout_backend[0] == '\0') {
+			snprintf(err, errlen, "%s: [haproxy] runtime_api is set but no template_backends, "
+					      "dynamic_backends or [scaleout] backend uses it", name);
 			return false;
 		}
-		if (inet_pton(AF_INET, c->haproxy_advertise_addr, &a6) != 1 &&
+		if (n1 + n2 > 0 && inet_pton(AF_INET, c->haproxy_advertise_addr, &a6) != 1 &&
 		    inet_pton(AF_INET6, c->haproxy_advertise_addr, &a6) != 1) {
 			snprintf(err, errlen, "%s: [haproxy] advertise_addr: '%s' is not a literal IP address (needed to "
 					      "register)", name, c->haproxy_advertise_addr);
 			return false;
 		}
+	}
+	if (c->scaleout_backend[0] != '\0' && (c->haproxy_runtime_api[0] == '\0' || c->scaleout_up_command[0] == '\0')) {
+		snprintf(err, errlen, "%s: [scaleout] backend: needs [haproxy] runtime_api and [scaleout] up_command", name);
+		return false;
+	}
+	if (c->scaleout_min_pool > c->scaleout_max_pool) {
+		snprintf(err, errlen, "%s: [scaleout] min_pool: %" PRId64 " is above max_pool (%" PRId64 ")", name,
+			 c->scaleout_min_pool, c->scaleout_max_pool);
+		return false;
 	}
 	if (c->weight_load_high_per_cpu <= c->weight_load_low_per_cpu) {
 		snprintf(err, errlen, "%s: [weight] load_high_per_cpu: %g must be above load_low_per_cpu (%g)", name,

@@ -132,6 +132,31 @@
 	  "restart forgets runtime changes).")                                                     \
 	X(haproxy, timeout_ms, INT, "1000", 50, 60000, true, NULL,                                 \
 	  "Deadline of one runtime API command.")                                                  \
+	X(scaleout, backend, STR, "", 0, 0, true, NULL,                                            \
+	  "The backend whose load this node watches (read from the first [haproxy] runtime_api, "   \
+	  "'show stat'); empty: no scale-out controller. Enable it on one node only.")             \
+	X(scaleout, interval_ms, INT, "1000", 100, 600000, true, NULL,                             \
+	  "Time between two load readings.")                                                       \
+	X(scaleout, window_s, INT, "30", 1, 86400, true, NULL,                                     \
+	  "The load is the average over this window; nothing is decided before it is full.")       \
+	X(scaleout, high_sessions, DOUBLE, "20", 0, 1000000, true, NULL,                           \
+	  "Sessions (current + queued) per up server at or above which the pool grows.")           \
+	X(scaleout, low_sessions, DOUBLE, "0", 0, 1000000, true, NULL,                             \
+	  "Sessions per up server at or below which the pool shrinks (with down_command); 0: never.") \
+	X(scaleout, up_command, STR, "", 0, 0, true, NULL,                                        \
+	  "Command (run with /bin/sh -c) that creates a replica. It gets PGCHECKD_ACTION, "         \
+	  "PGCHECKD_BACKEND, PGCHECKD_POOL_SIZE, PGCHECKD_LOAD, PGCHECKD_MAX_POOL and "             \
+	  "PGCHECKD_RUNTIME_API in its environment; its output is logged.")                        \
+	X(scaleout, down_command, STR, "", 0, 0, true, NULL,                                      \
+	  "Command that retires a replica, as up_command; empty: the pool never shrinks.")          \
+	X(scaleout, cooldown_s, INT, "300", 0, 86400, true, NULL,                                  \
+	  "After a command starts, no other runs for this long (nor while it runs).")              \
+	X(scaleout, max_pool, INT, "8", 1, 1000, true, NULL,                                       \
+	  "Up servers at which the pool stops growing.")                                           \
+	X(scaleout, min_pool, INT, "1", 0, 1000, true, NULL,                                       \
+	  "Up servers at which the pool stops shrinking.")                                         \
+	X(scaleout, dry_run, BOOL, "false", 0, 0, true, NULL,                                      \
+	  "Log what would be run, and run nothing.")                                               \
 	X(log, level, ENUM, "info", 0, 0, true, conf_log_level_names,                              \
 	  "Least severe level logged: error, warning, info or debug. Checks are never logged "     \
 	  "at info.")                                                                              \

@@ -1,0 +1,189 @@
+/*
+ * test_haproxy_api.c: what pgcheckd reads from HAProxy's runtime API ("show servers state",
+ * "show stat"), which slot a node tries first, and the scale-out decision, edge by edge.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "registrar.h"
+#include "runtimeapi.h"
+#include "scaleout.h"
+
+/* as HAProxy 2.6.12 printed it for a server-template backend after one claim */
+static const char servers_state[] =
+	"1\n"
+	"# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight "
+	"srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state "
+	"srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port "
+	"srv_check_addr srv_agent_addr srv_agent_port\n"
+	"2 be_replicas 1 pg1 127.0.0.1 0 5 100 100 1 1 0 0 14 22 0 0 - 1 - 0 1 - - 1\n"
+	"2 be_replicas 2 pg2 127.0.0.1 0 4 100 100 1 8 2 0 6 22 0 0 - 25432 - 0 25480 - 127.0.0.1 25480\n"
+	"3 be_primary 1 pg1 127.0.0.1 0 5 100 100 1 1 0 0 14 22 0 0 - 1 - 0 1 - - 1\n"
+	"\n";
+
+static void
+test_servers_state_is_read_by_column_name(void **state)
+{
+	struct runtimeapi_server s[8];
+
+	(void)state;
+	assert_int_equal(runtimeapi_parse_state(servers_state, "be_replicas", s, 8), 2);
+	assert_string_equal(s[0].name, "pg1");
+	assert_int_equal(s[0].port, 1);
+	assert_int_equal(s[0].admin_state, 5);
+	assert_string_equal(s[1].name, "pg2");
+	assert_string_equal(s[1].addr, "127.0.0.1");
+	assert_int_equal(s[1].port, 25432);
+	assert_int_equal(s[1].admin_state, 4);
+	assert_int_equal(s[1].check_port, 25480);
+	assert_string_equal(s[1].agent_addr, "127.0.0.1");
+	assert_int_equal(s[1].agent_port, 25480);
+	assert_int_equal(runtimeapi_parse_state(servers_state, "be_primary", s, 8), 1);
+	assert_int_equal(runtimeapi_parse_state(servers_state, "be_nothing", s, 8), 0);
+	assert_int_equal(runtimeapi_parse_state(servers_state, "be_replicas", s, 1), 1); /* bounded */
+}
+
+static void
+test_servers_state_without_header_is_malformed(void **state)
+{
+	struct runtimeapi_server s[2];
+
+	(void)state;
+	assert_int_equal(runtimeapi_parse_state("Unknown command.\n", "be", s, 2), -1);
+	assert_int_equal(runtimeapi_parse_state("", "be", s, 2), -1);
+	assert_int_equal(runtimeapi_parse_state("1\n# be_id be_name\n2 be 1\n", "be", s, 2), -1);
+}
+
+static void
+test_error_answers_are_recognised(void **state)
+{
+	(void)state;
+	assert_true(runtimeapi_answer_ok("\n\nno need to change the addr, port changed from '1' to '5432' by 'stats socket "
+					 "command'\n\n"));
+	assert_true(runtimeapi_answer_ok("New server registered.\n"));
+	assert_false(runtimeapi_answer_ok("\n\nagent checks are not enabled on this server\n"));
+	assert_false(runtimeapi_answer_ok("No such server.\n"));
+	assert_false(runtimeapi_answer_ok("Permission denied\n"));
+	assert_string_equal(runtimeapi_error_line("ok\n\nNo such backend.\n"), "No such backend.\n");
+}
+
+static void
+test_slot_pick_is_stable_and_in_range(void **state)
+{
+	int a = registrar_pick_slot("10.0.0.1:5432", 0, 10), b = registrar_pick_slot("10.0.0.2:5432", 0, 10);
+
+	(void)state;
+	assert_in_range(a, 0, 9);
+	assert_int_equal(a, registrar_pick_slot("10.0.0.1:5432", 0, 10));
+	assert_in_range(b, 0, 9);
+	assert_int_not_equal(registrar_pick_slot("10.0.0.1:5432", 1, 10), a); /* a retry tries elsewhere */
+	assert_int_equal(registrar_pick_slot("x", 0, 1), 0);
+	assert_int_equal(registrar_pick_slot("x", 0, 0), -1);
+}
+
+static const char show_stat[] =
+	"# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight\n"
+	"fe_read,FRONTEND,,,40,40,,,,,,,,,,,,OPEN,\n"
+	"be_replicas,node1,0,0,0,0,,,,,,,,,,,,DOWN,100\n"
+	"be_replicas,node2,2,2,25,25,,,,,,,,,,,,UP,100\n"
+	"be_replicas,node3,0,0,13,13,,,,,,,,,,,,UP,50\n"
+	"be_replicas,BACKEND,2,2,38,38,,,,,,,,,,,,UP,150\n";
+
+static void
+test_show_stat_gives_up_servers_and_their_sessions(void **state)
+{
+	int up;
+	double sessions;
+
+	(void)state;
+	assert_true(scaleout_parse_stat(show_stat, "be_replicas", &up, &sessions));
+	assert_int_equal(up, 2);
+	assert_true(sessions == 40.0); /* 25 + 2 queued + 13 */
+	assert_false(scaleout_parse_stat(show_stat, "be_other", &up, &sessions));
+	assert_false(scaleout_parse_stat("garbage", "be_replicas", &up, &sessions));
+}
+
+static struct scaleout_policy
+policy(void)
+{
+	struct scaleout_policy p = {.high_sessions = 20, .low_sessions = 2, .cooldown_ms = 60000, .max_pool = 4,
+				    .min_pool = 1, .can_shrink = true};
+	return p;
+}
+
+static void
+test_scale_up_needs_a_full_window_over_the_threshold(void **state)
+{
+	struct scaleout_policy p = policy();
+	char why[128];
+
+	(void)state;
+	assert_int_equal(scaleout_decide(&p, false, 50, 2, 100000, 0, false, why, sizeof(why)), SCALEOUT_NONE);
+	assert_int_equal(scaleout_decide(&p, true, 19.9, 2, 100000, 0, false, why, sizeof(why)), SCALEOUT_NONE);
+	assert_int_equal(scaleout_decide(&p, true, 20, 2, 100000, 0, false, why, sizeof(why)), SCALEOUT_UP);
+}
+
+static void
+test_scale_up_waits_for_the_cooldown_and_a_running_command(void **state)
+{
+	struct scaleout_policy p = policy();
+	char why[128];
+
+	(void)state;
+	assert_int_equal(scaleout_decide(&p, true, 30, 2, 100000, 50000, false, why, sizeof(why)), SCALEOUT_NONE);
+	assert_string_equal(why, "load 30.0 sessions per server; cooling down");
+	assert_int_equal(scaleout_decide(&p, true, 30, 2, 110000, 50000, false, why, sizeof(why)), SCALEOUT_UP);
+	assert_int_equal(scaleout_decide(&p, true, 30, 2, 200000, 50000, true, why, sizeof(why)), SCALEOUT_NONE);
+	assert_string_equal(why, "a command is still running");
+}
+
+static void
+test_pool_never_grows_past_its_maximum(void **state)
+{
+	struct scaleout_policy p = policy();
+	char why[128];
+
+	(void)state;
+	assert_int_equal(scaleout_decide(&p, true, 100, 4, 100000, 0, false, why, sizeof(why)), SCALEOUT_NONE);
+	assert_string_equal(why, "load 100.0 sessions per server, but the pool is at its maximum 4");
+	assert_int_equal(scaleout_decide(&p, true, 100, 5, 100000, 0, false, why, sizeof(why)), SCALEOUT_NONE);
+}
+
+static void
+test_pool_shrinks_only_with_a_command_and_above_its_minimum(void **state)
+{
+	struct scaleout_policy p = policy();
+	char why[128];
+
+	(void)state;
+	assert_int_equal(scaleout_decide(&p, true, 1, 3, 100000, 0, false, why, sizeof(why)), SCALEOUT_DOWN);
+	assert_int_equal(scaleout_decide(&p, true, 1, 1, 100000, 0, false, why, sizeof(why)), SCALEOUT_NONE);
+	p.can_shrink = false;
+	assert_int_equal(scaleout_decide(&p, true, 1, 3, 100000, 0, false, why, sizeof(why)), SCALEOUT_NONE);
+	p.can_shrink = true;
+	p.low_sessions = 0; /* 0: never shrink */
+	assert_int_equal(scaleout_decide(&p, true, 0, 3, 100000, 0, false, why, sizeof(why)), SCALEOUT_NONE);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_servers_state_is_read_by_column_name),
+		cmocka_unit_test(test_servers_state_without_header_is_malformed),
+		cmocka_unit_test(test_error_answers_are_recognised),
+		cmocka_unit_test(test_slot_pick_is_stable_and_in_range),
+		cmocka_unit_test(test_show_stat_gives_up_servers_and_their_sessions),
+		cmocka_unit_test(test_scale_up_needs_a_full_window_over_the_threshold),
+		cmocka_unit_test(test_scale_up_waits_for_the_cooldown_and_a_running_command),
+		cmocka_unit_test(test_pool_never_grows_past_its_maximum),
+		cmocka_unit_test(test_pool_shrinks_only_with_a_command_and_above_its_minimum),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
