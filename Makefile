@@ -4,6 +4,7 @@
 #   make unit          unit tests only;  make integration   integration tests only
 #   make asan          build build-asan/pgcheckd with AddressSanitizer and UndefinedBehaviorSanitizer
 #   make demo          install what is missing, build, and run the embedded demo cluster
+#   make demo-scaleout the same cluster registering itself into HAProxy and growing under read load
 #   make install DESTDIR=... PREFIX=...
 PREFIX ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
@@ -35,7 +36,7 @@ MAIN := agent/main.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 HEADERS := $(wildcard conf/*.h checks/*.h agent/*.h)
 
-.PHONY: readme all check unit unit-asan unit-valgrind integration integration-asan asan generated-check demo install clean deps
+.PHONY: demo-scaleout readme all check unit unit-asan unit-valgrind integration integration-asan asan generated-check demo install clean deps
 all: build/pgcheckd
 
 build/%.o: %.c $(HEADERS) Makefile
@@ -93,6 +94,8 @@ deps:
 
 demo: deps build/pgcheckd
 	$(PYTHON) scripts/demo
+demo-scaleout: deps build/pgcheckd
+	$(PYTHON) scripts/demo --scale-out
 
 install: build/pgcheckd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/pgcheckd
