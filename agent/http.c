@@ -131,7 +131,7 @@ http_parse_request(const char *buf, size_t len, struct http_request *out)
 
 		while (i < end && buf[i] != '\n')
 			i++;
-		if (i - lstart <= 1)
+		if (i == lstart || (i - lstart == 1 && buf[lstart] == '\r'))
 			break; /* the empty line */
 		colon = memchr(buf + lstart, ':', i - lstart);
 		if (colon == NULL || colon == buf + lstart || buf[lstart] == ' ' || buf[lstart] == '\t')
@@ -251,7 +251,7 @@ http_response(enum http_method method, int status, const char *content_type, con
 	n = snprintf(out, outlen,
 		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n%s"
 		     "Connection: close\r\n\r\n",
-		     status, http_status_text(status), content_type, with_body ? bodylen : (size_t)0,
+		     status, http_status_text(status), content_type, method == HTTP_OPTIONS ? (size_t)0 : bodylen,
 		     status == 405 || method == HTTP_OPTIONS ? "Allow: GET, HEAD, OPTIONS\r\n" : "");
 	if (n < 0 || (size_t)n >= outlen)
 		return 0;

@@ -44,8 +44,9 @@ enum http_route {
 enum http_route http_route(const struct http_request *h, struct request *r);
 
 /*
- * http_response frames a response with Content-Length and Connection: close into out; HEAD and
- * OPTIONS get the headers only. Returns the length, 0 when out is too small.
+ * http_response frames a response with Content-Length and Connection: close into out; HEAD gets the
+ * headers only (with GET's Content-Length), OPTIONS the headers with Content-Length 0. Returns the
+ * length, 0 when out is too small.
  */
 size_t http_response(enum http_method method, int status, const char *content_type, const char *body, size_t bodylen,
 		     char *out, size_t outlen);
