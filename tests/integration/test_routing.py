@@ -102,11 +102,13 @@ def test_second_sigterm_exits_at_once(cluster):
     assert rc == 0
 
 
-@pytest.mark.cluster_conf(pgcheckd={2: {"weight": {"load_low_per_cpu": 0, "load_high_per_cpu": 0.01,
+@pytest.mark.cluster_conf(pgcheckd={1: {"weight": {"load_low_per_cpu": 999, "load_high_per_cpu": 1000,
+                                                   "smoothing_ms": 0}},
+                                    2: {"weight": {"load_low_per_cpu": 0, "load_high_per_cpu": 0.01,
                                                    "smoothing_ms": 0}}})
 def test_reads_follow_agent_weights_in_proportion(cluster, report):
-    """node3's pgcheckd counts any host load as full load, so it reports the floor weight (10%) while
-    node2 reports more: HAProxy shows exactly those weights and the reads split in that proportion."""
+    """node3's pgcheckd counts any host load as full load, so it reports the floor weight (10%), while
+    node2's ignores host load (so a busy test machine cannot lower it): HAProxy shows exactly those weights and the reads split in that proportion."""
     c = cluster
     load1 = float(open("/proc/loadavg").read().split()[0])
     if load1 < 0.02:
