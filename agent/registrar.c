@@ -276,20 +276,12 @@ registrar_me(const struct conf *c, struct registrar_me *me)
 static int
 registrar_apis(const char *list, char out[][CONF_ADDR_MAX])
 {
+	const char *cursor = list, *item;
+	size_t len;
 	int n = 0;
-	const char *p = list;
 
-	while (*p != '\0' && n < REGISTRAR_APIS_MAX) {
-		size_t len;
-
-		while (*p == ' ' || *p == ',' || *p == '\t')
-			p++;
-		if (*p == '\0')
-			break;
-		len = strcspn(p, " ,\t");
-		snprintf(out[n++], CONF_ADDR_MAX, "%.*s", (int)(len < CONF_ADDR_MAX - 1 ? len : CONF_ADDR_MAX - 1), p);
-		p += len;
-	}
+	while (n < REGISTRAR_APIS_MAX && (item = conf_list_next(&cursor, &len)) != NULL)
+		snprintf(out[n++], CONF_ADDR_MAX, "%.*s", (int)(len < CONF_ADDR_MAX - 1 ? len : CONF_ADDR_MAX - 1), item);
 	return n;
 }
 

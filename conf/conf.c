@@ -41,6 +41,8 @@ struct conf_parse {
 	bool failed;
 	char *err;
 	size_t errlen;
+	char *line; /* getline's buffer */
+	size_t linecap;
 	bool seen[sizeof(conf_keys) / sizeof(conf_keys[0])];
 	int seen_line[sizeof(conf_keys) / sizeof(conf_keys[0])];
 };
@@ -158,30 +160,41 @@ conf_parse_listen(const char *s, char *host, size_t hostlen, int *port)
 	return true;
 }
 
+const char *
+conf_list_next(const char **cursor, size_t *len)
+{
+	const char *p = *cursor, *item;
+
+	while (*p == ' ' || *p == ',' || *p == '\t')
+		p++;
+	if (*p == '\0') {
+		*cursor = p;
+		return NULL;
+	}
+	item = p;
+	*len = strcspn(p, " ,\t");
+	*cursor = p + *len;
+	return item;
+}
+
 bool
 conf_parse_addr_list(const char *list, char out[][CONF_ADDR_MAX], int max, int *count)
 {
-	const char *p = list;
+	const char *cursor = list, *item;
+	size_t n;
 
 	*count = 0;
-	while (*p != '\0') {
+	while ((item = conf_list_next(&cursor, &n)) != NULL) {
 		char host[256];
-		size_t n;
 		int port;
 
-		while (*p == ' ' || *p == ',' || *p == '\t')
-			p++;
-		if (*p == '\0')
-			break;
-		n = strcspn(p, " ,\t");
 		if (n >= CONF_ADDR_MAX || *count >= max)
 			return false;
-		memcpy(out[*count], p, n);
+		memcpy(out[*count], item, n);
 		out[*count][n] = '\0';
 		if (!conf_parse_listen(out[*count], host, sizeof(host), &port) || strcmp(host, "*") == 0)
 			return false;
 		(*count)++;
-		p += n;
 	}
 	return true;
 }
@@ -189,28 +202,21 @@ conf_parse_addr_list(const char *list, char out[][CONF_ADDR_MAX], int max, int *
 bool
 conf_parse_pairs(const char *list, char names[][64], char values[][64], int max, int *count)
 {
-	const char *p = list;
+	const char *cursor = list, *item;
+	size_t n, c;
 
 	*count = 0;
-	while (*p != '\0') {
-		size_t n, c;
-
-		while (*p == ' ' || *p == ',' || *p == '\t')
-			p++;
-		if (*p == '\0')
-			break;
-		n = strcspn(p, " ,\t");
-		c = strcspn(p, ":");
+	while ((item = conf_list_next(&cursor, &n)) != NULL) {
+		c = strcspn(item, ":");
 		if (*count >= max || c == 0 || c >= n - 1 || c >= 64 || n - c - 1 >= 64)
 			return false;
-		memcpy(names[*count], p, c);
+		memcpy(names[*count], item, c);
 		names[*count][c] = '\0';
-		memcpy(values[*count], p + c + 1, n - c - 1);
+		memcpy(values[*count], item + c + 1, n - c - 1);
 		values[*count][n - c - 1] = '\0';
 		if (strchr(values[*count], ':') != NULL)
 			return false;
 		(*count)++;
-		p += n;
 	}
 	return true;
 }
@@ -219,25 +225,19 @@ conf_parse_pairs(const char *list, char names[][64], char values[][64], int max,
 static bool
 conf_api_list_ok(const char *list)
 {
-	const char *p = list;
+	const char *cursor = list, *item;
+	size_t n;
 
-	while (*p != '\0') {
+	while ((item = conf_list_next(&cursor, &n)) != NULL) {
 		char entry[CONF_ADDR_MAX], host[256];
-		size_t n;
 		int port;
 
-		while (*p == ' ' || *p == ',' || *p == '\t')
-			p++;
-		if (*p == '\0')
-			break;
-		n = strcspn(p, " ,\t");
 		if (n >= 108)
 			return false;
-		memcpy(entry, p, n);
+		memcpy(entry, item, n);
 		entry[n] = '\0';
 		if (entry[0] != '/' && (!conf_parse_listen(entry, host, sizeof(host), &port) || strcmp(host, "*") == 0))
 			return false;
-		p += n;
 	}
 	return true;
 }
@@ -445,26 +445,26 @@ static char *
 conf_reader(char *str, int num, void *stream)
 {
 	struct conf_parse *cp = stream;
-	char line[CONF_LINE_MAX + 2];
-	size_t len;
+	ssize_t len;
 	const char *p;
 
 	if (cp->failed)
 		return NULL;
-	if (fgets(line, sizeof(line), cp->f) == NULL)
+	/* getline, not fgets: it says how many bytes it read, NULs included, and never splits a line */
+	len = getline(&cp->line, &cp->linecap, cp->f);
+	if (len < 0)
 		return NULL;
 	cp->lineno++;
-	len = strlen(line);
-	if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
-		conf_fail(cp, "line is longer than %d bytes", CONF_LINE_MAX);
-		return NULL;
-	}
-	if (memchr(line, '\0', len) != NULL || (len > 0 && strlen(line) != len)) {
+	if (memchr(cp->line, '\0', (size_t)len) != NULL) {
 		conf_fail(cp, "line holds a NUL byte");
 		return NULL;
 	}
-	if (line[0] == ' ' || line[0] == '\t') {
-		for (p = line; *p == ' ' || *p == '\t'; p++)
+	if (len > CONF_LINE_MAX + 1 || (len == CONF_LINE_MAX + 1 && cp->line[len - 1] != '\n') || len >= num) {
+		conf_fail(cp, "line is longer than %d bytes", CONF_LINE_MAX);
+		return NULL;
+	}
+	if (cp->line[0] == ' ' || cp->line[0] == '\t') {
+		for (p = cp->line; *p == ' ' || *p == '\t'; p++)
 			;
 		if (*p != '\n' && *p != '\r' && *p != '\0') {
 			conf_fail(cp, "indented line (inih would read it as part of the previous value): "
@@ -472,11 +472,7 @@ conf_reader(char *str, int num, void *stream)
 			return NULL;
 		}
 	}
-	if ((int)len >= num) {
-		conf_fail(cp, "line is longer than %d bytes", num - 3);
-		return NULL;
-	}
-	memcpy(str, line, len + 1);
+	memcpy(str, cp->line, (size_t)len + 1);
 	return str;
 }
 
@@ -495,6 +491,7 @@ conf_load_stream(FILE *f, const char *name, struct conf *c, char *err, size_t er
 	cp.errlen = errlen;
 	err[0] = '\0';
 	rc = ini_parse_stream(conf_reader, &cp, conf_handler, &cp);
+	free(cp.line);
 	if (cp.failed)
 		return false;
 	if (ferror(f)) {

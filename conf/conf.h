@@ -115,6 +115,12 @@ void conf_format_bytes(int64_t bytes, char *buf, size_t len);
 /* conf_parse_listen splits "HOST:PORT", "*:PORT" or "[V6]:PORT". */
 bool conf_parse_listen(const char *s, char *host, size_t hostlen, int *port);
 
+/*
+ * conf_list_next returns the next item of a list separated by commas, spaces or tabs, starting at
+ * *cursor (which it advances), with its length in *len; NULL at the end.
+ */
+const char *conf_list_next(const char **cursor, size_t *len);
+
 /* conf_parse_addr_list splits "a:1, b:2" (HOST:PORT each, not "*") into at most max entries. */
 bool conf_parse_addr_list(const char *list, char out[][CONF_ADDR_MAX], int max, int *count);
 

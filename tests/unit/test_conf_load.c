@@ -212,6 +212,56 @@ test_too_long_line_is_an_error(void **state)
 	expect_error(text, "t.ini:2: line is longer than 196 bytes");
 }
 
+/* load_bytes loads len bytes, which may hold NULs. */
+static bool
+load_bytes(const char *text, size_t len, struct conf *c, char *err, size_t errlen)
+{
+	FILE *f = fmemopen((void *)(uintptr_t)text, len, "r");
+	bool ok;
+
+	assert_non_null(f);
+	ok = conf_load_stream(f, "t.ini", c, err, errlen);
+	fclose(f);
+	return ok;
+}
+
+static void
+test_nul_byte_is_an_error(void **state)
+{
+	static const char text[] = "[pg]\npoll_interval_ms = 300\0garbage\n";
+	struct conf c;
+	char err[CONF_ERR_MAX];
+
+	(void)state;
+	/* found by tests/fuzz/fuzz_conf.c: the rest of the line after the NUL was dropped silently */
+	assert_false(load_bytes(text, sizeof(text) - 1, &c, err, sizeof(err)));
+	assert_string_equal(err, "t.ini:2: line holds a NUL byte");
+}
+
+static void
+test_nul_byte_does_not_split_a_long_line(void **state)
+{
+	char text[512];
+	size_t n = 0;
+	struct conf c;
+	char err[CONF_ERR_MAX];
+
+	(void)state;
+	/*
+	 * One line of 250 bytes with a NUL in it: neither cut at the NUL nor read as two lines, the second
+	 * setting poll_interval_ms. Found by tests/fuzz/fuzz_conf.c.
+	 */
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "[pg]\nconninfo = host=x");
+	text[n++] = '\0';
+	while (n < 5 + 197)
+		text[n++] = 'y';
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "poll_interval_ms = 100\n");
+	if (load_bytes(text, n, &c, err, sizeof(err)))
+		fail_msg("a line with a NUL byte loaded (conninfo '%s', poll_interval_ms %lld)", c.pg_conninfo,
+			 (long long)c.pg_poll_interval_ms);
+	assert_int_equal(strncmp(err, "t.ini:2: ", 9), 0);
+}
+
 static void
 test_unparsable_line_is_an_error(void **state)
 {
@@ -312,6 +362,8 @@ main(void)
 		cmocka_unit_test(test_indented_continuation_line_is_an_error),
 		cmocka_unit_test(test_indented_blank_line_is_fine),
 		cmocka_unit_test(test_too_long_line_is_an_error),
+		cmocka_unit_test(test_nul_byte_is_an_error),
+		cmocka_unit_test(test_nul_byte_does_not_split_a_long_line),
 		cmocka_unit_test(test_unparsable_line_is_an_error),
 		cmocka_unit_test(test_stale_limit_below_poll_and_deadline_is_an_error),
 		cmocka_unit_test(test_load_limits_in_wrong_order_is_an_error),
