@@ -82,8 +82,13 @@ agentline_render(const struct verdict *v, char *buf, size_t len)
 				buf[i] = '_';
 	}
 	if (n < 0 || (size_t)n >= len) {
-		/* cannot happen with the sizes used; still answer one complete line */
+		/* cannot happen with the sizes used: still one complete line, or nothing at all */
 		n = snprintf(buf, len, "down\n");
+		if (n < 0 || (size_t)n >= len) {
+			if (len > 0)
+				buf[0] = '\0';
+			return 0;
+		}
 	}
 	return (size_t)n;
 }

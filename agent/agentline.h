@@ -24,7 +24,7 @@ enum agentline_parse { AGENTLINE_OK, AGENTLINE_EMPTY, AGENTLINE_BAD };
  */
 enum agentline_parse agentline_parse(const char *buf, size_t len, struct request *out);
 
-/* agentline_render writes "up 73%\n" or "down #reason\n" into buf; returns its length. */
+/* agentline_render writes "up 73%\n" or "down #reason\n" into buf; returns its length (0 if it cannot fit). */
 size_t agentline_render(const struct verdict *v, char *buf, size_t len);
 
 #endif

@@ -506,6 +506,27 @@ test_render_longest_reason_fits_one_line(void **state)
 	assert_one_safe_line(buf);
 }
 
+static void
+test_render_into_a_tiny_buffer_claims_no_more_than_it_wrote(void **state)
+{
+	struct verdict v;
+
+	(void)state;
+	memset(&v, 0, sizeof(v));
+	snprintf(v.reason, sizeof(v.reason), "pg-unreachable");
+	/* a caller sends n bytes from buf: n must never exceed what is there */
+	for (size_t len = 1; len <= 8; len++) {
+		char buf[8];
+		size_t n;
+
+		memset(buf, 'X', sizeof(buf));
+		n = agentline_render(&v, buf, len);
+		if (n >= len)
+			fail_msg("agentline_render into %zu bytes returned %zu", len, n);
+		assert_int_equal(strlen(buf), n);
+	}
+}
+
 int
 main(void)
 {
@@ -543,6 +564,7 @@ main(void)
 	    cmocka_unit_test(test_render_is_always_one_safe_line),
 	    cmocka_unit_test(test_render_reason_with_newline_is_still_one_line),
 	    cmocka_unit_test(test_render_longest_reason_fits_one_line),
+	    cmocka_unit_test(test_render_into_a_tiny_buffer_claims_no_more_than_it_wrote),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
