@@ -91,13 +91,49 @@ node_log_role(struct node *n, const struct sample *s)
 	n->logged_timeline = s->timeline;
 }
 
-void
-node_sample(struct node *n, const struct sample *s)
+/*
+ * node_bound_lag_s lowers a replica's lag in seconds to what pgcheckd saw itself. The sample's value
+ * is "now - last replayed commit" whenever replay is behind what was received; after an idle spell a
+ * few bytes of WAL without a commit (a checkpoint, a snapshot) make that the whole idle time although
+ * replay is milliseconds behind. Replay that was caught up at behind_since_ms is at most
+ * now - behind_since_ms behind, so the smaller of the two is still an upper bound. Until pgcheckd has
+ * seen the replica caught up once, the sample's value stands (a fresh start trusts nothing).
+ */
+static void
+node_bound_lag_s(struct node *n, struct sample *s)
 {
-	int64_t dt = n->have_sample ? s->taken_ms - n->sample.taken_ms : 0;
-	double load = 100.0 * weight_load_factor(s, &n->wp);
-	double replica = load * weight_lag_factor(s, &n->wp);
+	bool behind = s->in_recovery && s->receive_lsn > s->replay_lsn;
 
+	if (!s->in_recovery) {
+		n->seen_caught_up = false;
+		n->behind_since_ms = 0;
+		return;
+	}
+	if (!behind) {
+		n->seen_caught_up = true;
+		n->behind_since_ms = 0;
+		return;
+	}
+	if (n->behind_since_ms == 0 && n->seen_caught_up)
+		n->behind_since_ms = n->have_sample ? n->sample.taken_ms : s->taken_ms; /* caught up at the last sample */
+	if (n->behind_since_ms > 0 && s->have_lag_s) {
+		double seen_s = (double)(s->taken_ms - n->behind_since_ms) / 1000.0;
+
+		if (seen_s < s->lag_s)
+			s->lag_s = seen_s;
+	}
+}
+
+void
+node_sample(struct node *n, const struct sample *taken)
+{
+	struct sample sample = *taken, *s = &sample;
+	int64_t dt = n->have_sample ? s->taken_ms - n->sample.taken_ms : 0;
+	double load, replica;
+
+	node_bound_lag_s(n, s);
+	load = 100.0 * weight_load_factor(s, &n->wp);
+	replica = load * weight_lag_factor(s, &n->wp);
 	if (n->failing || n->logged_failing) {
 		log_info("PostgreSQL answers again");
 		n->logged_failing = false;

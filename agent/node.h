@@ -30,6 +30,8 @@ struct node {
 	uint64_t polls[POLL_RESULT_COUNT];
 	uint64_t role_changes;
 	bool ever_streaming;       /* as a replica, its WAL receiver was seen streaming */
+	bool seen_caught_up;       /* as a replica, replay was seen caught up with receive */
+	int64_t behind_since_ms;   /* the last sample before replay fell behind receive; 0 none */
 	int64_t last_streaming_ms; /* when, last */
 	/* settings */
 	struct weight_policy wp;

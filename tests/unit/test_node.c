@@ -342,6 +342,46 @@ test_lag_over_seconds_limit_with_hysteresis(void **state)
 }
 
 static void
+test_idle_replica_receiving_a_few_bytes_is_not_seconds_behind(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s;
+	struct node_view v;
+
+	(void)state;
+	node_init(&n, &c);
+	s = replica_sample(1000, 0); /* caught up, the primary idle */
+	assert_false(lag_over_after(&n, &s));
+	/* 24 bytes of WAL without a commit arrive: "now - last replayed commit" says 33 s */
+	s = replica_sample(1200, 24);
+	s.lag_s = 33.0;
+	assert_false(lag_over_after(&n, &s));
+	v = view_at(&n, 1200);
+	assert_true(v.sample.lag_s <= 0.2);
+	/* but replay that stays behind grows: 12 s later it is over the 10 s limit */
+	s = replica_sample(13200, 24);
+	s.lag_s = 45.0;
+	assert_true(lag_over_after(&n, &s));
+	v = view_at(&n, 13200);
+	assert_true(v.sample.lag_s >= 12.0 && v.sample.lag_s <= 12.2);
+}
+
+static void
+test_replica_behind_at_first_sight_keeps_its_seconds_lag(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s;
+
+	(void)state;
+	node_init(&n, &c);
+	s = replica_sample(1000, 24); /* never seen caught up: pgcheckd cannot bound it */
+	s.lag_s = 33.0;
+	assert_true(lag_over_after(&n, &s));
+}
+
+static void
 test_lag_recovers_only_under_every_limit(void **state)
 {
 	struct conf c = test_conf();
@@ -634,6 +674,8 @@ main(void)
 	    cmocka_unit_test(test_replica_under_lag_limit_is_not_over),
 	    cmocka_unit_test(test_lag_over_limit_then_back_only_under_recovery_limit),
 	    cmocka_unit_test(test_lag_over_seconds_limit_with_hysteresis),
+	    cmocka_unit_test(test_idle_replica_receiving_a_few_bytes_is_not_seconds_behind),
+	    cmocka_unit_test(test_replica_behind_at_first_sight_keeps_its_seconds_lag),
 	    cmocka_unit_test(test_lag_recovers_only_under_every_limit),
 	    cmocka_unit_test(test_lag_limit_zero_disables_it),
 	    cmocka_unit_test(test_primary_sample_clears_lag_over),
