@@ -87,7 +87,7 @@ integration-asan: build-asan/pgcheckd
 	PGCHECKD_BIN=$(CURDIR)/build-asan/pgcheckd PGCHECKD_SANITIZED=1 $(PYTHON) -m pytest -q tests/integration
 
 check: deps
-	@$(MAKE) --no-print-directory unit unit-asan unit-valgrind generated-check integration integration-asan package-check
+	@$(MAKE) --no-print-directory unit unit-asan unit-valgrind generated-check fuzz FUZZ_SECONDS=10 integration integration-asan package-check
 
 deps:
 	bash scripts/install-deps
@@ -106,4 +106,5 @@ clean:
 	rm -rf build build-asan
 
 include packaging/packaging.mk
+include tests/fuzz/fuzz.mk
 -include bench/bench.mk
