@@ -61,7 +61,7 @@ agentline_parse(const char *buf, size_t len, struct request *out)
 		if (eq == NULL)
 			return AGENTLINE_BAD;
 		if (!request_param_apply(out, buf + start, (size_t)(eq - (buf + start)), eq + 1,
-					 wlen - (size_t)(eq - (buf + start)) - 1))
+		                         wlen - (size_t)(eq - (buf + start)) - 1))
 			return AGENTLINE_BAD;
 	}
 	return have_kind ? AGENTLINE_OK : AGENTLINE_EMPTY;

@@ -148,7 +148,7 @@ http_parse_request(const char *buf, size_t len, struct http_request *out)
 		return HTTP_BAD;
 	q = memchr(buf + tstart, '?', tlen);
 	if (!http_decode(buf + tstart, q != NULL ? (size_t)(q - (buf + tstart)) : tlen, out->path, sizeof(out->path),
-			 false))
+	                 false))
 		return HTTP_BAD;
 	if (q != NULL) {
 		size_t qlen = tlen - (size_t)(q + 1 - (buf + tstart));
@@ -243,16 +243,16 @@ http_status_text(int status)
 
 size_t
 http_response(enum http_method method, int status, const char *content_type, const char *body, size_t bodylen,
-	      char *out, size_t outlen)
+              char *out, size_t outlen)
 {
 	bool with_body = method != HTTP_HEAD && method != HTTP_OPTIONS;
 	int n;
 
 	n = snprintf(out, outlen,
-		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n%s"
-		     "Connection: close\r\n\r\n",
-		     status, http_status_text(status), content_type, method == HTTP_OPTIONS ? (size_t)0 : bodylen,
-		     status == 405 || method == HTTP_OPTIONS ? "Allow: GET, HEAD, OPTIONS\r\n" : "");
+	             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n%s"
+	             "Connection: close\r\n\r\n",
+	             status, http_status_text(status), content_type, method == HTTP_OPTIONS ? (size_t)0 : bodylen,
+	             status == 405 || method == HTTP_OPTIONS ? "Allow: GET, HEAD, OPTIONS\r\n" : "");
 	if (n < 0 || (size_t)n >= outlen)
 		return 0;
 	if (!with_body)

@@ -49,6 +49,6 @@ enum http_route http_route(const struct http_request *h, struct request *r);
  * length, 0 when out is too small.
  */
 size_t http_response(enum http_method method, int status, const char *content_type, const char *body, size_t bodylen,
-		     char *out, size_t outlen);
+                     char *out, size_t outlen);
 
 #endif

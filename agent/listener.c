@@ -284,7 +284,7 @@ listener_answer_http(struct client *c, enum http_parse parsed, const struct http
 		blen = (size_t)snprintf(body, LISTENER_REPLY_MAX, "%d\n", status);
 	}
 	n = http_response(parsed == HTTP_COMPLETE ? h->method : HTTP_GET, status, type, body, blen, out,
-			  LISTENER_REPLY_MAX + 512);
+	                  LISTENER_REPLY_MAX + 512);
 	free(body);
 	if (n == 0) {
 		free(out);
@@ -422,7 +422,8 @@ listener_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		ev_init(&c->idle, listener_on_client_idle);
 		c->idle.repeat = (double)l->conf.request_idle_ms / 1000.0;
 		c->idle.data = c;
-		ev_timer_init(&c->deadline, listener_on_client_deadline, (double)l->conf.client_timeout_ms / 1000.0, 0.);
+		ev_timer_init(&c->deadline, listener_on_client_deadline, (double)l->conf.client_timeout_ms / 1000.0,
+		              0.);
 		c->deadline.data = c;
 		c->next = l->clients;
 		if (c->next != NULL)
@@ -529,7 +530,7 @@ listener_bind_unix(const char *path)
 
 struct listener *
 listener_new(struct ev_loop *loop, enum listener_mode mode, const char *host, int port, const struct listener_conf *lc,
-	     const struct listener_ops *ops, void *arg, struct render_counters *counters)
+             const struct listener_ops *ops, void *arg, struct render_counters *counters)
 {
 	struct listener *l;
 	int fd = mode == LISTENER_ADMIN ? listener_bind_unix(host) : listener_bind_tcp(host, port);

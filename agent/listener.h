@@ -44,8 +44,8 @@ struct listener;
  * given as host (created mode 0600; a stale socket file is replaced). NULL (logged) on failure.
  */
 struct listener *listener_new(struct ev_loop *loop, enum listener_mode mode, const char *host, int port,
-			      const struct listener_conf *lc, const struct listener_ops *ops, void *arg,
-			      struct render_counters *counters);
+                              const struct listener_conf *lc, const struct listener_ops *ops, void *arg,
+                              struct render_counters *counters);
 void listener_reconfigure(struct listener *l, const struct listener_conf *lc);
 void listener_free(struct listener *l);
 

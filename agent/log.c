@@ -48,13 +48,13 @@ log_write(enum log_level level, const char *fmt, va_list ap)
 	}
 }
 
-#define LOG_FN(fn, level)                                                                                    \
-	void fn(const char *fmt, ...)                                                                        \
-	{                                                                                                     \
-		va_list ap;                                                                                   \
-		va_start(ap, fmt);                                                                            \
-		log_write(level, fmt, ap);                                                                    \
-		va_end(ap);                                                                                   \
+#define LOG_FN(fn, level)                                                                                              \
+	void fn(const char *fmt, ...)                                                                                  \
+	{                                                                                                              \
+		va_list ap;                                                                                            \
+		va_start(ap, fmt);                                                                                     \
+		log_write(level, fmt, ap);                                                                             \
+		va_end(ap);                                                                                            \
 	}
 
 LOG_FN(log_error, LOG_LEVEL_ERROR)

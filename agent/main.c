@@ -56,7 +56,7 @@ sd_watchdog_enabled(int unset_environment, uint64_t *usec)
 #endif
 
 #define EXIT_START_FAILED 1
-#define EXIT_CONFIG 2
+#define EXIT_CONFIG       2
 
 struct daemon {
 	struct ev_loop *loop;
@@ -65,19 +65,19 @@ struct daemon {
 	struct policy policy;
 	struct node node;
 	struct poller *poller;
-	struct listener *listener;      /* the agent port (agent line and HTTP) */
-	struct listener *http;          /* the optional HTTP-only port */
-	struct listener *role[2];       /* primary_port, replica_port: open only while the role holds */
+	struct listener *listener; /* the agent port (agent line and HTTP) */
+	struct listener *http;     /* the optional HTTP-only port */
+	struct listener *role[2];  /* primary_port, replica_port: open only while the role holds */
 	struct listener *admin;
 	struct render_counters counters;
-	struct peers *peers;            /* the other nodes' pgcheckd, when configured */
-	struct registrar *registrar;    /* registration into HAProxy, when configured */
-	struct scaleout *scaleout;      /* the scale-out controller, when configured */
-	bool released;                  /* an operator released this primary from split fencing */
+	struct peers *peers;         /* the other nodes' pgcheckd, when configured */
+	struct registrar *registrar; /* registration into HAProxy, when configured */
+	struct scaleout *scaleout;   /* the scale-out controller, when configured */
+	bool released;               /* an operator released this primary from split fencing */
 	int64_t started_ms;
-	int64_t last_replica_ms;        /* a streaming replica was last seen (as a primary) */
+	int64_t last_replica_ms; /* a streaming replica was last seen (as a primary) */
 	char fence_logged[VERDICT_REASON_MAX];
-	uint32_t foreign_logged;        /* peers already reported as another cluster */
+	uint32_t foreign_logged; /* peers already reported as another cluster */
 	ev_signal sighup, sigterm, sigint;
 	ev_timer drain;
 	ev_timer watchdog;
@@ -111,7 +111,8 @@ daemon_snapshot(struct daemon *d, struct node_view *v)
 	int64_t now = monoclock_ms(), contact = d->started_ms;
 
 	node_view(&d->node, now, v);
-	peers_summary(d->peers, now, d->conf.peers_fresh_ms, v->sample.system_identifier, v->sample.timeline, &v->peers);
+	peers_summary(d->peers, now, d->conf.peers_fresh_ms, v->sample.system_identifier, v->sample.timeline,
+	              &v->peers);
 	if (v->peers.primaries_on_timeline == 0)
 		d->released = false; /* a release ends with the split it was for */
 	v->released = d->released;
@@ -162,11 +163,11 @@ daemon_roles(struct daemon *d)
 		verdict_for(&v, &pr, &d->policy, &vd);
 		if (strncmp(vd.reason, "fenced", 6) == 0 && strcmp(vd.reason, d->fence_logged) != 0)
 			log_error("%s: refusing writes (peers: %d fresh of %d)", vd.reason, v.peers.fresh,
-				  v.peers.configured);
+			          v.peers.configured);
 		else if (d->fence_logged[0] != '\0' && strncmp(vd.reason, "fenced", 6) != 0)
 			log_warning("no longer fenced (%s)", vd.up ? "writable primary" : vd.reason);
 		snprintf(d->fence_logged, sizeof(d->fence_logged), "%s",
-			 strncmp(vd.reason, "fenced", 6) == 0 ? vd.reason : "");
+		         strncmp(vd.reason, "fenced", 6) == 0 ? vd.reason : "");
 	}
 	for (int i = 0; i < 2; i++) {
 		struct request r = {.kind = kinds[i]};
@@ -179,15 +180,15 @@ daemon_roles(struct daemon *d)
 		if (open && d->role[i] == NULL) {
 			daemon_listener_conf(&d->conf, &lc);
 			lc.default_request = kinds[i];
-			d->role[i] = listener_new(d->loop, LISTENER_ROLE, d->conf.listen_host, (int)ports[i], &lc, &ops, d,
-						  &d->counters);
+			d->role[i] = listener_new(d->loop, LISTENER_ROLE, d->conf.listen_host, (int)ports[i], &lc, &ops,
+			                          d, &d->counters);
 			if (d->role[i] != NULL)
 				log_info("%s port %d open", request_kind_name(kinds[i]), (int)ports[i]);
 		} else if (!open && d->role[i] != NULL) {
 			listener_free(d->role[i]);
 			d->role[i] = NULL;
 			log_info("%s port %d closed (%s)", request_kind_name(kinds[i]), (int)ports[i],
-				 vd.up ? "shutting down" : vd.reason);
+			         vd.up ? "shutting down" : vd.reason);
 		}
 	}
 }
@@ -204,8 +205,8 @@ daemon_check_foreign(struct daemon *d)
 		if (st->seen && mine != 0 && st->system_identifier != 0 && st->system_identifier != mine &&
 		    !(d->foreign_logged & (1u << i))) {
 			log_warning("peer %s belongs to another cluster (system identifier %" PRIu64 ", ours %" PRIu64
-				    "): ignored",
-				    st->addr, st->system_identifier, mine);
+			            "): ignored",
+			            st->addr, st->system_identifier, mine);
 			d->foreign_logged |= 1u << i;
 		}
 	}
@@ -260,7 +261,8 @@ daemon_start_peers(struct daemon *d)
 	d->peers = peers_new(d->loop, &pc, daemon_on_peers, d);
 	for (int i = 0; i < peers_count(d->peers); i++)
 		if (!peers_resolved(d->peers, i))
-			log_error("peer %s: the name does not resolve; it is ignored until a reload", peers_state(d->peers, i)->addr);
+			log_error("peer %s: the name does not resolve; it is ignored until a reload",
+			          peers_state(d->peers, i)->addr);
 }
 
 /* daemon_admin runs one line from the admin socket: status, drain, maint, ready, check REQUEST. */
@@ -278,8 +280,8 @@ daemon_admin(void *arg, const char *line, char *reply, size_t len)
 			snprintf(reply, len, "error status too large\n");
 	} else if (strcmp(line, "drain") == 0 || strcmp(line, "maint") == 0 || strcmp(line, "ready") == 0) {
 		node_set_override(&d->node, line[0] == 'd'   ? OVERRIDE_DRAIN
-					    : line[0] == 'm' ? OVERRIDE_MAINT
-							     : OVERRIDE_NONE);
+		                            : line[0] == 'm' ? OVERRIDE_MAINT
+		                                             : OVERRIDE_NONE);
 		daemon_roles(d);
 		snprintf(reply, len, "ok %s\n", line);
 	} else if (strcmp(line, "release") == 0) {
@@ -321,17 +323,17 @@ daemon_reload(struct daemon *d)
 		log_warning("reload: %s cannot change while running; restart to apply", kept);
 	/* a new address or backend list: withdraw what the old one registered, then register anew */
 	bool registration_changed = strcmp(next.haproxy_runtime_api, d->conf.haproxy_runtime_api) != 0 ||
-				    strcmp(next.haproxy_template_backends, d->conf.haproxy_template_backends) != 0 ||
-				    strcmp(next.haproxy_dynamic_backends, d->conf.haproxy_dynamic_backends) != 0 ||
-				    strcmp(next.haproxy_advertise_addr, d->conf.haproxy_advertise_addr) != 0 ||
-				    strcmp(next.haproxy_free_slot, d->conf.haproxy_free_slot) != 0 ||
-				    next.haproxy_advertise_pg_port != d->conf.haproxy_advertise_pg_port ||
-				    next.haproxy_advertise_agent_port != d->conf.haproxy_advertise_agent_port;
+	                            strcmp(next.haproxy_template_backends, d->conf.haproxy_template_backends) != 0 ||
+	                            strcmp(next.haproxy_dynamic_backends, d->conf.haproxy_dynamic_backends) != 0 ||
+	                            strcmp(next.haproxy_advertise_addr, d->conf.haproxy_advertise_addr) != 0 ||
+	                            strcmp(next.haproxy_free_slot, d->conf.haproxy_free_slot) != 0 ||
+	                            next.haproxy_advertise_pg_port != d->conf.haproxy_advertise_pg_port ||
+	                            next.haproxy_advertise_agent_port != d->conf.haproxy_advertise_agent_port;
 	bool scaleout_changed = strcmp(next.scaleout_backend, d->conf.scaleout_backend) != 0 ||
-				strcmp(next.haproxy_runtime_api, d->conf.haproxy_runtime_api) != 0;
+	                        strcmp(next.haproxy_runtime_api, d->conf.haproxy_runtime_api) != 0;
 	bool peers_changed = strcmp(next.peers_addresses, d->conf.peers_addresses) != 0 ||
-			     next.peers_interval_ms != d->conf.peers_interval_ms ||
-			     next.peers_timeout_ms != d->conf.peers_timeout_ms;
+	                     next.peers_interval_ms != d->conf.peers_interval_ms ||
+	                     next.peers_timeout_ms != d->conf.peers_timeout_ms;
 
 	d->conf = next;
 	if (peers_changed)
@@ -406,7 +408,7 @@ daemon_on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
 	d->node.shutting_down = true;
 	daemon_roles(d);
 	log_info("signal %d: answering drained (up 0%%) for %lld ms, then exiting", w->signum,
-		 (long long)d->conf.agent_shutdown_drain_ms);
+	         (long long)d->conf.agent_shutdown_drain_ms);
 	ev_timer_set(&d->drain, (double)d->conf.agent_shutdown_drain_ms / 1000.0, 0.);
 	ev_timer_start(loop, &d->drain);
 }
@@ -492,24 +494,24 @@ static void
 daemon_usage(FILE *out)
 {
 	fprintf(out, "usage: pgcheckd [-c FILE]          run the agent (in the foreground)\n"
-		     "       pgcheckd -t [-c FILE]       check a configuration file and exit (0 good, 2 bad)\n"
-		     "       pgcheckd [-c FILE] ctl status|drain|maint|ready|release\n"
-		     "                                   ask or tell the running agent over its admin socket\n"
-		     "       pgcheckd [-c FILE] check REQUEST\n"
-		     "                                   exit 0 when the running agent answers up, 1 down, 2 unknown\n"
-		     "       pgcheckd --help-config[=ini|markdown|man]\n"
-		     "                                   print every configuration key\n"
-		     "       pgcheckd -V                 print the version\n"
-		     "FILE defaults to " CONF_DEFAULT_PATH ".\n");
+	             "       pgcheckd -t [-c FILE]       check a configuration file and exit (0 good, 2 bad)\n"
+	             "       pgcheckd [-c FILE] ctl status|drain|maint|ready|release\n"
+	             "                                   ask or tell the running agent over its admin socket\n"
+	             "       pgcheckd [-c FILE] check REQUEST\n"
+	             "                                   exit 0 when the running agent answers up, 1 down, 2 unknown\n"
+	             "       pgcheckd --help-config[=ini|markdown|man]\n"
+	             "                                   print every configuration key\n"
+	             "       pgcheckd -V                 print the version\n"
+	             "FILE defaults to " CONF_DEFAULT_PATH ".\n");
 }
 
 int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
-		{"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
-		{"help-config", optional_argument, NULL, 'K'}, {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},      {"test", no_argument, NULL, 't'},
+	    {"version", no_argument, NULL, 'V'},           {"help", no_argument, NULL, 'h'},
+	    {"help-config", optional_argument, NULL, 'K'}, {NULL, 0, NULL, 0},
 	};
 	struct daemon d;
 	struct poller_conf pc;
@@ -578,8 +580,8 @@ main(int argc, char **argv)
 	verdict_policy(&d.conf, &d.policy);
 	node_init(&d.node, &d.conf);
 	daemon_listener_conf(&d.conf, &lc);
-	d.listener = listener_new(d.loop, LISTENER_AGENT, d.conf.listen_host, d.conf.listen_port, &lc, &ops, &d,
-				  &d.counters);
+	d.listener =
+	    listener_new(d.loop, LISTENER_AGENT, d.conf.listen_host, d.conf.listen_port, &lc, &ops, &d, &d.counters);
 	if (d.listener == NULL)
 		return EXIT_START_FAILED; /* errors have been logged already */
 	if (d.conf.agent_http_listen[0] != '\0') {
@@ -597,7 +599,8 @@ main(int argc, char **argv)
 		/* the checks matter more than ctl: without the socket, run on and say so */
 		d.admin = listener_new(d.loop, LISTENER_ADMIN, d.conf.admin_socket, 0, &lc, &ops, &d, &d.counters);
 		if (d.admin == NULL)
-			log_error("running without an admin socket: 'pgcheckd ctl' and 'pgcheckd check' cannot reach this agent");
+			log_error("running without an admin socket: 'pgcheckd ctl' and 'pgcheckd check' cannot reach "
+			          "this agent");
 	}
 	daemon_poller_conf(&d.conf, &pc);
 	d.started_ms = monoclock_ms();
@@ -627,7 +630,7 @@ main(int argc, char **argv)
 
 	log_conninfo_safe(d.conf.pg_conninfo, safe, sizeof(safe));
 	log_info("pgcheckd %s: agent port %s:%d, PostgreSQL '%s', a sample every %lld ms", PGCHECKD_VERSION,
-		 d.conf.listen_host, d.conf.listen_port, safe, (long long)d.conf.pg_poll_interval_ms);
+	         d.conf.listen_host, d.conf.listen_port, safe, (long long)d.conf.pg_poll_interval_ms);
 	if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
 		/* the loop is alive when this timer runs: tell the service manager twice per period */
 		ev_timer_init(&d.watchdog, daemon_on_watchdog, 0., (double)watchdog_usec / 2e6);

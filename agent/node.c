@@ -51,7 +51,8 @@ node_lag_update(struct node *n, const struct sample *s)
 	if (!n->lag_over && (over_bytes || over_s)) {
 		n->lag_over = true;
 		verdict_format_lag(wp->max_lag_bytes, true, wp->max_lag_s, limit, sizeof(limit));
-		log_warning("replica lag %s over the limit %s%s", lag, limit, s->replay_paused ? " (replay paused)" : "");
+		log_warning("replica lag %s over the limit %s%s", lag, limit,
+		            s->replay_paused ? " (replay paused)" : "");
 		return;
 	}
 	if (n->lag_over) {
@@ -115,7 +116,8 @@ node_bound_lag_s(struct node *n, struct sample *s)
 		return;
 	}
 	if (n->behind_since_ms == 0 && n->seen_caught_up)
-		n->behind_since_ms = n->have_sample ? n->sample.taken_ms : s->taken_ms; /* caught up at the last sample */
+		n->behind_since_ms =
+		    n->have_sample ? n->sample.taken_ms : s->taken_ms; /* caught up at the last sample */
 	if (n->behind_since_ms > 0 && s->have_lag_s) {
 		double seen_s = (double)(s->taken_ms - n->behind_since_ms) / 1000.0;
 
@@ -148,7 +150,7 @@ node_sample(struct node *n, const struct sample *taken)
 		n->load_weight_smoothed = weight_smooth(n->load_weight_smoothed, load, dt, n->wp.smoothing_ms);
 	}
 	n->replica_weight_pct =
-		weight_step(n->replica_weight_smoothed, n->replica_weight_pct, n->wp.step_pct, n->wp.floor_pct);
+	    weight_step(n->replica_weight_smoothed, n->replica_weight_pct, n->wp.step_pct, n->wp.floor_pct);
 	n->load_weight_pct = weight_step(n->load_weight_smoothed, n->load_weight_pct, n->wp.step_pct, n->wp.floor_pct);
 	if (s->in_recovery && s->receiver_streaming) {
 		n->ever_streaming = true;

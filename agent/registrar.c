@@ -21,9 +21,9 @@
 #include "runtimeapi.h"
 #include "worker.h"
 
-#define REGISTRAR_APIS_MAX 8
-#define REGISTRAR_BACKENDS_MAX 16
-#define REGISTRAR_ANSWER_MAX 65536
+#define REGISTRAR_APIS_MAX       8
+#define REGISTRAR_BACKENDS_MAX   16
+#define REGISTRAR_ANSWER_MAX     65536
 #define REGISTRAR_BACKOFF_MAX_MS 60000
 /* bit of srv_admin_state: forced maintenance (set server state maint, disable server) */
 #define ADMIN_FMAINT 0x01
@@ -81,7 +81,7 @@ static bool
 registrar_api(struct registrar *r, const char *api, const char *line, char *why, size_t whylen)
 {
 	if (!runtimeapi_command(api, line, (int)r->conf.haproxy_timeout_ms, r->answer, REGISTRAR_ANSWER_MAX, why,
-				whylen))
+	                        whylen))
 		return false;
 	if (!runtimeapi_answer_ok(r->answer)) {
 		const char *bad = runtimeapi_error_line(r->answer);
@@ -94,8 +94,8 @@ registrar_api(struct registrar *r, const char *api, const char *line, char *why,
 }
 
 static int
-registrar_state(struct registrar *r, const char *api, const char *backend, struct runtimeapi_server *servers,
-		char *why, size_t whylen)
+registrar_state(struct registrar *r, const char *api, const char *backend, struct runtimeapi_server *servers, char *why,
+                size_t whylen)
 {
 	char line[128];
 	int n;
@@ -130,23 +130,23 @@ registrar_is_mine(const struct runtimeapi_server *s, const struct registrar_me *
 
 static bool
 registrar_release_slot(struct registrar *r, const char *api, const char *backend, const char *slot,
-		       const struct registrar_me *me, char *why, size_t whylen)
+                       const struct registrar_me *me, char *why, size_t whylen)
 {
 	char line[4096];
 
 	/* the agent settings while the agent is enabled: HAProxy refuses them once it is disabled */
 	snprintf(line, sizeof(line),
-		 "set server %s/%s state maint; set server %s/%s addr %s port %d; set server %s/%s check-port %d; "
-		 "set server %s/%s agent-addr %s; set server %s/%s agent-port %d; disable agent %s/%s",
-		 backend, slot, backend, slot, me->free_addr, me->free_port, backend, slot, me->free_port, backend, slot,
-		 me->free_addr, backend, slot, me->free_port, backend, slot);
+	         "set server %s/%s state maint; set server %s/%s addr %s port %d; set server %s/%s check-port %d; "
+	         "set server %s/%s agent-addr %s; set server %s/%s agent-port %d; disable agent %s/%s",
+	         backend, slot, backend, slot, me->free_addr, me->free_port, backend, slot, me->free_port, backend,
+	         slot, me->free_addr, backend, slot, me->free_port, backend, slot);
 	return registrar_api(r, api, line, why, whylen);
 }
 
 /* registrar_template keeps this node in one slot of a server-template backend. */
 static bool
 registrar_template(struct registrar *r, int api_i, int key, const char *api, const char *backend, const char *prefix,
-		   const struct registrar_me *me, char *why, size_t whylen)
+                   const struct registrar_me *me, char *why, size_t whylen)
 {
 	struct runtimeapi_server servers[RUNTIMEAPI_SLOTS_MAX];
 	char line[4096], msg[2560];
@@ -174,18 +174,19 @@ registrar_template(struct registrar *r, int api_i, int key, const char *api, con
 			const struct runtimeapi_server *s = &servers[mine];
 
 			if (s->admin_state & ADMIN_FMAINT) {
-				snprintf(msg, sizeof(msg), "haproxy %s: %s/%s is in maintenance (an operator's): left alone",
-					 api, backend, s->name);
+				snprintf(msg, sizeof(msg),
+				         "haproxy %s: %s/%s is in maintenance (an operator's): left alone", api,
+				         backend, s->name);
 				registrar_note(r, api_i, key, false, msg);
 				return true;
 			}
 			if (s->check_port != me->agent_port || s->agent_port != me->agent_port ||
 			    strcmp(s->agent_addr, me->addr) != 0) {
 				snprintf(line, sizeof(line),
-					 "set server %s/%s check-port %d; set server %s/%s agent-addr %s; "
-					 "set server %s/%s agent-port %d",
-					 backend, s->name, me->agent_port, backend, s->name, me->addr, backend, s->name,
-					 me->agent_port);
+				         "set server %s/%s check-port %d; set server %s/%s agent-addr %s; "
+				         "set server %s/%s agent-port %d",
+				         backend, s->name, me->agent_port, backend, s->name, me->addr, backend, s->name,
+				         me->agent_port);
 				if (!registrar_api(r, api, line, why, whylen))
 					return false;
 			}
@@ -194,18 +195,18 @@ registrar_template(struct registrar *r, int api_i, int key, const char *api, con
 			return true;
 		}
 		if (nfree == 0) {
-			snprintf(why, whylen, "no free '%.63s' slot in %.63s (free slots have the address %.63s:%d)", prefix,
-				 backend, me->free_addr, me->free_port);
+			snprintf(why, whylen, "no free '%.63s' slot in %.63s (free slots have the address %.63s:%d)",
+			         prefix, backend, me->free_addr, me->free_port);
 			return false;
 		}
 		pick = free_idx[registrar_pick_slot(me->who, attempt, nfree)];
 		snprintf(line, sizeof(line),
-			 "set server %s/%s addr %s port %d; set server %s/%s check-port %d; enable agent %s/%s; "
-			 "set server %s/%s agent-addr %s; set server %s/%s agent-port %d; "
-			 "set server %s/%s state ready; set server %s/%s health down",
-			 backend, servers[pick].name, me->addr, me->pg_port, backend, servers[pick].name, me->agent_port,
-			 backend, servers[pick].name, backend, servers[pick].name, me->addr, backend, servers[pick].name,
-			 me->agent_port, backend, servers[pick].name, backend, servers[pick].name);
+		         "set server %s/%s addr %s port %d; set server %s/%s check-port %d; enable agent %s/%s; "
+		         "set server %s/%s agent-addr %s; set server %s/%s agent-port %d; "
+		         "set server %s/%s state ready; set server %s/%s health down",
+		         backend, servers[pick].name, me->addr, me->pg_port, backend, servers[pick].name,
+		         me->agent_port, backend, servers[pick].name, backend, servers[pick].name, me->addr, backend,
+		         servers[pick].name, me->agent_port, backend, servers[pick].name, backend, servers[pick].name);
 		if (!registrar_api(r, api, line, why, whylen))
 			return false;
 		/* another node may have claimed the same slot at the same moment: look again after a pause */
@@ -228,7 +229,7 @@ registrar_dynamic_name(const struct registrar_me *me, char *name, size_t len)
 /* registrar_dynamic keeps this node added, under its own name, to a backend that allows add server. */
 static bool
 registrar_dynamic(struct registrar *r, int api_i, int key, const char *api, const char *backend, const char *request,
-		  const struct registrar_me *me, char *why, size_t whylen)
+                  const struct registrar_me *me, char *why, size_t whylen)
 {
 	struct runtimeapi_server servers[RUNTIMEAPI_SLOTS_MAX];
 	char name[128], line[4096], msg[2560];
@@ -241,8 +242,8 @@ registrar_dynamic(struct registrar *r, int api_i, int key, const char *api, cons
 		if (strcmp(servers[i].name, name) != 0)
 			continue;
 		if (servers[i].admin_state & ADMIN_FMAINT)
-			snprintf(msg, sizeof(msg), "haproxy %s: %s/%s is in maintenance (an operator's): left alone", api,
-				 backend, name);
+			snprintf(msg, sizeof(msg), "haproxy %s: %s/%s is in maintenance (an operator's): left alone",
+			         api, backend, name);
 		else
 			snprintf(msg, sizeof(msg), "haproxy %s: registered as %s/%s", api, backend, name);
 		registrar_note(r, api_i, key, false, msg);
@@ -250,10 +251,10 @@ registrar_dynamic(struct registrar *r, int api_i, int key, const char *api, cons
 	}
 	/* agent-send cannot hold a newline through the runtime API: the agent ends the request on silence */
 	snprintf(line, sizeof(line),
-		 "add server %s/%s %s:%d %s port %d agent-addr %s agent-port %d agent-send %s; enable health %s/%s; "
-		 "enable agent %s/%s; set server %s/%s state ready; set server %s/%s health down",
-		 backend, name, me->addr, me->pg_port, r->conf.haproxy_add_server_options, me->agent_port, me->addr,
-		 me->agent_port, request, backend, name, backend, name, backend, name, backend, name);
+	         "add server %s/%s %s:%d %s port %d agent-addr %s agent-port %d agent-send %s; enable health %s/%s; "
+	         "enable agent %s/%s; set server %s/%s state ready; set server %s/%s health down",
+	         backend, name, me->addr, me->pg_port, r->conf.haproxy_add_server_options, me->agent_port, me->addr,
+	         me->agent_port, request, backend, name, backend, name, backend, name, backend, name);
 	if (!registrar_api(r, api, line, why, whylen))
 		return false;
 	snprintf(msg, sizeof(msg), "haproxy %s: registered as %s/%s", api, backend, name);
@@ -281,7 +282,8 @@ registrar_apis(const char *list, char out[][CONF_ADDR_MAX])
 	int n = 0;
 
 	while (n < REGISTRAR_APIS_MAX && (item = conf_list_next(&cursor, &len)) != NULL)
-		snprintf(out[n++], CONF_ADDR_MAX, "%.*s", (int)(len < CONF_ADDR_MAX - 1 ? len : CONF_ADDR_MAX - 1), item);
+		snprintf(out[n++], CONF_ADDR_MAX, "%.*s", (int)(len < CONF_ADDR_MAX - 1 ? len : CONF_ADDR_MAX - 1),
+		         item);
 	return n;
 }
 
@@ -314,8 +316,10 @@ registrar_pass(struct registrar *r, const struct conf *c, bool withdraw)
 				for (int i = 0; i < n; i++)
 					if (registrar_is_template_slot(&servers[i], tvalues[b]) &&
 					    registrar_is_mine(&servers[i], &me) &&
-					    registrar_release_slot(r, apis[a], tnames[b], servers[i].name, &me, why, sizeof(why)))
-						log_info("haproxy %s: withdrew from %s/%s", apis[a], tnames[b], servers[i].name);
+					    registrar_release_slot(r, apis[a], tnames[b], servers[i].name, &me, why,
+					                           sizeof(why)))
+						log_info("haproxy %s: withdrew from %s/%s", apis[a], tnames[b],
+						         servers[i].name);
 				continue;
 			}
 			if (!registrar_template(r, a, b, apis[a], tnames[b], tvalues[b], &me, why, sizeof(why))) {
@@ -331,15 +335,16 @@ registrar_pass(struct registrar *r, const struct conf *c, bool withdraw)
 
 				registrar_dynamic_name(&me, name, sizeof(name));
 				snprintf(line, sizeof(line),
-					 "disable agent %s/%s; disable health %s/%s; set server %s/%s state maint; "
-					 "shutdown sessions server %s/%s; del server %s/%s",
-					 dnames[b], name, dnames[b], name, dnames[b], name, dnames[b], name, dnames[b], name);
+				         "disable agent %s/%s; disable health %s/%s; set server %s/%s state maint; "
+				         "shutdown sessions server %s/%s; del server %s/%s",
+				         dnames[b], name, dnames[b], name, dnames[b], name, dnames[b], name, dnames[b],
+				         name);
 				if (registrar_api(r, apis[a], line, why, sizeof(why)))
 					log_info("haproxy %s: withdrew from %s/%s", apis[a], dnames[b], name);
 				continue;
 			}
-			if (!registrar_dynamic(r, a, REGISTRAR_BACKENDS_MAX + b, apis[a], dnames[b], dvalues[b], &me, why,
-					       sizeof(why))) {
+			if (!registrar_dynamic(r, a, REGISTRAR_BACKENDS_MAX + b, apis[a], dnames[b], dvalues[b], &me,
+			                       why, sizeof(why))) {
 				snprintf(msg, sizeof(msg), "haproxy %s: %s: %s; retrying", apis[a], dnames[b], why);
 				registrar_note(r, a, REGISTRAR_BACKENDS_MAX + b, true, msg);
 				ok = false;

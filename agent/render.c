@@ -92,8 +92,8 @@ render_verdict_json(struct render_buf *b, const struct verdict *vd)
 }
 
 size_t
-render_json(const struct node_view *v, const struct policy *p, const struct request *r,
-	    const struct render_counters *c, char *buf, size_t len)
+render_json(const struct node_view *v, const struct policy *p, const struct request *r, const struct render_counters *c,
+            char *buf, size_t len)
 {
 	struct render_buf b = {buf, 0, len, len == 0};
 	const struct sample *s = &v->sample;
@@ -102,10 +102,10 @@ render_json(const struct node_view *v, const struct policy *p, const struct requ
 	struct request all;
 
 	render_add(&b, "{\"role\":\"%s\",\"state\":\"%s\",", render_role(v),
-		   v->failing || !v->have_sample ? "unknown" : "running");
+	           v->failing || !v->have_sample ? "unknown" : "running");
 	if (v->have_sample) {
 		render_add(&b, "\"timeline\":%d,\"server_version\":%d,\"read_only\":%s,", s->timeline,
-			   s->server_version_num, s->read_only || s->default_read_only ? "true" : "false");
+		           s->server_version_num, s->read_only || s->default_read_only ? "true" : "false");
 		render_lsn(&b, "current_lsn", s->current_lsn, !replica);
 		render_add(&b, ",");
 		render_lsn(&b, "receive_lsn", s->receive_lsn, replica && s->receive_lsn != 0);
@@ -120,15 +120,15 @@ render_json(const struct node_view *v, const struct policy *p, const struct requ
 			else
 				render_add(&b, "null");
 			render_add(&b, ",\"lag_over_limit\":%s,\"streaming\":%s,\"replay_paused\":%s",
-				   v->lag_over ? "true" : "false", s->receiver_streaming ? "true" : "false",
-				   s->replay_paused ? "true" : "false");
+			           v->lag_over ? "true" : "false", s->receiver_streaming ? "true" : "false",
+			           s->replay_paused ? "true" : "false");
 		} else {
 			render_add(&b, ",\"streaming_replicas\":%d", s->streaming_replicas);
 		}
-		render_add(&b, ",\"client_backends\":%d,\"active_backends\":%d,\"max_connections\":%d,", s->client_backends,
-			   s->active_backends, s->max_connections);
+		render_add(&b, ",\"client_backends\":%d,\"active_backends\":%d,\"max_connections\":%d,",
+		           s->client_backends, s->active_backends, s->max_connections);
 		render_add(&b, "\"sample_age_ms\":%" PRId64 ",\"poll_duration_ms\":%" PRId64 ",", v->sample_age_ms,
-			   s->poll_duration_ms);
+		           s->poll_duration_ms);
 	}
 	render_add(&b, "\"override\":\"%s\",", render_override(v));
 	if (v->failing)
@@ -136,7 +136,7 @@ render_json(const struct node_view *v, const struct policy *p, const struct requ
 	if (r != NULL) {
 		verdict_for(v, r, p, &vd);
 		render_add(&b, "\"request\":\"%s\",\"up\":%s,\"weight\":%d,\"reason\":", request_kind_name(r->kind),
-			   vd.up ? "true" : "false", vd.up ? vd.weight_pct : 0);
+		           vd.up ? "true" : "false", vd.up ? vd.weight_pct : 0);
 		render_json_string(&b, vd.reason);
 		render_add(&b, ",");
 	} else {
@@ -151,11 +151,12 @@ render_json(const struct node_view *v, const struct policy *p, const struct requ
 		for (int k = 0; k < PROTOCOL_COUNT; k++)
 			render_add(&b, "%s\"%s\":%" PRIu64, k > 0 ? "," : "", render_protocol_names[k], c->checks[k]);
 		render_add(&b, "},\"refused\":%" PRIu64 ",\"role_changes\":%" PRIu64 ",", c->refused, v->role_changes);
-		render_add(&b,
-			   "\"peers\":{\"configured\":%d,\"fresh\":%d,\"other_cluster\":%d,\"newest_primary_timeline\":%d,"
-			   "\"primaries_on_my_timeline\":%d,\"released\":%s,\"note\":",
-			   v->peers.configured, v->peers.fresh, v->peers.foreign, v->peers.newest_primary_timeline,
-			   v->peers.primaries_on_timeline, v->released ? "true" : "false");
+		render_add(
+		    &b,
+		    "\"peers\":{\"configured\":%d,\"fresh\":%d,\"other_cluster\":%d,\"newest_primary_timeline\":%d,"
+		    "\"primaries_on_my_timeline\":%d,\"released\":%s,\"note\":",
+		    v->peers.configured, v->peers.fresh, v->peers.foreign, v->peers.newest_primary_timeline,
+		    v->peers.primaries_on_timeline, v->released ? "true" : "false");
 		if (v->peers.configured == 0)
 			render_json_string(&b, "no peers configured: fencing off");
 		else if (v->peers.fresh == 0)
@@ -181,7 +182,7 @@ render_peer_line(const struct node_view *v, const struct policy *p, char *buf, s
 		role = s->in_recovery ? "replica" : s->read_only || s->default_read_only ? "read-only" : "primary";
 	verdict_for(v, &r, p, &vd);
 	n = snprintf(buf, len, "state role=%s timeline=%d sysid=%" PRIu64 " fenced=%d\n", role, s->timeline,
-		     s->system_identifier, strncmp(vd.reason, "fenced", 6) == 0 ? 1 : 0);
+	             s->system_identifier, strncmp(vd.reason, "fenced", 6) == 0 ? 1 : 0);
 	return n > 0 && (size_t)n < len ? (size_t)n : 0;
 }
 
@@ -193,7 +194,7 @@ render_metric_head(struct render_buf *b, const char *name, const char *type, con
 
 size_t
 render_metrics(const struct node_view *v, const struct policy *p, const struct render_counters *c, char *buf,
-	       size_t len)
+               size_t len)
 {
 	struct render_buf b = {buf, 0, len, len == 0};
 	const struct sample *s = &v->sample;
@@ -212,11 +213,11 @@ render_metrics(const struct node_view *v, const struct policy *p, const struct r
 		r = (struct request){.kind = (enum request_kind)k};
 		verdict_for(v, &r, p, &vd);
 		render_add(&b, "pgcheckd_weight_percent{request=\"%s\"} %d\n", request_kind_name(r.kind),
-			   vd.up ? vd.weight_pct : 0);
+		           vd.up ? vd.weight_pct : 0);
 	}
 	render_metric_head(&b, "role", "gauge", "1 for the role of the last good sample.");
 	render_add(&b, "pgcheckd_role{role=\"primary\"} %d\npgcheckd_role{role=\"replica\"} %d\n",
-		   v->have_sample && !s->in_recovery ? 1 : 0, v->have_sample && s->in_recovery ? 1 : 0);
+	           v->have_sample && !s->in_recovery ? 1 : 0, v->have_sample && s->in_recovery ? 1 : 0);
 	render_metric_head(&b, "sample_fresh", "gauge", "1 while the last poll succeeded.");
 	render_add(&b, "pgcheckd_sample_fresh %d\n", fresh ? 1 : 0);
 	if (v->have_sample) {
@@ -237,27 +238,29 @@ render_metrics(const struct node_view *v, const struct policy *p, const struct r
 	}
 	render_metric_head(&b, "polls_total", "counter", "Polls of PostgreSQL by outcome.");
 	for (int k = 0; k < POLL_RESULT_COUNT; k++)
-		render_add(&b, "pgcheckd_polls_total{result=\"%s\"} %" PRIu64 "\n", poll_result_name((enum poll_result)k),
-			   v->polls[k]);
+		render_add(&b, "pgcheckd_polls_total{result=\"%s\"} %" PRIu64 "\n",
+		           poll_result_name((enum poll_result)k), v->polls[k]);
 	render_metric_head(&b, "checks_total", "counter", "Checks answered by protocol.");
 	for (int k = 0; k < PROTOCOL_COUNT; k++)
 		render_add(&b, "pgcheckd_checks_total{protocol=\"%s\"} %" PRIu64 "\n", render_protocol_names[k],
-			   c->checks[k]);
-	render_metric_head(&b, "clients_refused_total", "counter", "Connections closed because max_clients was reached.");
+		           c->checks[k]);
+	render_metric_head(&b, "clients_refused_total", "counter",
+	                   "Connections closed because max_clients was reached.");
 	render_add(&b, "pgcheckd_clients_refused_total %" PRIu64 "\n", c->refused);
 	render_metric_head(&b, "role_changes_total", "counter", "Role changes seen since start.");
 	render_add(&b, "pgcheckd_role_changes_total %" PRIu64 "\n", v->role_changes);
 	render_metric_head(&b, "override", "gauge", "1 for the operator override in force.");
 	render_add(&b, "pgcheckd_override{override=\"drain\"} %d\npgcheckd_override{override=\"maint\"} %d\n",
-		   v->override == OVERRIDE_DRAIN ? 1 : 0, v->override == OVERRIDE_MAINT ? 1 : 0);
+	           v->override == OVERRIDE_DRAIN ? 1 : 0, v->override == OVERRIDE_MAINT ? 1 : 0);
 	r = (struct request){.kind = REQUEST_PRIMARY};
 	verdict_for(v, &r, p, &vd);
 	render_metric_head(&b, "fenced", "gauge", "1 while this primary refuses writes because of its peers.");
 	render_add(&b, "pgcheckd_fenced %d\n", strncmp(vd.reason, "fenced", 6) == 0 ? 1 : 0);
 	render_metric_head(&b, "peers", "gauge", "Peers by what is known of them.");
-	render_add(&b, "pgcheckd_peers{state=\"configured\"} %d\npgcheckd_peers{state=\"fresh\"} %d\n"
-		       "pgcheckd_peers{state=\"other_cluster\"} %d\n",
-		   v->peers.configured, v->peers.fresh, v->peers.foreign);
+	render_add(&b,
+	           "pgcheckd_peers{state=\"configured\"} %d\npgcheckd_peers{state=\"fresh\"} %d\n"
+	           "pgcheckd_peers{state=\"other_cluster\"} %d\n",
+	           v->peers.configured, v->peers.fresh, v->peers.foreign);
 	render_metric_head(&b, "info", "gauge", "Version of pgcheckd.");
 	render_add(&b, "pgcheckd_info{version=\"%s\"} 1\n", PGCHECKD_VERSION);
 	return b.overflow ? 0 : b.len;

@@ -27,11 +27,11 @@ struct render_counters {
  * Returns the length, or 0 when buf is too small.
  */
 size_t render_json(const struct node_view *v, const struct policy *p, const struct request *r,
-		   const struct render_counters *c, char *buf, size_t len);
+                   const struct render_counters *c, char *buf, size_t len);
 
 /* render_metrics writes the Prometheus text exposition; 0 when buf is too small. */
 size_t render_metrics(const struct node_view *v, const struct policy *p, const struct render_counters *c, char *buf,
-		      size_t len);
+                      size_t len);
 
 /*
  * render_peer_line writes what this node tells its peers: "state role=primary timeline=3 sysid=N

@@ -15,10 +15,10 @@ static const struct {
 	const char *word;
 	enum request_kind kind;
 } request_words[] = {
-	{"primary", REQUEST_PRIMARY},   {"master", REQUEST_PRIMARY},   {"leader", REQUEST_PRIMARY},
-	{"read-write", REQUEST_PRIMARY}, {"rw", REQUEST_PRIMARY},      {"replica", REQUEST_REPLICA},
-	{"standby", REQUEST_REPLICA},   {"ro", REQUEST_REPLICA},       {"read-only", REQUEST_READ_ONLY},
-	{"health", REQUEST_HEALTH},     {"any", REQUEST_HEALTH},
+    {"primary", REQUEST_PRIMARY},    {"master", REQUEST_PRIMARY}, {"leader", REQUEST_PRIMARY},
+    {"read-write", REQUEST_PRIMARY}, {"rw", REQUEST_PRIMARY},     {"replica", REQUEST_REPLICA},
+    {"standby", REQUEST_REPLICA},    {"ro", REQUEST_REPLICA},     {"read-only", REQUEST_READ_ONLY},
+    {"health", REQUEST_HEALTH},      {"any", REQUEST_HEALTH},
 };
 
 const char *

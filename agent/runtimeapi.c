@@ -82,7 +82,7 @@ runtimeapi_connect(const char *addr, int timeout_ms, char *why, size_t whylen)
 
 bool
 runtimeapi_command(const char *addr, const char *line, int timeout_ms, char *out, size_t outlen, char *why,
-		   size_t whylen)
+                   size_t whylen)
 {
 	int64_t deadline = monoclock_ms() + timeout_ms;
 	size_t len = strlen(line), sent = 0, got = 0;
@@ -144,9 +144,10 @@ runtimeapi_command(const char *addr, const char *line, int timeout_ms, char *out
 	return true;
 }
 
-static const char *const runtimeapi_errors[] = {"Unknown command", "Permission denied", "No such", "Invalid",
-						"Require ", "not found", "cannot", "Only servers", "failed",
-						"unable", "must", "not enabled", "Already exists", "already exists"};
+static const char *const runtimeapi_errors[] = {
+    "Unknown command", "Permission denied", "No such", "Invalid", "Require ", "not found",
+    "cannot",          "Only servers",      "failed",  "unable",  "must",     "not enabled",
+    "Already exists",  "already exists"};
 
 const char *
 runtimeapi_error_line(const char *answer)
@@ -172,12 +173,22 @@ runtimeapi_answer_ok(const char *answer)
 int
 runtimeapi_parse_state(const char *text, const char *backend, struct runtimeapi_server *out, int max)
 {
-	enum { C_BE_NAME, C_SRV_ID, C_SRV_NAME, C_ADDR, C_OP, C_ADMIN, C_PORT, C_CHECK_PORT, C_AGENT_ADDR,
-	       C_AGENT_PORT, C_COUNT };
-	static const char *const names[C_COUNT] = {"be_name",	    "srv_id",	      "srv_name",
-						   "srv_addr",	    "srv_op_state",   "srv_admin_state",
-						   "srv_port",	    "srv_check_port", "srv_agent_addr",
-						   "srv_agent_port"};
+	enum {
+		C_BE_NAME,
+		C_SRV_ID,
+		C_SRV_NAME,
+		C_ADDR,
+		C_OP,
+		C_ADMIN,
+		C_PORT,
+		C_CHECK_PORT,
+		C_AGENT_ADDR,
+		C_AGENT_PORT,
+		C_COUNT
+	};
+	static const char *const names[C_COUNT] = {"be_name",        "srv_id",          "srv_name", "srv_addr",
+	                                           "srv_op_state",   "srv_admin_state", "srv_port", "srv_check_port",
+	                                           "srv_agent_addr", "srv_agent_port"};
 	int col[C_COUNT], count = 0;
 	const char *line = text, *header = NULL;
 

@@ -30,7 +30,7 @@ struct runtimeapi_server {
  * does not answer within timeout_ms.
  */
 bool runtimeapi_command(const char *addr, const char *line, int timeout_ms, char *out, size_t outlen, char *why,
-			size_t whylen);
+                        size_t whylen);
 
 /* runtimeapi_parse_state reads "show servers state BACKEND" output; returns the number of servers, -1 if malformed. */
 int runtimeapi_parse_state(const char *text, const char *backend, struct runtimeapi_server *out, int max);

@@ -45,7 +45,7 @@ struct scaleout {
 
 enum scaleout_action
 scaleout_decide(const struct scaleout_policy *p, bool window_full, double load, int pool, int64_t now_ms,
-		int64_t last_action_ms, bool running, char *why, size_t whylen)
+                int64_t last_action_ms, bool running, char *why, size_t whylen)
 {
 	why[0] = '\0';
 	if (running) {
@@ -57,7 +57,7 @@ scaleout_decide(const struct scaleout_policy *p, bool window_full, double load, 
 	if (load >= p->high_sessions && p->high_sessions > 0) {
 		if (pool >= p->max_pool) {
 			snprintf(why, whylen, "load %.1f sessions per server, but the pool is at its maximum %d", load,
-				 p->max_pool);
+			         p->max_pool);
 			return SCALEOUT_NONE;
 		}
 		if (last_action_ms > 0 && now_ms - last_action_ms < p->cooldown_ms) {
@@ -69,7 +69,7 @@ scaleout_decide(const struct scaleout_policy *p, bool window_full, double load, 
 	if (p->can_shrink && p->low_sessions > 0 && load <= p->low_sessions) {
 		if (pool <= p->min_pool) {
 			snprintf(why, whylen, "load %.1f sessions per server, but the pool is at its minimum %d", load,
-				 p->min_pool);
+			         p->min_pool);
 			return SCALEOUT_NONE;
 		}
 		if (last_action_ms > 0 && now_ms - last_action_ms < p->cooldown_ms) {
@@ -224,7 +224,7 @@ scaleout_run(struct scaleout *s, const struct conf *c, enum scaleout_action acti
 	s->acted = true;
 	if (c->scaleout_dry_run) {
 		log_info("scale-out (dry run): would run the %s command (pool %d, load %.1f sessions per server): %s",
-			 action == SCALEOUT_UP ? "up" : "down", pool, load, cmd);
+		         action == SCALEOUT_UP ? "up" : "down", pool, load, cmd);
 		return;
 	}
 	if (pipe2(pipefd, O_CLOEXEC) != 0) {
@@ -247,7 +247,7 @@ scaleout_run(struct scaleout *s, const struct conf *c, enum scaleout_action acti
 	(void)fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
 	s->child_out = pipefd[0];
 	log_warning("scale-out: running the %s command (pool %d, load %.1f sessions per server over %ds): %s",
-		    action == SCALEOUT_UP ? "up" : "down", pool, load, (int)c->scaleout_window_s, cmd);
+	            action == SCALEOUT_UP ? "up" : "down", pool, load, (int)c->scaleout_window_s, cmd);
 }
 
 static int64_t
@@ -268,12 +268,12 @@ scaleout_tick(void *arg)
 	running = scaleout_reap(s);
 	snprintf(api, sizeof(api), "%.*s", (int)strcspn(c->haproxy_runtime_api, " ,\t"), c->haproxy_runtime_api);
 	if (!runtimeapi_command(api, "show stat", (int)c->haproxy_timeout_ms, s->answer, SCALEOUT_ANSWER_MAX, why,
-				sizeof(why)) ||
+	                        sizeof(why)) ||
 	    !scaleout_parse_stat(s->answer, c->scaleout_backend, &up, &sessions)) {
 		char msg[sizeof(s->logged_why)];
 
 		snprintf(msg, sizeof(msg), "scale-out: cannot read the load of %.60s from %.60s: %.100s",
-			 c->scaleout_backend, api, why[0] != '\0' ? why : "no such backend");
+		         c->scaleout_backend, api, why[0] != '\0' ? why : "no such backend");
 		if (strcmp(msg, s->logged_why) != 0)
 			log_warning("%s", msg);
 		snprintf(s->logged_why, sizeof(s->logged_why), "%s", msg);
@@ -296,8 +296,8 @@ scaleout_tick(void *arg)
 	p.max_pool = (int)c->scaleout_max_pool;
 	p.min_pool = (int)c->scaleout_min_pool;
 	p.can_shrink = c->scaleout_down_command[0] != '\0';
-	action = scaleout_decide(&p, s->filled >= size, sum / s->filled, up, monoclock_ms(), s->acted ? s->last_action_ms : 0,
-				 running, why, sizeof(why));
+	action = scaleout_decide(&p, s->filled >= size, sum / s->filled, up, monoclock_ms(),
+	                         s->acted ? s->last_action_ms : 0, running, why, sizeof(why));
 	if (action != SCALEOUT_NONE) {
 		scaleout_run(s, c, action, up, sum / s->filled);
 		s->filled = 0; /* the next decision waits for a window measured after this one */
@@ -347,8 +347,8 @@ scaleout_new(const struct conf *c)
 		return NULL;
 	}
 	log_info("scale-out controller on %s: grows at %.1f sessions per server over %ds, at most %d servers%s",
-		 c->scaleout_backend, c->scaleout_high_sessions, (int)c->scaleout_window_s, (int)c->scaleout_max_pool,
-		 c->scaleout_dry_run ? " (dry run)" : "");
+	         c->scaleout_backend, c->scaleout_high_sessions, (int)c->scaleout_window_s, (int)c->scaleout_max_pool,
+	         c->scaleout_dry_run ? " (dry run)" : "");
 	return s;
 }
 

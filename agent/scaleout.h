@@ -28,7 +28,7 @@ struct scaleout_policy {
  * what held it back (for a log line once per change). Pure.
  */
 enum scaleout_action scaleout_decide(const struct scaleout_policy *p, bool window_full, double load, int pool,
-				     int64_t now_ms, int64_t last_action_ms, bool running, char *why, size_t whylen);
+                                     int64_t now_ms, int64_t last_action_ms, bool running, char *why, size_t whylen);
 
 /*
  * scaleout_parse_stat reads "show stat" CSV for backend: up servers and their current plus queued

@@ -110,7 +110,7 @@ verdict_replica(const struct node_view *v, const struct request *r, const struct
 	if (s->timeline > 0 && v->peers.newest_primary_timeline > s->timeline) {
 		/* replaying a timeline the newest primary has left: behind a fork */
 		snprintf(out->reason, sizeof(out->reason), "fork timeline %d behind %d", s->timeline,
-			 v->peers.newest_primary_timeline);
+		         v->peers.newest_primary_timeline);
 		out->up = false;
 		return;
 	}
@@ -126,7 +126,7 @@ verdict_replica(const struct node_view *v, const struct request *r, const struct
 			return;
 		}
 	} else if (p->receiver_silence_max_ms > 0 && s->have_receiver_silence &&
-		   s->receiver_silence_s * 1000.0 > (double)p->receiver_silence_max_ms) {
+	           s->receiver_silence_s * 1000.0 > (double)p->receiver_silence_max_ms) {
 		verdict_down(out, "disconnected");
 		return;
 	}

@@ -18,22 +18,22 @@ enum node_override { OVERRIDE_NONE, OVERRIDE_DRAIN, OVERRIDE_MAINT };
 
 /* What the responders may know of the node: a read-only copy, taken at now_ms. */
 struct node_view {
-	bool have_sample;           /* a good sample was ever taken */
-	struct sample sample;       /* the last good one */
+	bool have_sample;     /* a good sample was ever taken */
+	struct sample sample; /* the last good one */
 	int64_t sample_age_ms;
-	bool failing;               /* the last poll failed: its outcome is in failure */
+	bool failing; /* the last poll failed: its outcome is in failure */
 	enum poll_result failure;
-	bool lag_over;              /* over the configured lag limits (with hysteresis) */
-	bool was_streaming;         /* a replica not streaming now was seen streaming before ... */
-	int64_t not_streaming_ms;   /* ... this long ago: its data is at most about that old */
-	int replica_weight_pct;     /* smoothed and stepped, from load and lag */
-	int load_weight_pct;        /* the same from load alone (for the primary's read weight) */
+	bool lag_over;            /* over the configured lag limits (with hysteresis) */
+	bool was_streaming;       /* a replica not streaming now was seen streaming before ... */
+	int64_t not_streaming_ms; /* ... this long ago: its data is at most about that old */
+	int replica_weight_pct;   /* smoothed and stepped, from load and lag */
+	int load_weight_pct;      /* the same from load alone (for the primary's read weight) */
 	enum node_override override;
 	bool shutting_down;
 	/* fencing */
-	struct peer_summary peers;  /* what the fresh peers of this cluster say */
-	bool released;              /* an operator released this primary from split fencing */
-	int64_t isolated_ms;        /* since a peer or a streaming replica was last seen */
+	struct peer_summary peers; /* what the fresh peers of this cluster say */
+	bool released;             /* an operator released this primary from split fencing */
+	int64_t isolated_ms;       /* since a peer or a streaming replica was last seen */
 	/* counters, for /metrics */
 	uint64_t polls[POLL_RESULT_COUNT];
 	uint64_t role_changes;

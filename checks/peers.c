@@ -132,7 +132,7 @@ peers_on_io(struct ev_loop *loop, ev_io *w, int revents)
 
 		if (peers_parse_line(pe->buf, &st)) {
 			bool news = !pe->st.seen || st.primary != pe->st.primary || st.timeline != pe->st.timeline ||
-				    st.fenced != pe->st.fenced;
+			            st.fenced != pe->st.fenced;
 
 			st.seen = true;
 			st.seen_ms = monoclock_ms();
@@ -267,8 +267,8 @@ peers_resolved(const struct peers *p, int i)
 }
 
 void
-peers_summary(const struct peers *p, int64_t now_ms, int64_t fresh_ms, uint64_t system_identifier,
-	      int my_timeline, struct peer_summary *out)
+peers_summary(const struct peers *p, int64_t now_ms, int64_t fresh_ms, uint64_t system_identifier, int my_timeline,
+              struct peer_summary *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->configured = peers_count(p);
@@ -277,7 +277,8 @@ peers_summary(const struct peers *p, int64_t now_ms, int64_t fresh_ms, uint64_t 
 
 		if (!st->seen || now_ms - st->seen_ms > fresh_ms)
 			continue;
-		if (system_identifier != 0 && st->system_identifier != 0 && st->system_identifier != system_identifier) {
+		if (system_identifier != 0 && st->system_identifier != 0 &&
+		    st->system_identifier != system_identifier) {
 			out->foreign++;
 			continue;
 		}

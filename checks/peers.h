@@ -16,23 +16,23 @@
 
 struct peer_state {
 	char addr[CONF_ADDR_MAX]; /* host:port as configured */
-	bool seen;               /* answered at least once */
-	int64_t seen_ms;         /* monotonic time of the last answer */
-	bool primary;            /* role=primary (and writable) */
+	bool seen;                /* answered at least once */
+	int64_t seen_ms;          /* monotonic time of the last answer */
+	bool primary;             /* role=primary (and writable) */
 	bool replica;
 	int timeline;
 	uint64_t system_identifier;
-	bool fenced;             /* the peer refuses writes itself */
+	bool fenced; /* the peer refuses writes itself */
 };
 
 /* What verdict_for() needs from the peers, as seen at one moment. */
 struct peer_summary {
-	int configured;               /* peers in the list */
-	int fresh;                    /* answered within the freshness limit, same cluster */
-	int foreign;                  /* answered, but another system identifier: ignored */
-	int newest_primary_timeline;  /* highest timeline of a fresh, unfenced peer primary; 0 none */
-	int primaries_on_timeline;    /* fresh peer primaries on the timeline given to peers_summary */
-	int64_t last_fresh_ms;        /* monotonic time any same-cluster peer last answered; 0 never */
+	int configured;              /* peers in the list */
+	int fresh;                   /* answered within the freshness limit, same cluster */
+	int foreign;                 /* answered, but another system identifier: ignored */
+	int newest_primary_timeline; /* highest timeline of a fresh, unfenced peer primary; 0 none */
+	int primaries_on_timeline;   /* fresh peer primaries on the timeline given to peers_summary */
+	int64_t last_fresh_ms;       /* monotonic time any same-cluster peer last answered; 0 never */
 };
 
 struct peers_conf {
@@ -52,8 +52,8 @@ void peers_free(struct peers *p);
  * share system_identifier (when it is known, i.e. non-zero) count; primaries_on_timeline counts fresh,
  * unfenced peer primaries on my_timeline.
  */
-void peers_summary(const struct peers *p, int64_t now_ms, int64_t fresh_ms, uint64_t system_identifier,
-		   int my_timeline, struct peer_summary *out);
+void peers_summary(const struct peers *p, int64_t now_ms, int64_t fresh_ms, uint64_t system_identifier, int my_timeline,
+                   struct peer_summary *out);
 
 /* peers_resolved tells whether peer i's address resolved when the list was read. */
 bool peers_resolved(const struct peers *p, int i);

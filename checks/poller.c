@@ -18,32 +18,31 @@
 #include "host.h"
 #include "monoclock.h"
 
-const char poller_sql[] =
-	"SELECT r.rec,"
-	" current_setting('transaction_read_only') = 'on',"
-	" current_setting('default_transaction_read_only') = 'on',"
-	" CASE WHEN r.rec THEN w.received_tli"
-	"  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,"
-	" CASE WHEN r.rec THEN pg_is_wal_replay_paused() END,"
-	" w.status = 'streaming',"
-	" extract(epoch FROM clock_timestamp() - w.last_msg_receipt_time),"
-	" pg_last_wal_receive_lsn(),"
-	" pg_last_wal_replay_lsn(),"
-	" w.latest_end_lsn,"
-	" CASE WHEN r.rec THEN"
-	"  CASE WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0"
-	"  ELSE extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) END END,"
-	" CASE WHEN NOT r.rec THEN pg_current_wal_lsn() END,"
-	" (SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'),"
-	" a.clients, a.active,"
-	" current_setting('max_connections')::int,"
-	" current_setting('superuser_reserved_connections')::int"
-	"  + coalesce(current_setting('reserved_connections', true)::int, 0)"
-	" FROM (SELECT pg_is_in_recovery() AS rec) r"
-	" LEFT JOIN pg_stat_wal_receiver w ON true"
-	" CROSS JOIN (SELECT count(*) FILTER (WHERE backend_type = 'client backend') AS clients,"
-	"  count(*) FILTER (WHERE backend_type = 'client backend' AND state = 'active') AS active"
-	"  FROM pg_stat_activity) a";
+const char poller_sql[] = "SELECT r.rec,"
+                          " current_setting('transaction_read_only') = 'on',"
+                          " current_setting('default_transaction_read_only') = 'on',"
+                          " CASE WHEN r.rec THEN w.received_tli"
+                          "  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,"
+                          " CASE WHEN r.rec THEN pg_is_wal_replay_paused() END,"
+                          " w.status = 'streaming',"
+                          " extract(epoch FROM clock_timestamp() - w.last_msg_receipt_time),"
+                          " pg_last_wal_receive_lsn(),"
+                          " pg_last_wal_replay_lsn(),"
+                          " w.latest_end_lsn,"
+                          " CASE WHEN r.rec THEN"
+                          "  CASE WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0"
+                          "  ELSE extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) END END,"
+                          " CASE WHEN NOT r.rec THEN pg_current_wal_lsn() END,"
+                          " (SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'),"
+                          " a.clients, a.active,"
+                          " current_setting('max_connections')::int,"
+                          " current_setting('superuser_reserved_connections')::int"
+                          "  + coalesce(current_setting('reserved_connections', true)::int, 0)"
+                          " FROM (SELECT pg_is_in_recovery() AS rec) r"
+                          " LEFT JOIN pg_stat_wal_receiver w ON true"
+                          " CROSS JOIN (SELECT count(*) FILTER (WHERE backend_type = 'client backend') AS clients,"
+                          "  count(*) FILTER (WHERE backend_type = 'client backend' AND state = 'active') AS active"
+                          "  FROM pg_stat_activity) a";
 
 enum poller_col {
 	COL_IN_RECOVERY,
@@ -68,7 +67,7 @@ enum poller_col {
 
 static const char *const poll_result_names[] = {
 #define POLL_NAME(e, s) s,
-	POLL_RESULTS(POLL_NAME)
+    POLL_RESULTS(POLL_NAME)
 #undef POLL_NAME
 };
 
@@ -93,10 +92,10 @@ struct poller {
 	ev_timer deadline; /* of the connect or query in progress */
 	int64_t backoff_ms;
 	int64_t query_started_ms;
-	bool session_ready;  /* statement_timeout set on this connection */
-	bool last_poll_ok;   /* a lost idle connection is retried once before it is reported */
+	bool session_ready; /* statement_timeout set on this connection */
+	bool last_poll_ok;  /* a lost idle connection is retried once before it is reported */
 	bool retrying;
-	int sent_timeout_ms; /* statement_timeout of this session */
+	int sent_timeout_ms;        /* statement_timeout of this session */
 	uint64_t system_identifier; /* read with the session's setup */
 };
 
@@ -326,9 +325,9 @@ poller_send(struct poller *p)
 		/* one round trip: the session's own limits, then the sample */
 		p->sent_timeout_ms = (int)p->conf.query_timeout_ms;
 		snprintf(setup, sizeof(setup),
-			 "SET statement_timeout = %d; SET lock_timeout = %d; "
-			 "SELECT system_identifier::text FROM pg_control_system(); ",
-			 p->sent_timeout_ms, p->sent_timeout_ms);
+		         "SET statement_timeout = %d; SET lock_timeout = %d; "
+		         "SELECT system_identifier::text FROM pg_control_system(); ",
+		         p->sent_timeout_ms, p->sent_timeout_ms);
 		sql = malloc(strlen(setup) + sizeof(poller_sql));
 		if (sql == NULL) {
 			poller_failed(p, POLL_QUERY_FAILED, "out of memory");

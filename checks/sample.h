@@ -9,17 +9,17 @@
 #include <stdint.h>
 
 struct sample {
-	int64_t taken_ms;          /* monotonic time the answer arrived */
-	int64_t poll_duration_ms;  /* from sending the statement to its answer */
-	int server_version_num;    /* PQserverVersion */
-	bool in_recovery;          /* pg_is_in_recovery() */
-	bool read_only;            /* transaction_read_only of the sampling session */
-	bool default_read_only;    /* default_transaction_read_only: a fenced primary */
-	int timeline;              /* primary: from the current WAL file; replica: received_tli; 0 unknown */
+	int64_t taken_ms;           /* monotonic time the answer arrived */
+	int64_t poll_duration_ms;   /* from sending the statement to its answer */
+	int server_version_num;     /* PQserverVersion */
+	bool in_recovery;           /* pg_is_in_recovery() */
+	bool read_only;             /* transaction_read_only of the sampling session */
+	bool default_read_only;     /* default_transaction_read_only: a fenced primary */
+	int timeline;               /* primary: from the current WAL file; replica: received_tli; 0 unknown */
 	uint64_t system_identifier; /* pg_control_system(), read once per connection */
 	/* replica only */
 	bool replay_paused;
-	bool receiver_streaming;   /* pg_stat_wal_receiver.status = 'streaming' */
+	bool receiver_streaming; /* pg_stat_wal_receiver.status = 'streaming' */
 	bool have_receiver_silence;
 	double receiver_silence_s; /* now - last_msg_receipt_time */
 	uint64_t receive_lsn;      /* pg_last_wal_receive_lsn() */
@@ -27,16 +27,16 @@ struct sample {
 	uint64_t latest_end_lsn;   /* pg_stat_wal_receiver.latest_end_lsn: primary's WAL end as last reported */
 	int64_t lag_bytes;         /* max(latest_end - replay, receive - replay), >= 0 */
 	bool have_lag_s;
-	double lag_s;              /* 0 when replay caught up with receive, else now - last replayed xact */
+	double lag_s; /* 0 when replay caught up with receive, else now - last replayed xact */
 	/* primary only */
-	uint64_t current_lsn;      /* pg_current_wal_lsn() */
-	int streaming_replicas;    /* pg_stat_replication where state = 'streaming' */
+	uint64_t current_lsn;   /* pg_current_wal_lsn() */
+	int streaming_replicas; /* pg_stat_replication where state = 'streaming' */
 	/* load */
-	int client_backends;       /* client backends connected (pgcheckd's own included) */
-	int active_backends;       /* of those, running a statement */
+	int client_backends; /* client backends connected (pgcheckd's own included) */
+	int active_backends; /* of those, running a statement */
 	int max_connections;
-	int reserved_connections;  /* superuser_reserved_connections (+ reserved_connections on 16+) */
-	double load1;              /* /proc/loadavg, 1 minute */
+	int reserved_connections; /* superuser_reserved_connections (+ reserved_connections on 16+) */
+	double load1;             /* /proc/loadavg, 1 minute */
 	int ncpu;
 };
 

@@ -22,12 +22,14 @@ const char *const conf_request_names[] = {"primary", "replica", "read-only", "he
 const char *const conf_over_lag_names[] = {"down", "drain", NULL};
 const char *const conf_log_level_names[] = {"error", "warning", "info", "debug", NULL};
 
+/* clang-format off */
 const struct conf_key conf_keys[] = {
 #define CONF_ROW(sec, name, type, def, min, max, reload, enums, help)                               \
 	{#sec, #name, CONF_##type, def, (double)(min), (double)(max), reload, enums, help, offsetof(struct conf, sec##_##name)},
 	CONF_KEYS(CONF_ROW)
 #undef CONF_ROW
 };
+/* clang-format on */
 const size_t conf_key_count = sizeof(conf_keys) / sizeof(conf_keys[0]);
 
 /* The longest line inih is given (inih's own limit is 200 bytes with its terminators). */
@@ -81,9 +83,9 @@ conf_parse_bytes(const char *s, int64_t *out)
 	static const struct {
 		const char *unit;
 		int shift;
-	} units[] = {{"", 0},   {"B", 0},   {"kB", 10}, {"KB", 10}, {"k", 10}, {"K", 10}, {"MB", 20},
-		     {"M", 20}, {"GB", 30}, {"G", 30},  {"TB", 40}, {"T", 40}, {"kiB", 10}, {"KiB", 10},
-		     {"MiB", 20}, {"GiB", 30}, {"TiB", 40}};
+	} units[] = {{"", 0},     {"B", 0},    {"kB", 10},  {"KB", 10},  {"k", 10},  {"K", 10},
+	             {"MB", 20},  {"M", 20},   {"GB", 30},  {"G", 30},   {"TB", 40}, {"T", 40},
+	             {"kiB", 10}, {"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}};
 	char *end;
 	unsigned long long v;
 
@@ -333,8 +335,8 @@ conf_set(struct conf *c, const struct conf_key *k, const char *value, char *why,
 			return true;
 		}
 		if (!conf_parse_listen(value, host, sizeof(host), &port)) {
-			snprintf(why, whylen, "'%s' is not HOST:PORT, *:PORT or [IPV6]:PORT with a port from 1 to 65535",
-				 value);
+			snprintf(why, whylen,
+			         "'%s' is not HOST:PORT, *:PORT or [IPV6]:PORT with a port from 1 to 65535", value);
 			return false;
 		}
 	}
@@ -346,14 +348,15 @@ conf_set(struct conf *c, const struct conf_key *k, const char *value, char *why,
 
 			if (!conf_parse_addr_list(value, list, CONF_ADDR_LIST_MAX, &count)) {
 				snprintf(why, whylen, "'%s' is not a list of at most %d HOST:PORT addresses", value,
-					 CONF_ADDR_LIST_MAX);
+				         CONF_ADDR_LIST_MAX);
 				return false;
 			}
 		}
 		/* FALLTHROUGH */
 	case CONF_APILIST:
 		if (k->type == CONF_APILIST && !conf_api_list_ok(value)) {
-			snprintf(why, whylen, "'%s' is not a list of socket paths (/...) and HOST:PORT addresses", value);
+			snprintf(why, whylen, "'%s' is not a list of socket paths (/...) and HOST:PORT addresses",
+			         value);
 			return false;
 		}
 		/* FALLTHROUGH */
@@ -433,7 +436,7 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 	}
 	if (cp->conf->agent_listen == (char *)cp->conf + conf_keys[i].offset)
 		(void)conf_parse_listen(value, cp->conf->listen_host, sizeof(cp->conf->listen_host),
-					&cp->conf->listen_port); /* checked by conf_set */
+		                        &cp->conf->listen_port); /* checked by conf_set */
 	return 1;
 }
 
@@ -468,7 +471,7 @@ conf_reader(char *str, int num, void *stream)
 			;
 		if (*p != '\n' && *p != '\r' && *p != '\0') {
 			conf_fail(cp, "indented line (inih would read it as part of the previous value): "
-				      "remove the leading space");
+			              "remove the leading space");
 			return NULL;
 		}
 	}
@@ -527,15 +530,16 @@ conf_validate(struct conf *c, const char *name, char *err, size_t errlen)
 {
 	if (c->pg_stale_after_ms < c->pg_poll_interval_ms + c->pg_query_timeout_ms) {
 		snprintf(err, errlen,
-			 "%s: [pg] stale_after_ms: %" PRId64 " is below poll_interval_ms + query_timeout_ms (%" PRId64
-			 "): every sample would be stale before the next one",
-			 name, c->pg_stale_after_ms, c->pg_poll_interval_ms + c->pg_query_timeout_ms);
+		         "%s: [pg] stale_after_ms: %" PRId64 " is below poll_interval_ms + query_timeout_ms (%" PRId64
+		         "): every sample would be stale before the next one",
+		         name, c->pg_stale_after_ms, c->pg_poll_interval_ms + c->pg_query_timeout_ms);
 		return false;
 	}
 	if ((c->agent_primary_port != 0 &&
 	     (c->agent_primary_port == c->listen_port || c->agent_primary_port == c->agent_replica_port)) ||
 	    (c->agent_replica_port != 0 && c->agent_replica_port == c->listen_port)) {
-		snprintf(err, errlen, "%s: [agent] primary_port, replica_port and the listen port must all differ", name);
+		snprintf(err, errlen, "%s: [agent] primary_port, replica_port and the listen port must all differ",
+		         name);
 		return false;
 	}
 	if (c->haproxy_runtime_api[0] != '\0') {
@@ -545,45 +549,51 @@ conf_validate(struct conf *c, const char *name, char *err, size_t errlen)
 
 		if (!conf_parse_pairs(c->haproxy_template_backends, names, values, 16, &n1)) {
 			snprintf(err, errlen, "%s: [haproxy] template_backends: '%s' is not BACKEND:PREFIX, ...", name,
-				 c->haproxy_template_backends);
+			         c->haproxy_template_backends);
 			return false;
 		}
 		if (!conf_parse_pairs(c->haproxy_dynamic_backends, names, values, 16, &n2)) {
 			snprintf(err, errlen, "%s: [haproxy] dynamic_backends: '%s' is not BACKEND:REQUEST, ...", name,
-				 c->haproxy_dynamic_backends);
+			         c->haproxy_dynamic_backends);
 			return false;
 		}
 		for (int i = 0; i < n2; i++) {
 			if (conf_enum_index(conf_request_names, values[i]) < 0) {
-				snprintf(err, errlen, "%s: [haproxy] dynamic_backends: '%s' is not a request (%s)", name,
-					 values[i], "primary, replica, read-only, health");
+				snprintf(err, errlen, "%s: [haproxy] dynamic_backends: '%s' is not a request (%s)",
+				         name, values[i], "primary, replica, read-only, health");
 				return false;
 			}
 		}
 		if (n1 + n2 == 0 && c->scaleout_backend[0] == '\0') {
-			snprintf(err, errlen, "%s: [haproxy] runtime_api is set but no template_backends, "
-					      "dynamic_backends or [scaleout] backend uses it", name);
+			snprintf(err, errlen,
+			         "%s: [haproxy] runtime_api is set but no template_backends, "
+			         "dynamic_backends or [scaleout] backend uses it",
+			         name);
 			return false;
 		}
 		if (n1 + n2 > 0 && inet_pton(AF_INET, c->haproxy_advertise_addr, &a6) != 1 &&
 		    inet_pton(AF_INET6, c->haproxy_advertise_addr, &a6) != 1) {
-			snprintf(err, errlen, "%s: [haproxy] advertise_addr: '%s' is not a literal IP address (needed to "
-					      "register)", name, c->haproxy_advertise_addr);
+			snprintf(err, errlen,
+			         "%s: [haproxy] advertise_addr: '%s' is not a literal IP address (needed to "
+			         "register)",
+			         name, c->haproxy_advertise_addr);
 			return false;
 		}
 	}
-	if (c->scaleout_backend[0] != '\0' && (c->haproxy_runtime_api[0] == '\0' || c->scaleout_up_command[0] == '\0')) {
-		snprintf(err, errlen, "%s: [scaleout] backend: needs [haproxy] runtime_api and [scaleout] up_command", name);
+	if (c->scaleout_backend[0] != '\0' &&
+	    (c->haproxy_runtime_api[0] == '\0' || c->scaleout_up_command[0] == '\0')) {
+		snprintf(err, errlen, "%s: [scaleout] backend: needs [haproxy] runtime_api and [scaleout] up_command",
+		         name);
 		return false;
 	}
 	if (c->scaleout_min_pool > c->scaleout_max_pool) {
 		snprintf(err, errlen, "%s: [scaleout] min_pool: %" PRId64 " is above max_pool (%" PRId64 ")", name,
-			 c->scaleout_min_pool, c->scaleout_max_pool);
+		         c->scaleout_min_pool, c->scaleout_max_pool);
 		return false;
 	}
 	if (c->weight_load_high_per_cpu <= c->weight_load_low_per_cpu) {
 		snprintf(err, errlen, "%s: [weight] load_high_per_cpu: %g must be above load_low_per_cpu (%g)", name,
-			 c->weight_load_high_per_cpu, c->weight_load_low_per_cpu);
+		         c->weight_load_high_per_cpu, c->weight_load_low_per_cpu);
 		return false;
 	}
 	if (c->replica_max_lag_bytes > 0 && c->weight_lag_soft_bytes > c->replica_max_lag_bytes) {
@@ -630,14 +640,16 @@ conf_keep_unreloadable(const struct conf *running, struct conf *next, char *kept
 		const struct conf_key *k = &conf_keys[i];
 		const char *a = (const char *)running + k->offset;
 		char *b = (char *)next + k->offset;
-		bool differ = k->type == CONF_STR || k->type == CONF_LISTEN || k->type == CONF_ADDRLIST ||
-					      k->type == CONF_APILIST
-				      ? strcmp(a, b) != 0 : memcmp(a, b, conf_field_size(k)) != 0;
+		bool differ =
+		    k->type == CONF_STR || k->type == CONF_LISTEN || k->type == CONF_ADDRLIST || k->type == CONF_APILIST
+		        ? strcmp(a, b) != 0
+		        : memcmp(a, b, conf_field_size(k)) != 0;
 
 		if (k->reloadable || !differ)
 			continue;
 		if (n < keptlen)
-			n += (size_t)snprintf(kept + n, keptlen - n, "%s[%s] %s", count > 0 ? ", " : "", k->section, k->name);
+			n += (size_t)snprintf(kept + n, keptlen - n, "%s[%s] %s", count > 0 ? ", " : "", k->section,
+			                      k->name);
 		memcpy(b, a, conf_field_size(k));
 		count++;
 	}
@@ -719,8 +731,8 @@ conf_print_example(FILE *out)
 	char range[128];
 
 	fprintf(out, "; pgcheckd.ini: the configuration of pgcheckd, the PostgreSQL health agent for HAProxy.\n"
-		     "; Every key, at its default. Generated by `pgcheckd --help-config=ini` from the key table;\n"
-		     "; `pgcheckd -t -c FILE` checks a file. Keys start at the beginning of the line.\n");
+	             "; Every key, at its default. Generated by `pgcheckd --help-config=ini` from the key table;\n"
+	             "; `pgcheckd -t -c FILE` checks a file. Keys start at the beginning of the line.\n");
 	for (size_t i = 0; i < conf_key_count; i++) {
 		const struct conf_key *k = &conf_keys[i];
 
@@ -748,8 +760,8 @@ conf_print_keys(FILE *out)
 
 		conf_range(k, range, sizeof(range));
 		fprintf(out, "| `[%s]` | `%s` | `%s` | %s | %s | %s |\n", k->section, k->name,
-			k->default_value[0] != '\0' ? k->default_value : "\"\"", range, k->reloadable ? "yes" : "restart",
-			k->help);
+		        k->default_value[0] != '\0' ? k->default_value : "\"\"", range,
+		        k->reloadable ? "yes" : "restart", k->help);
 	}
 }
 

@@ -13,10 +13,10 @@
 
 #include "conf_keys.h"
 
-#define CONF_DEFAULT_PATH "/etc/pgcheckd/pgcheckd.ini"
-#define CONF_STR_MAX 1024
-#define CONF_ERR_MAX 1280
-#define CONF_ADDR_MAX 272
+#define CONF_DEFAULT_PATH  "/etc/pgcheckd/pgcheckd.ini"
+#define CONF_STR_MAX       1024
+#define CONF_ERR_MAX       1280
+#define CONF_ADDR_MAX      272
 #define CONF_ADDR_LIST_MAX 16
 
 /* What a request key names; shared by the agent line, HTTP paths and the config. */
@@ -28,26 +28,36 @@ extern const char *const conf_request_names[];
 extern const char *const conf_over_lag_names[];
 extern const char *const conf_log_level_names[];
 
-enum conf_type { CONF_INT, CONF_BYTES, CONF_DOUBLE, CONF_BOOL, CONF_STR, CONF_ENUM, CONF_LISTEN, CONF_ADDRLIST, CONF_APILIST };
+enum conf_type {
+	CONF_INT,
+	CONF_BYTES,
+	CONF_DOUBLE,
+	CONF_BOOL,
+	CONF_STR,
+	CONF_ENUM,
+	CONF_LISTEN,
+	CONF_ADDRLIST,
+	CONF_APILIST
+};
 
-#define CONF_CTYPE_INT int64_t
-#define CONF_CTYPE_BYTES int64_t
-#define CONF_CTYPE_DOUBLE double
-#define CONF_CTYPE_BOOL bool
-#define CONF_CTYPE_STR char
-#define CONF_CTYPE_ENUM int
-#define CONF_CTYPE_LISTEN char
+#define CONF_CTYPE_INT      int64_t
+#define CONF_CTYPE_BYTES    int64_t
+#define CONF_CTYPE_DOUBLE   double
+#define CONF_CTYPE_BOOL     bool
+#define CONF_CTYPE_STR      char
+#define CONF_CTYPE_ENUM     int
+#define CONF_CTYPE_LISTEN   char
 #define CONF_CTYPE_ADDRLIST char
-#define CONF_CTYPE_APILIST char
+#define CONF_CTYPE_APILIST  char
 #define CONF_DIM_INT
 #define CONF_DIM_BYTES
 #define CONF_DIM_DOUBLE
 #define CONF_DIM_BOOL
 #define CONF_DIM_STR [CONF_STR_MAX]
 #define CONF_DIM_ENUM
-#define CONF_DIM_LISTEN [CONF_STR_MAX]
+#define CONF_DIM_LISTEN   [CONF_STR_MAX]
 #define CONF_DIM_ADDRLIST [CONF_STR_MAX]
-#define CONF_DIM_APILIST [CONF_STR_MAX]
+#define CONF_DIM_APILIST  [CONF_STR_MAX]
 
 struct conf {
 #define CONF_FIELD(sec, name, type, def, min, max, reload, enums, help) CONF_CTYPE_##type sec##_##name CONF_DIM_##type;
