@@ -80,7 +80,7 @@ registrar_note(struct registrar *r, int api, int key, bool error, const char *ms
 static bool
 registrar_api(struct registrar *r, const char *api, const char *line, char *why, size_t whylen)
 {
-	if (!runtimeapi_command(api, line, (int)r->conf.haproxy_timeout_ms, r->answer, REGISTRAR_ANSWER_MAX, why,
+	if (!runtimeapi_command(api, line, (int)r->pass_conf->haproxy_timeout_ms, r->answer, REGISTRAR_ANSWER_MAX, why,
 	                        whylen))
 		return false;
 	if (!runtimeapi_answer_ok(r->answer)) {
@@ -253,7 +253,7 @@ registrar_dynamic(struct registrar *r, int api_i, int key, const char *api, cons
 	snprintf(line, sizeof(line),
 	         "add server %s/%s %s:%d %s port %d agent-addr %s agent-port %d agent-send %s; enable health %s/%s; "
 	         "enable agent %s/%s; set server %s/%s state ready; set server %s/%s health down",
-	         backend, name, me->addr, me->pg_port, r->conf.haproxy_add_server_options, me->agent_port, me->addr,
+	         backend, name, me->addr, me->pg_port, r->pass_conf->haproxy_add_server_options, me->agent_port, me->addr,
 	         me->agent_port, request, backend, name, backend, name, backend, name, backend, name);
 	if (!registrar_api(r, api, line, why, whylen))
 		return false;
@@ -364,25 +364,25 @@ registrar_pass(struct registrar *r, const struct conf *c, bool withdraw)
 
 /* registrar_tick is the worker's job: one pass over every HAProxy, with the configuration of the moment. */
 static int64_t
-registrar_tick(void *arg)
+registrar_tick(void *arg, struct worker *w)
 {
 	struct registrar *r = arg;
 
-	worker_lock(r->worker);
+	worker_lock(w);
 	*r->pass_conf = r->conf;
-	worker_unlock(r->worker);
+	worker_unlock(w);
 	registrar_pass(r, r->pass_conf, false);
 	return r->pass_conf->haproxy_reconcile_ms;
 }
 
 static void
-registrar_last(void *arg)
+registrar_last(void *arg, struct worker *w)
 {
 	struct registrar *r = arg;
 
-	worker_lock(r->worker);
+	worker_lock(w);
 	*r->pass_conf = r->conf;
-	worker_unlock(r->worker);
+	worker_unlock(w);
 	registrar_pass(r, r->pass_conf, true);
 }
 

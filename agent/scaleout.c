@@ -251,7 +251,7 @@ scaleout_run(struct scaleout *s, const struct conf *c, enum scaleout_action acti
 }
 
 static int64_t
-scaleout_tick(void *arg)
+scaleout_tick(void *arg, struct worker *w)
 {
 	struct scaleout *s = arg;
 	struct conf *c = s->tick_conf;
@@ -262,9 +262,9 @@ scaleout_tick(void *arg)
 	bool running;
 	enum scaleout_action action;
 
-	worker_lock(s->worker);
+	worker_lock(w);
 	*c = s->conf;
-	worker_unlock(s->worker);
+	worker_unlock(w);
 	running = scaleout_reap(s);
 	snprintf(api, sizeof(api), "%.*s", (int)strcspn(c->haproxy_runtime_api, " ,\t"), c->haproxy_runtime_api);
 	if (!runtimeapi_command(api, "show stat", (int)c->haproxy_timeout_ms, s->answer, SCALEOUT_ANSWER_MAX, why,
@@ -311,11 +311,12 @@ scaleout_tick(void *arg)
 }
 
 static void
-scaleout_last(void *arg)
+scaleout_last(void *arg, struct worker *w)
 {
 	struct scaleout *s = arg;
 	int64_t until = monoclock_ms() + SCALEOUT_STOP_WAIT_MS;
 
+	(void)w;
 	while (scaleout_reap(s) && monoclock_ms() < until)
 		usleep(50000);
 	if (s->child > 0) {

@@ -32,7 +32,7 @@ worker_main(void *arg)
 
 		w->woken = false;
 		pthread_mutex_unlock(&w->lock);
-		wait_ms = w->job.tick(w->job.arg);
+		wait_ms = w->job.tick(w->job.arg, w);
 		pthread_mutex_lock(&w->lock);
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += wait_ms / 1000;
@@ -47,7 +47,7 @@ worker_main(void *arg)
 	}
 	pthread_mutex_unlock(&w->lock);
 	if (w->job.last != NULL)
-		w->job.last(w->job.arg);
+		w->job.last(w->job.arg, w);
 	return NULL;
 }
 

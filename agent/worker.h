@@ -11,10 +11,13 @@
 struct worker;
 
 struct worker_job {
-	/* tick runs every interval_ms (returned by the previous tick; the first runs at once) */
-	int64_t (*tick)(void *arg);
+	/*
+	 * tick runs every interval_ms (returned by the previous tick; the first runs at once); it gets its
+	 * worker (for worker_lock), which may run before worker_start has returned to its caller
+	 */
+	int64_t (*tick)(void *arg, struct worker *w);
 	/* last runs once when the worker stops (may be NULL) */
-	void (*last)(void *arg);
+	void (*last)(void *arg, struct worker *w);
 	void *arg;
 };
 
