@@ -87,7 +87,7 @@ integration-asan: build-asan/pgcheckd
 	PGCHECKD_BIN=$(CURDIR)/build-asan/pgcheckd PGCHECKD_SANITIZED=1 $(PYTHON) -m pytest -q tests/integration
 
 check: deps
-	@$(MAKE) --no-print-directory unit unit-asan unit-valgrind generated-check fuzz FUZZ_SECONDS=10 integration integration-asan package-check
+	@$(MAKE) --no-print-directory unit unit-asan unit-valgrind generated-check fuzz FUZZ_SECONDS=10 integration integration-asan package-check bench-smoke
 
 deps:
 	bash scripts/install-deps
@@ -107,4 +107,4 @@ clean:
 
 include packaging/packaging.mk
 include tests/fuzz/fuzz.mk
--include bench/bench.mk
+include bench/bench.mk

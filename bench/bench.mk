@@ -1,0 +1,34 @@
+# bench/bench.mk: the benchmark against the health checkers users run today (included by the Makefile).
+#   make bench          full run (~7 minutes on 2 CPUs): prints a table, writes build/bench/results.csv and .txt
+#   make bench BENCH_SECONDS=3   shorter load phases (and fewer HAProxy rounds with BENCH_ROUNDS=N)
+#   make bench-smoke    a tiny run (< 60 s) that checks the harness works; asserts nothing about speed
+#                       (its output goes to build/bench/smoke/)
+BENCH_SECONDS ?= 10
+BENCH_ROUNDS ?= 10
+BENCH_TOOLS := build/bench/agentload build/bench/constd build/bench/conncheck
+BENCH_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror
+
+.PHONY: bench bench-smoke bench-tools bench-deps
+bench-tools: $(BENCH_TOOLS)
+
+build/bench/agentload: bench/agentload.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $<
+build/bench/constd: bench/constd.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(LIBEV)
+build/bench/conncheck: bench/conncheck.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) $(shell $(PKG_CONFIG) --cflags libpq 2>/dev/null) -o $@ $< \
+		$(shell $(PKG_CONFIG) --libs libpq 2>/dev/null || echo -lpq) -lpthread
+
+bench-deps:
+	bash bench/install-bench-deps
+
+bench: deps bench-deps build/pgcheckd bench-tools
+	$(PYTHON) bench/bench.py --seconds $(BENCH_SECONDS) --rounds $(BENCH_ROUNDS)
+
+# For `make check`: only what scripts/install-deps installs is needed (wrk, xinetd, Patroni and etcd
+# are used when present and reported as missing otherwise).
+bench-smoke: build/pgcheckd bench-tools
+	$(PYTHON) bench/bench.py --smoke
