@@ -299,7 +299,7 @@ listener_answer_http(struct client *c, enum http_parse parsed, const struct http
  * listener_consider decides whether the request is complete: after new bytes, after request_idle_ms
  * of silence (silence) or when the client half-closed (eof).
  */
-static void
+static bool
 listener_consider(struct client *c, bool silence, bool eof)
 {
 	struct listener *l = c->l;
@@ -308,20 +308,22 @@ listener_consider(struct client *c, bool silence, bool eof)
 	bool ended = silence || eof;
 
 	if (l->mode == LISTENER_ADMIN) {
-		if (ended || memchr(c->buf, '\n', c->len) != NULL || c->len == sizeof(c->buf))
-			listener_answer_admin(c);
-		return;
+		if (!ended && memchr(c->buf, '\n', c->len) == NULL && c->len < sizeof(c->buf))
+			return false;
+		listener_answer_admin(c);
+		return true;
 	}
 	if (!c->is_http && l->mode == LISTENER_AGENT) {
 		enum http_sniff sniff = http_sniff(c->buf, c->len);
 
 		if (sniff == HTTP_SNIFF_MAYBE && !ended)
-			return;
+			return false;
 		if (sniff != HTTP_SNIFF_YES) {
 			/* an agent line; an upper-case word and then silence is one too ("PRIMARY") */
-			if (ended || memchr(c->buf, '\n', c->len) != NULL || c->len > AGENTLINE_MAX)
-				listener_answer_agent(c);
-			return;
+			if (!ended && memchr(c->buf, '\n', c->len) == NULL && c->len <= AGENTLINE_MAX)
+				return false;
+			listener_answer_agent(c);
+			return true;
 		}
 		c->is_http = true;
 	}
@@ -329,10 +331,11 @@ listener_consider(struct client *c, bool silence, bool eof)
 	parsed = http_parse_request(c->buf, c->len, &h);
 	if (parsed == HTTP_INCOMPLETE) {
 		if (!eof)
-			return;
+			return false;
 		parsed = HTTP_BAD;
 	}
 	listener_answer_http(c, parsed, &h);
+	return true;
 }
 
 static void
@@ -354,11 +357,14 @@ listener_on_client_io(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	if (n == 0) {
 		ev_io_stop(loop, &c->io);
-		listener_consider(c, false, true);
+		(void)listener_consider(c, false, true);
 		return;
 	}
+	if (c->len == 0)
+		c->idle.repeat = (double)c->l->conf.request_idle_ms / 1000.0;
 	c->len += (size_t)n;
-	listener_consider(c, false, false); /* may free c */
+	if (!listener_consider(c, false, false))
+		ev_timer_again(loop, &c->idle); /* silence now counts from this byte */
 }
 
 static void
@@ -370,7 +376,7 @@ listener_on_client_idle(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	if (c->is_http)
 		return; /* HTTP requests end with their empty line, EOF or the deadline */
-	listener_consider(c, true, false);
+	(void)listener_consider(c, true, false);
 }
 
 static void
@@ -417,10 +423,12 @@ listener_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->l = l;
 		c->fd = fd;
+		c->is_http = l->mode == LISTENER_HTTP;
 		ev_io_init(&c->io, listener_on_client_io, fd, EV_READ);
 		c->io.data = c;
 		ev_init(&c->idle, listener_on_client_idle);
-		c->idle.repeat = (double)l->conf.request_idle_ms / 1000.0;
+		/* until the first byte, wait longer: a late request must not be taken for none */
+		c->idle.repeat = (double)l->conf.request_wait_ms / 1000.0;
 		c->idle.data = c;
 		ev_timer_init(&c->deadline, listener_on_client_deadline, (double)l->conf.client_timeout_ms / 1000.0,
 		              0.);

@@ -23,7 +23,8 @@ enum listener_mode { LISTENER_AGENT, LISTENER_HTTP, LISTENER_ROLE, LISTENER_ADMI
 struct listener_conf {
 	enum request_kind default_request; /* agent: nothing sent; role: the role this port stands for */
 	int max_clients;
-	int64_t request_idle_ms;
+	int64_t request_idle_ms; /* silence that ends a request, once it has begun */
+	int64_t request_wait_ms; /* silence with nothing received that means "no request" */
 	int64_t client_timeout_ms;
 	int maxconn_pct; /* > 0: agent "up" replies carry maxconn:N, that share of the usable connection slots */
 };

@@ -100,6 +100,7 @@ daemon_listener_conf(const struct conf *c, struct listener_conf *lc)
 	lc->default_request = (enum request_kind)c->agent_default_request;
 	lc->max_clients = (int)c->agent_max_clients;
 	lc->request_idle_ms = c->agent_request_idle_ms;
+	lc->request_wait_ms = c->agent_request_wait_ms;
 	lc->client_timeout_ms = c->agent_client_timeout_ms;
 	lc->maxconn_pct = (int)c->agent_maxconn_pct;
 }

@@ -535,6 +535,12 @@ conf_validate(struct conf *c, const char *name, char *err, size_t errlen)
 		         name, c->pg_stale_after_ms, c->pg_poll_interval_ms + c->pg_query_timeout_ms);
 		return false;
 	}
+	if (c->agent_request_wait_ms >= c->agent_client_timeout_ms) {
+		snprintf(err, errlen,
+			 "%s: [agent] request_wait_ms: %" PRId64 " must be below client_timeout_ms (%" PRId64 ")", name,
+			 c->agent_request_wait_ms, c->agent_client_timeout_ms);
+		return false;
+	}
 	if ((c->agent_primary_port != 0 &&
 	     (c->agent_primary_port == c->listen_port || c->agent_primary_port == c->agent_replica_port)) ||
 	    (c->agent_replica_port != 0 && c->agent_replica_port == c->listen_port)) {

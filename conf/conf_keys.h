@@ -21,6 +21,10 @@
 	X(agent, request_idle_ms, INT, "20", 1, 1000, true, NULL,                                  \
 	  "A request without a newline ends after this many ms without new bytes (HAProxy's "      \
 	  "runtime API cannot put a newline into agent-send).")                                    \
+	X(agent, request_wait_ms, INT, "200", 1, 10000, true, NULL,                                \
+	  "A client that has sent nothing for this long gets default_request (HAProxy's "          \
+	  "agent-check without agent-send). Long enough that a slow request is never mistaken "    \
+	  "for none: a late 'primary' must not get a replica's answer.")                           \
 	X(agent, client_timeout_ms, INT, "500", 10, 60000, true, NULL,                             \
 	  "Deadline of one client connection, from accept to answer.")                            \
 	X(agent, shutdown_drain_ms, INT, "1000", 0, 600000, true, NULL,                            \
