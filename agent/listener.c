@@ -54,6 +54,7 @@ struct listener {
 	char unix_path[108];
 	ev_io accept_io;
 	ev_timer pause;
+	bool accept_paused; /* out of descriptors: warned once, until an accept succeeds */
 	int nclients;
 	struct client *clients;
 };
@@ -408,11 +409,21 @@ listener_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				log_warning("cannot accept: %s; pausing", strerror(errno));
+				/* one warning per episode: the pause repeats every 0.1 s while it lasts */
+				if (!l->accept_paused)
+					log_warning("cannot accept: %s; pausing accepts %.0f ms at a time", strerror(errno),
+					            LISTENER_EMFILE_PAUSE_S * 1000.);
+				l->accept_paused = true;
 				ev_io_stop(loop, &l->accept_io);
+				/* a one-shot timer that has fired restarts with 0 s left unless it is set again */
+				ev_timer_set(&l->pause, LISTENER_EMFILE_PAUSE_S, 0.);
 				ev_timer_start(loop, &l->pause);
 			}
 			return;
+		}
+		if (l->accept_paused) {
+			l->accept_paused = false;
+			log_info("accepting again");
 		}
 		if (l->nclients >= l->conf.max_clients || (c = calloc(1, sizeof(*c))) == NULL) {
 			l->counters->refused++;
