@@ -4,7 +4,9 @@
  */
 #include "log.h"
 
+#include <libpq-fe.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -65,48 +67,45 @@ LOG_FN(log_debug, LOG_LEVEL_DEBUG)
 void
 log_conninfo_safe(const char *conninfo, char *buf, size_t len)
 {
-	const char *p = conninfo;
+	/* libpq parses it, so every form it accepts (key=value with any spacing or quoting, URI with the
+	   password in the user info or in the query) is seen as libpq sees it; secret options are left out */
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
 	size_t n = 0;
 
 	if (len == 0)
 		return;
-	while (*p != '\0' && n + 1 < len) {
-		/* key=value form: hide password=...; URI form: hide what stands between user: and @ */
-		if (strncmp(p, "password", 8) == 0 && (p == conninfo || p[-1] == ' ')) {
-			const char *v = p + 8;
-
-			while (*v == ' ')
-				v++;
-			if (*v == '=') {
-				n += (size_t)snprintf(buf + n, len - n, "password=***");
-				v++;
-				while (*v == ' ')
-					v++;
-				if (*v == '\'') {
-					for (v++; *v != '\0' && *v != '\''; v++)
-						if (*v == '\\' && v[1] != '\0')
-							v++;
-					if (*v == '\'')
-						v++;
-				} else {
-					while (*v != '\0' && *v != ' ')
-						v++;
-				}
-				p = v;
-				continue;
-			}
-		}
-		if (strncmp(p, "://", 3) == 0) {
-			const char *at = strchr(p + 3, '@');
-			const char *colon = strchr(p + 3, ':');
-
-			if (at != NULL && colon != NULL && colon < at) {
-				n += (size_t)snprintf(buf + n, len - n, "://%.*s:***", (int)(colon - (p + 3)), p + 3);
-				p = at;
-				continue;
-			}
-		}
-		buf[n++] = *p++;
+	buf[0] = '\0';
+	if (opts == NULL) {
+		snprintf(buf, len, "(a connection string libpq cannot parse)");
+		return;
 	}
-	buf[n < len ? n : len - 1] = '\0';
+	for (PQconninfoOption *o = opts; o->keyword != NULL && n + 1 < len; o++) {
+		bool plain = true;
+
+		if (o->val == NULL)
+			continue;
+		if (o->dispchar != NULL && o->dispchar[0] == '*') {
+			n += (size_t)snprintf(buf + n, len - n, "%s%s=***", n > 0 ? " " : "", o->keyword);
+			continue;
+		}
+		for (const char *v = o->val; *v != '\0'; v++)
+			if (*v == ' ' || *v == '\t' || *v == '\'' || *v == '\\')
+				plain = false;
+		if (plain && o->val[0] != '\0') {
+			n += (size_t)snprintf(buf + n, len - n, "%s%s=%s", n > 0 ? " " : "", o->keyword, o->val);
+			continue;
+		}
+		n += (size_t)snprintf(buf + n, len - n, "%s%s='", n > 0 ? " " : "", o->keyword);
+		for (const char *v = o->val; *v != '\0' && n + 3 < len; v++) {
+			if (*v == '\'' || *v == '\\')
+				buf[n++] = '\\';
+			buf[n++] = *v;
+		}
+		if (n + 1 < len)
+			buf[n++] = '\'';
+		buf[n < len ? n : len - 1] = '\0';
+	}
+	if (n >= len)
+		buf[len - 1] = '\0';
+	PQconninfoFree(opts);
 }
