@@ -1,8 +1,11 @@
 /*
  * poller.c: the only code that talks to PostgreSQL. A state machine on the libev loop:
  *   WAITING (backoff or interval timer) -> CONNECTING (PQconnectPoll) -> QUERYING -> IDLE -> QUERYING ...
- * Every connect and every query has its own deadline; past it the outcome is reported and the
- * connection is closed (PQcancel would block on a frozen server) and replaced after a backoff.
+ * Every connect and every query has its own deadline; past it the node is reported down at once, but
+ * the attempt is kept: a new connection would only queue behind the same lock or frozen server and
+ * hold one more connection slot there. A query error (statement_timeout, lock_timeout, permission) keeps
+ * the session too. Only an attempt still unanswered POLLER_ABANDON_MS past its deadline is closed
+ * (PQcancel would block on a frozen server) and replaced after a backoff, so at most one is ever pending.
  * The session's statement_timeout equals the query deadline, so a query stuck on the server ends there too.
  * Nothing here blocks: no PQexec, no PQcancel, no PQconnectdb.
  */
@@ -17,6 +20,9 @@
 
 #include "host.h"
 #include "monoclock.h"
+
+/* how long an overdue connect or query is still waited for before it is closed and replaced */
+#define POLLER_ABANDON_MS 30000
 
 const char poller_sql[] = "SELECT r.rec,"
                           " current_setting('transaction_read_only') = 'on',"
@@ -95,6 +101,7 @@ struct poller {
 	bool session_ready; /* statement_timeout set on this connection */
 	bool last_poll_ok;  /* a lost idle connection is retried once before it is reported */
 	bool retrying;
+	bool overdue;               /* past its deadline and reported down; kept until it ends or is abandoned */
 	int sent_timeout_ms;        /* statement_timeout of this session */
 	uint64_t system_identifier; /* read with the session's setup */
 };
@@ -153,6 +160,7 @@ poller_drop(struct poller *p)
 		p->conn = NULL;
 	}
 	p->session_ready = false;
+	p->overdue = false;
 }
 
 static void
@@ -256,6 +264,29 @@ poller_read_sample(struct poller *p, const PGresult *res, struct sample *s)
 	return true;
 }
 
+/* poller_query_failed reports an error the server answered with and keeps the session for the next poll. */
+static void
+poller_query_failed(struct poller *p, const char *msg)
+{
+	char detail[256];
+	bool reported = p->overdue;
+
+	poller_oneline(msg, detail, sizeof(detail));
+	ev_timer_stop(p->loop, &p->deadline);
+	p->overdue = false;
+	p->retrying = false;
+	p->last_poll_ok = false;
+	p->state = PS_IDLE;
+	poller_io_arm(p, EV_READ);
+	poller_schedule(p, p->backoff_ms);
+	p->backoff_ms *= 2;
+	if (p->backoff_ms > p->conf.reconnect_max_ms)
+		p->backoff_ms = p->conf.reconnect_max_ms;
+	/* a query past its deadline was reported down already; its late error says nothing new */
+	if (!reported)
+		p->cb(p->arg, POLL_QUERY_FAILED, NULL, detail);
+}
+
 /* poller_collect reads every result of the statement in flight; false when the connection broke. */
 static void
 poller_collect(struct poller *p)
@@ -278,9 +309,10 @@ poller_collect(struct poller *p)
 				return;
 			}
 			if (!have_sample) {
-				poller_failed(p, POLL_QUERY_FAILED, err[0] != '\0' ? err : "no row returned");
+				poller_query_failed(p, err[0] != '\0' ? err : "no row returned");
 				return;
 			}
+			p->overdue = false;
 			p->session_ready = true;
 			p->last_poll_ok = true;
 			p->retrying = false;
@@ -320,6 +352,7 @@ poller_send(struct poller *p)
 	int rc;
 
 	p->state = PS_QUERYING;
+	p->overdue = false;
 	p->query_started_ms = monoclock_ms();
 	if (!p->session_ready || p->sent_timeout_ms != (int)p->conf.query_timeout_ms) {
 		/* one round trip: the session's own limits, then the sample */
@@ -450,22 +483,43 @@ poller_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 		poller_connect(p);
 }
 
+/* poller_overdue reports the node down at the deadline and waits on for the attempt in flight. */
+static void
+poller_overdue(struct poller *p, enum poll_result r, const char *msg)
+{
+	p->overdue = true;
+	p->retrying = false;
+	p->last_poll_ok = false;
+	ev_timer_set(&p->deadline, POLLER_ABANDON_MS / 1000.0, 0.);
+	ev_timer_start(p->loop, &p->deadline);
+	p->cb(p->arg, r, NULL, msg);
+}
+
 static void
 poller_on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct poller *p = w->data;
-	char msg[128];
+	char msg[160];
 
 	(void)loop;
 	(void)revents;
 	if (p->state == PS_CONNECTING) {
-		snprintf(msg, sizeof(msg), "no connection within %" PRId64 " ms", p->conf.connect_timeout_ms);
+		snprintf(msg, sizeof(msg), "no connection within %" PRId64 " ms%s", p->conf.connect_timeout_ms,
+		         p->overdue ? "; attempt given up" : "");
 		p->last_poll_ok = false;
-		poller_failed(p, POLL_CONNECT_TIMEOUT, msg);
+		/* before the server accepted the TCP connection nothing waits on its side: start over */
+		if (p->overdue || PQstatus(p->conn) == CONNECTION_STARTED)
+			poller_failed(p, POLL_CONNECT_TIMEOUT, msg);
+		else
+			poller_overdue(p, POLL_CONNECT_TIMEOUT, msg);
 	} else if (p->state == PS_QUERYING) {
-		snprintf(msg, sizeof(msg), "no answer within %" PRId64 " ms", p->conf.query_timeout_ms);
+		snprintf(msg, sizeof(msg), "no answer within %" PRId64 " ms%s", p->conf.query_timeout_ms,
+		         p->overdue ? "; connection given up" : "");
 		p->last_poll_ok = false;
-		poller_failed(p, POLL_TIMEOUT, msg);
+		if (p->overdue)
+			poller_failed(p, POLL_TIMEOUT, msg);
+		else
+			poller_overdue(p, POLL_TIMEOUT, msg);
 	}
 }
 
