@@ -108,3 +108,4 @@ clean:
 include packaging/packaging.mk
 include tests/fuzz/fuzz.mk
 include bench/bench.mk
+-include tests/soak/soak.mk
