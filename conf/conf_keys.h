@@ -51,11 +51,11 @@
 	X(pg, poll_interval_ms, INT, "200", 100, 60000, true, NULL,                                \
 	  "Time between two samples (one SELECT each).")                                           \
 	X(pg, query_timeout_ms, INT, "500", 50, 60000, true, NULL,                                 \
-	  "Deadline of one sample; past it the node is down (timeout), the query is abandoned "    \
-	  "and the connection replaced. Also set as the session's statement_timeout.")             \
+	  "Deadline of one sample; past it the node is down (timeout); the query is waited for "   \
+	  "30 s more before the connection is replaced. Also the session's statement_timeout.")    \
 	X(pg, connect_timeout_ms, INT, "1000", 50, 60000, true, NULL,                              \
-	  "Deadline of one connection attempt (libpq's connect_timeout does not apply to "         \
-	  "asynchronous connections).")                                                            \
+	  "Deadline of one connection attempt; past it the node is down (connect-timeout); an "    \
+	  "attempt the server accepted is waited for 30 s more, so attempts never pile up.")       \
 	X(pg, reconnect_max_ms, INT, "2000", 100, 600000, true, NULL,                              \
 	  "Reconnect attempts back off from poll_interval_ms, doubling up to this.")              \
 	X(pg, stale_after_ms, INT, "1500", 200, 600000, true, NULL,                                \
