@@ -6,6 +6,7 @@
 #include "runtimeapi.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -170,6 +171,18 @@ runtimeapi_answer_ok(const char *answer)
 	return runtimeapi_error_line(answer) == NULL;
 }
 
+/* the fields of a "show servers state" line it keeps; the columns it reads come early (HAProxy 2.6 has 25) */
+#define RUNTIMEAPI_FIELDS_MAX 32
+
+/* runtimeapi_int reads a number field; garbage is 0 and out-of-range values are clamped, never undefined */
+static int
+runtimeapi_int(const char *s)
+{
+	long v = strtol(s, NULL, 10);
+
+	return v > INT_MAX ? INT_MAX : v < INT_MIN ? INT_MIN : (int)v;
+}
+
 int
 runtimeapi_parse_state(const char *text, const char *backend, struct runtimeapi_server *out, int max)
 {
@@ -189,7 +202,7 @@ runtimeapi_parse_state(const char *text, const char *backend, struct runtimeapi_
 	static const char *const names[C_COUNT] = {"be_name",        "srv_id",          "srv_name", "srv_addr",
 	                                           "srv_op_state",   "srv_admin_state", "srv_port", "srv_check_port",
 	                                           "srv_agent_addr", "srv_agent_port"};
-	int col[C_COUNT], count = 0;
+	int col[C_COUNT], count = 0, last = 0;
 	const char *line = text, *header = NULL;
 
 	for (int i = 0; i < C_COUNT; i++)
@@ -223,17 +236,22 @@ runtimeapi_parse_state(const char *text, const char *backend, struct runtimeapi_
 				p++;
 		}
 	}
-	for (int i = 0; i < C_COUNT; i++)
+	for (int i = 0; i < C_COUNT; i++) {
 		if (col[i] < 0)
 			return -1;
+		if (col[i] > last)
+			last = col[i];
+	}
+	if (last >= RUNTIMEAPI_FIELDS_MAX)
+		return -1; /* a column it needs lies past the fields it keeps of a line */
 	line = strchr(header, '\n');
 	while (line != NULL && *++line != '\0') {
-		char fields[32][64];
+		char fields[RUNTIMEAPI_FIELDS_MAX][64];
 		int nf = 0;
 		const char *p = line;
 		struct runtimeapi_server *s;
 
-		while (*p != '\0' && *p != '\n' && nf < 32) {
+		while (*p != '\0' && *p != '\n' && nf < RUNTIMEAPI_FIELDS_MAX) {
 			size_t n = strcspn(p, " \n");
 
 			snprintf(fields[nf++], sizeof(fields[0]), "%.*s", (int)(n < 63 ? n : 63), p);
@@ -242,21 +260,21 @@ runtimeapi_parse_state(const char *text, const char *backend, struct runtimeapi_
 				p++;
 		}
 		line = strchr(line, '\n');
-		if (nf <= col[C_AGENT_PORT] || nf <= col[C_BE_NAME])
+		if (nf <= last)
 			continue; /* blank or short line */
 		if (strcmp(fields[col[C_BE_NAME]], backend) != 0 || count >= max)
 			continue;
 		s = &out[count++];
 		memset(s, 0, sizeof(*s));
-		s->id = atoi(fields[col[C_SRV_ID]]);
+		s->id = runtimeapi_int(fields[col[C_SRV_ID]]);
 		snprintf(s->name, sizeof(s->name), "%s", fields[col[C_SRV_NAME]]);
 		snprintf(s->addr, sizeof(s->addr), "%s", fields[col[C_ADDR]]);
-		s->port = atoi(fields[col[C_PORT]]);
-		s->op_state = atoi(fields[col[C_OP]]);
-		s->admin_state = atoi(fields[col[C_ADMIN]]);
-		s->check_port = atoi(fields[col[C_CHECK_PORT]]);
+		s->port = runtimeapi_int(fields[col[C_PORT]]);
+		s->op_state = runtimeapi_int(fields[col[C_OP]]);
+		s->admin_state = runtimeapi_int(fields[col[C_ADMIN]]);
+		s->check_port = runtimeapi_int(fields[col[C_CHECK_PORT]]);
 		snprintf(s->agent_addr, sizeof(s->agent_addr), "%s", fields[col[C_AGENT_ADDR]]);
-		s->agent_port = atoi(fields[col[C_AGENT_PORT]]);
+		s->agent_port = runtimeapi_int(fields[col[C_AGENT_PORT]]);
 		if (line == NULL)
 			break;
 	}

@@ -2,10 +2,12 @@
  * test_haproxy_api.c: what pgcheckd reads from HAProxy's runtime API ("show servers state",
  * "show stat"), which slot a node tries first, and the scale-out decision, edge by edge.
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -57,6 +59,39 @@ test_servers_state_without_header_is_malformed(void **state)
 	assert_int_equal(runtimeapi_parse_state("Unknown command.\n", "be", s, 2), -1);
 	assert_int_equal(runtimeapi_parse_state("", "be", s, 2), -1);
 	assert_int_equal(runtimeapi_parse_state("1\n# be_id be_name\n2 be 1\n", "be", s, 2), -1);
+}
+
+static void
+test_servers_state_with_a_needed_column_past_the_kept_fields_is_malformed(void **state)
+{
+	/* found by tests/fuzz/fuzz_runtimeapi.c: srv_id as the 37th column was read past the 32 fields kept */
+	char text[1024];
+	struct runtimeapi_server s[2];
+	size_t n = 0;
+
+	(void)state;
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "1\n# c0 be_name c2 srv_name srv_addr srv_op_state "
+	                      "srv_admin_state srv_port srv_check_port srv_agent_addr srv_agent_port");
+	for (int i = 11; i < 36; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, " c%d", i);
+	snprintf(text + n, sizeof(text) - n, " srv_id\n3 be_read x x x x x x x x x\n");
+	assert_int_equal(runtimeapi_parse_state(text, "be_read", s, 2), -1);
+}
+
+static void
+test_servers_state_numbers_out_of_range_are_clamped(void **state)
+{
+	static const char text[] = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state "
+	                           "srv_port srv_check_port srv_agent_addr srv_agent_port\n"
+	                           "3 be_read 99999999999999999999 n1 127.0.0.1 2 0 -99999999999 x 127.0.0.1 15481\n";
+	struct runtimeapi_server s[1];
+
+	(void)state;
+	assert_int_equal(runtimeapi_parse_state(text, "be_read", s, 1), 1);
+	assert_int_equal(s[0].id, INT_MAX);
+	assert_int_equal(s[0].port, INT_MIN);
+	assert_int_equal(s[0].check_port, 0);
+	assert_int_equal(s[0].agent_port, 15481);
 }
 
 static void
@@ -176,6 +211,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_servers_state_is_read_by_column_name),
 		cmocka_unit_test(test_servers_state_without_header_is_malformed),
+		cmocka_unit_test(test_servers_state_with_a_needed_column_past_the_kept_fields_is_malformed),
+		cmocka_unit_test(test_servers_state_numbers_out_of_range_are_clamped),
 		cmocka_unit_test(test_error_answers_are_recognised),
 		cmocka_unit_test(test_slot_pick_is_stable_and_in_range),
 		cmocka_unit_test(test_show_stat_gives_up_servers_and_their_sessions),
