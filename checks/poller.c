@@ -508,7 +508,7 @@ poller_on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 		         p->overdue ? "; attempt given up" : "");
 		p->last_poll_ok = false;
 		/* before the server accepted the TCP connection nothing waits on its side: start over */
-		if (p->overdue || PQstatus(p->conn) == CONNECTION_STARTED)
+		if (p->overdue || PQstatus(p->conn) == CONNECTION_STARTED || PQstatus(p->conn) == CONNECTION_NEEDED)
 			poller_failed(p, POLL_CONNECT_TIMEOUT, msg);
 		else
 			poller_overdue(p, POLL_CONNECT_TIMEOUT, msg);
