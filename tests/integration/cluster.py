@@ -60,6 +60,10 @@ class ClusterError(RuntimeError):
     pass
 
 
+# what AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer write when they find something
+SANITIZER_RE = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|SUMMARY: \w+Sanitizer|: runtime error: ")
+
+
 # ---------------------------------------------------------------------------------------------------
 # small helpers
 
@@ -530,6 +534,8 @@ class Pgcheckd:
         finally:
             logf.close()
         self.cluster._procs.append(self.proc)
+        if self not in self.cluster._pgcheckds:
+            self.cluster._pgcheckds.append(self)
         if wait:
             self.wait_listening(timeout)
         return self
@@ -769,6 +775,7 @@ class Cluster:
         self.tmp = Path(tempfile.mkdtemp(prefix="pgcheckd-it-"))
         os.chmod(self.tmp, 0o755)
         self._procs = []        # Popen objects we started (postmasters, pgcheckd, haproxy)
+        self._pgcheckds = []    # every Pgcheckd started, stopped with SIGTERM at close
         self.pg = []
         self.agents = []
         self.haproxy = None
@@ -943,6 +950,22 @@ class Cluster:
         if self.closed:
             return
         self.closed = True
+        # every pgcheckd ends as the service manager ends it (SIGTERM; drain 0 here), so the sanitizer
+        # build's LeakSanitizer runs at exit; what any sanitizer wrote is a failure of the test
+        findings = []
+        for a in self._pgcheckds:
+            if a.running():
+                try:
+                    a.stop(timeout=10)
+                except Exception:  # noqa: BLE001
+                    pass
+            try:
+                text = a.log()
+            except Exception:  # noqa: BLE001
+                continue
+            m = SANITIZER_RE.search(text)
+            if m:
+                findings.append(f"----- {a.name} ({a.logfile}) -----\n{text[max(0, m.start() - 200):m.start() + 4000]}")
         if self.haproxy:
             try:
                 self.haproxy.stop(timeout=3)
@@ -980,3 +1003,5 @@ class Cluster:
             shutil.rmtree(self.tmp, ignore_errors=True)
         with _live_lock:
             _live_clusters.discard(self)
+        if findings:
+            raise ClusterError("a sanitizer reported an error in pgcheckd:\n" + "\n".join(findings))
