@@ -368,7 +368,9 @@ def test_connections_past_max_clients_are_closed_at_once_and_never_queued(h, rep
     assert len(closed_at) == 200 and last < PROMPT + 0.5, \
         f"over-cap connections not closed at once: {len(closed_at)} of 200 closed within 2 s, last at {last:.2f}s"
     assert not any(data.values()), f"over-cap connections got data: {[d for d in data.values() if d][:3]}"
-    assert peak_fds <= h.base_fds + MAX_CLIENTS, f"pgcheckd held {peak_fds} fds with max_clients = {MAX_CLIENTS}"
+    # over the cap a connection is accepted and closed at once: one such fd may be open at any instant
+    assert peak_fds <= h.base_fds + MAX_CLIENTS + 1, \
+        f"pgcheckd held {peak_fds} fds with max_clients = {MAX_CLIENTS} (baseline {h.base_fds})"
     assert queue == 0, f"{queue} connections waiting in pgcheckd's accept queue"
     assert refused >= 200, f"/status counted {refused} refused connections for 200 over the cap"
     assert took < PROMPT and (reply in (b"", b"up 100%\n") or reply.startswith(b"<ConnectionResetError")), \
