@@ -171,7 +171,7 @@ def test_peer_from_another_cluster_is_ignored():
             # the other cluster's primary is on timeline 1 too: counted, it would fence ours as a split
             cl.wait_until(lambda: status(c, 0)["peers"]["other_cluster"] == 1, 5, desc="other cluster seen")
             assert c.agents[0].ask("primary") == "up 100%"
-            assert "belongs to another cluster" in c.agents[0].log()
+            cl.wait_until(lambda: "belongs to another cluster" in c.agents[0].log(), 5, desc="the other cluster logged")
         finally:
             c.close()
     finally:
