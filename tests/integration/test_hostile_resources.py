@@ -115,6 +115,18 @@ class Hostile:
         assert_prompt_check(self, f"after {what}")
 
 
+def probe_while(h, work, during, interval):
+    """Run work() in a thread; meanwhile a check every interval must be answered promptly. Returns the
+    latencies of those checks."""
+    th = threading.Thread(target=work, daemon=True)
+    th.start()
+    prompt = []
+    while th.is_alive():
+        prompt.append(assert_prompt_check(h, during))
+        th.join(interval)
+    return prompt
+
+
 def timed_check(h, req=b"primary\n", port=None):
     t = time.monotonic()
     try:
@@ -474,12 +486,8 @@ def test_megabyte_requests_from_several_clients_are_refused_and_leave_nothing_be
             s.close()
 
     results = []
-    th = threading.Thread(target=lambda: results.extend(in_threads(len(payloads), client, timeout=30)), daemon=True)
-    th.start()
-    prompt = []
-    while th.is_alive():
-        prompt.append(assert_prompt_check(h, "while 8 clients pushed 4 MB each"))
-        th.join(0.1)
+    prompt = probe_while(h, lambda: results.extend(in_threads(len(payloads), client, timeout=30)),
+                         "while 8 clients pushed 4 MB each", 0.1)
     report(f"8 x 4 MB: closed after {max(r[0] for r in results) * 1000:.0f} ms at most, having sent "
            f"{max(r[1] for r in results) >> 10} kB at most; {len(prompt)} checks meanwhile, slowest "
            f"{max(prompt, default=0) * 1000:.1f} ms")
@@ -559,12 +567,7 @@ def test_connections_reset_mid_request_leave_nothing_behind(h, report):
             rst_close(s)
         return True
     t0 = time.monotonic()
-    th = threading.Thread(target=lambda: in_threads(8, client, timeout=60), daemon=True)
-    th.start()
-    prompt = []
-    while th.is_alive():
-        prompt.append(assert_prompt_check(h, "while clients reset their connections"))
-        th.join(0.05)
+    prompt = probe_while(h, lambda: in_threads(8, client, timeout=60), "while clients reset their connections", 0.05)
     report(f"800 resets in {time.monotonic() - t0:.2f}s; {len(prompt)} checks meanwhile, slowest "
            f"{max(prompt, default=0) * 1000:.1f} ms")
     h.assert_back_to_baseline("800 connections reset mid-request", report)
