@@ -171,6 +171,16 @@ poller_schedule(struct poller *p, int64_t delay_ms)
 	ev_timer_start(p->loop, &p->timer);
 }
 
+/* poller_backoff schedules the next attempt after the backoff, which doubles up to reconnect_max_ms. */
+static void
+poller_backoff(struct poller *p)
+{
+	poller_schedule(p, p->backoff_ms);
+	p->backoff_ms *= 2;
+	if (p->backoff_ms > p->conf.reconnect_max_ms)
+		p->backoff_ms = p->conf.reconnect_max_ms;
+}
+
 /* poller_failed reports a failure, drops the connection and schedules a reconnect with backoff. */
 static void
 poller_failed(struct poller *p, enum poll_result r, const char *msg)
@@ -189,10 +199,7 @@ poller_failed(struct poller *p, enum poll_result r, const char *msg)
 	p->retrying = false;
 	p->last_poll_ok = false;
 	p->cb(p->arg, r, NULL, detail);
-	poller_schedule(p, p->backoff_ms);
-	p->backoff_ms *= 2;
-	if (p->backoff_ms > p->conf.reconnect_max_ms)
-		p->backoff_ms = p->conf.reconnect_max_ms;
+	poller_backoff(p);
 }
 
 static bool
@@ -278,10 +285,7 @@ poller_query_failed(struct poller *p, const char *msg)
 	p->last_poll_ok = false;
 	p->state = PS_IDLE;
 	poller_io_arm(p, EV_READ);
-	poller_schedule(p, p->backoff_ms);
-	p->backoff_ms *= 2;
-	if (p->backoff_ms > p->conf.reconnect_max_ms)
-		p->backoff_ms = p->conf.reconnect_max_ms;
+	poller_backoff(p);
 	/* a query past its deadline was reported down already; its late error says nothing new */
 	if (!reported)
 		p->cb(p->arg, POLL_QUERY_FAILED, NULL, detail);
