@@ -6,7 +6,6 @@
 
 #include <libpq-fe.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -80,18 +79,13 @@ log_conninfo_safe(const char *conninfo, char *buf, size_t len)
 		return;
 	}
 	for (PQconninfoOption *o = opts; o->keyword != NULL && n + 1 < len; o++) {
-		bool plain = true;
-
 		if (o->val == NULL)
 			continue;
 		if (o->dispchar != NULL && o->dispchar[0] == '*') {
 			n += (size_t)snprintf(buf + n, len - n, "%s%s=***", n > 0 ? " " : "", o->keyword);
 			continue;
 		}
-		for (const char *v = o->val; *v != '\0'; v++)
-			if (*v == ' ' || *v == '\t' || *v == '\'' || *v == '\\')
-				plain = false;
-		if (plain && o->val[0] != '\0') {
+		if (o->val[0] != '\0' && strpbrk(o->val, " \t'\\") == NULL) {
 			n += (size_t)snprintf(buf + n, len - n, "%s%s=%s", n > 0 ? " " : "", o->keyword, o->val);
 			continue;
 		}
