@@ -1,7 +1,8 @@
 /*
  * agentline.c: the agent line protocol. A request is one short line of words; the reply is always
  * one complete line, "up N%" or "down #reason", because HAProxy applies each word on its own and a
- * partial reply would leave stale state. It never emits "ready", "maint" or "drain".
+ * partial reply would leave stale state. It never emits "ready", "maint" or "drain". Only the answer
+ * to a whole request line starts with "up": anything answered without one reads "N% up".
  */
 #include "agentline.h"
 
@@ -67,13 +68,14 @@ agentline_parse(const char *buf, size_t len, struct request *out)
 	return have_kind ? AGENTLINE_OK : AGENTLINE_EMPTY;
 }
 
-size_t
-agentline_render(const struct verdict *v, char *buf, size_t len)
+static size_t
+agentline_render_form(const struct verdict *v, bool weight_first, char *buf, size_t len)
 {
 	int n;
 
 	if (v->up) {
-		n = snprintf(buf, len, "up %d%%\n", v->weight_pct);
+		n = weight_first ? snprintf(buf, len, "%d%% up\n", v->weight_pct)
+		                 : snprintf(buf, len, "up %d%%\n", v->weight_pct);
 	} else {
 		n = snprintf(buf, len, "down #%s\n", v->reason[0] != '\0' ? v->reason : "down");
 		/* one line, whatever a reason holds: HAProxy reads only up to the first CR or LF */
@@ -91,4 +93,16 @@ agentline_render(const struct verdict *v, char *buf, size_t len)
 		}
 	}
 	return (size_t)n;
+}
+
+size_t
+agentline_render(const struct verdict *v, char *buf, size_t len)
+{
+	return agentline_render_form(v, false, buf, len);
+}
+
+size_t
+agentline_render_unasked(const struct verdict *v, char *buf, size_t len)
+{
+	return agentline_render_form(v, true, buf, len);
 }

@@ -27,4 +27,12 @@ enum agentline_parse agentline_parse(const char *buf, size_t len, struct request
 /* agentline_render writes "up 73%\n" or "down #reason\n" into buf; returns its length (0 if it cannot fit). */
 size_t agentline_render(const struct verdict *v, char *buf, size_t len);
 
+/*
+ * agentline_render_unasked is agentline_render for an answer given without a whole request line (no
+ * request within the wait, or one ended by silence or EOF): "73% up\n" or "down #reason\n". HAProxy's
+ * agent-check reads the words in any order; a check that sent a line and expects "^up" never takes
+ * it for the answer to its own request, however late that request arrived.
+ */
+size_t agentline_render_unasked(const struct verdict *v, char *buf, size_t len);
+
 #endif

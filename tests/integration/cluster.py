@@ -150,9 +150,10 @@ def agent_request(port, data=b"", timeout=2.0, host="127.0.0.1", shut_wr=False):
 
 
 def parse_pct(reply):
-    """'up 73%' -> 73; anything else (down, no percentage) -> None."""
-    m = re.match(r"^up (\d+)%$", reply.strip())
-    return int(m.group(1)) if m else None
+    """'up 73%' (or '73% up', the answer given without a whole request line) -> 73; anything else
+    (down, no percentage) -> None."""
+    m = re.match(r"^(?:up (\d+)%|(\d+)% up)$", reply.strip())
+    return int(m.group(1) or m.group(2)) if m else None
 
 
 def substitute_ports(text, mapping):

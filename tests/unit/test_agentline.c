@@ -527,6 +527,60 @@ test_render_into_a_tiny_buffer_claims_no_more_than_it_wrote(void **state)
 	}
 }
 
+/* the answer given without a whole request line: weight first, so "^up" never matches it */
+static void
+test_render_unasked_puts_the_weight_first(void **state)
+{
+	struct verdict v;
+	char buf[64];
+
+	(void)state;
+	memset(&v, 0, sizeof(v));
+	v.up = true;
+	v.weight_pct = 73;
+	assert_int_equal(agentline_render_unasked(&v, buf, sizeof(buf)), strlen("73% up\n"));
+	assert_string_equal(buf, "73% up\n");
+	v.weight_pct = 0;
+	(void)agentline_render_unasked(&v, buf, sizeof(buf));
+	assert_string_equal(buf, "0% up\n");
+}
+
+static void
+test_render_unasked_down_is_the_same_down(void **state)
+{
+	struct verdict v;
+	char asked[64], unasked[64];
+
+	(void)state;
+	memset(&v, 0, sizeof(v));
+	snprintf(v.reason, sizeof(v.reason), "is-replica");
+	(void)agentline_render(&v, asked, sizeof(asked));
+	(void)agentline_render_unasked(&v, unasked, sizeof(unasked));
+	assert_string_equal(asked, "down #is-replica\n");
+	assert_string_equal(unasked, asked);
+}
+
+static void
+test_render_unasked_into_a_tiny_buffer_claims_no_more_than_it_wrote(void **state)
+{
+	struct verdict v;
+
+	(void)state;
+	memset(&v, 0, sizeof(v));
+	v.up = true;
+	v.weight_pct = 100;
+	for (size_t len = 1; len <= 8; len++) {
+		char buf[8];
+		size_t n;
+
+		memset(buf, 'X', sizeof(buf));
+		n = agentline_render_unasked(&v, buf, len);
+		if (n >= len)
+			fail_msg("agentline_render_unasked into %zu bytes returned %zu", len, n);
+		assert_int_equal(strlen(buf), n);
+	}
+}
+
 int
 main(void)
 {
@@ -565,6 +619,9 @@ main(void)
 	    cmocka_unit_test(test_render_reason_with_newline_is_still_one_line),
 	    cmocka_unit_test(test_render_longest_reason_fits_one_line),
 	    cmocka_unit_test(test_render_into_a_tiny_buffer_claims_no_more_than_it_wrote),
+	    cmocka_unit_test(test_render_unasked_puts_the_weight_first),
+	    cmocka_unit_test(test_render_unasked_down_is_the_same_down),
+	    cmocka_unit_test(test_render_unasked_into_a_tiny_buffer_claims_no_more_than_it_wrote),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
