@@ -55,6 +55,9 @@ struct listener {
 	ev_io accept_io;
 	ev_timer pause;
 	bool accept_paused; /* out of descriptors: warned once, until an accept succeeds */
+	bool listening;     /* a role port is bound all along but listens only while its role holds */
+	char host[256];     /* a role port's address, to bind again if it ever had to be released */
+	int port;
 	int nclients;
 	struct client *clients;
 };
@@ -139,9 +142,12 @@ listener_snapshot(struct listener *l, struct node_view *v, struct policy *p)
 	l->ops.view(l->arg, v, p);
 }
 
-/* listener_agent_reply renders one agent line for request r (NULL: bad request). */
+/*
+ * listener_agent_reply renders one agent line for request r (NULL: bad request); whole_line says that r
+ * came as a whole line, ended by its newline (see agentline_render_unasked for the other form).
+ */
 static size_t
-listener_agent_reply(struct listener *l, const struct request *r, char *reply, size_t len)
+listener_agent_reply(struct listener *l, const struct request *r, bool whole_line, char *reply, size_t len)
 {
 	struct node_view v;
 	struct policy p;
@@ -155,7 +161,7 @@ listener_agent_reply(struct listener *l, const struct request *r, char *reply, s
 	}
 	listener_snapshot(l, &v, &p);
 	verdict_for(&v, r, &p, &vd);
-	n = agentline_render(&vd, reply, len);
+	n = whole_line ? agentline_render(&vd, reply, len) : agentline_render_unasked(&vd, reply, len);
 	if (vd.up && l->conf.maxconn_pct > 0 && v.have_sample && n > 0 && n < len) {
 		int usable = v.sample.max_connections - v.sample.reserved_connections - 1;
 		int maxconn = usable > 0 ? usable * l->conf.maxconn_pct / 100 : 0;
@@ -172,6 +178,7 @@ listener_answer_agent(struct client *c)
 	struct listener *l = c->l;
 	struct request r;
 	char reply[VERDICT_REASON_MAX + 96];
+	bool whole_line = memchr(c->buf, '\n', c->len) != NULL;
 	size_t n;
 
 	if (c->len >= 10 && memcmp(c->buf, "peer-state", 10) == 0 &&
@@ -183,15 +190,16 @@ listener_answer_agent(struct client *c)
 	}
 	switch (agentline_parse(c->buf, c->len, &r)) {
 	case AGENTLINE_OK:
-		n = listener_agent_reply(l, &r, reply, sizeof(reply));
+		n = listener_agent_reply(l, &r, whole_line, reply, sizeof(reply));
 		break;
 	case AGENTLINE_EMPTY:
+		/* nothing asked: the default request, in the form no check can take for its own answer */
 		memset(&r, 0, sizeof(r));
 		r.kind = l->conf.default_request;
-		n = listener_agent_reply(l, &r, reply, sizeof(reply));
+		n = listener_agent_reply(l, &r, false, reply, sizeof(reply));
 		break;
 	default:
-		n = listener_agent_reply(l, NULL, reply, sizeof(reply));
+		n = listener_agent_reply(l, NULL, whole_line, reply, sizeof(reply));
 		break;
 	}
 	l->counters->checks[PROTOCOL_AGENT]++;
@@ -411,8 +419,8 @@ listener_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				/* one warning per episode: the pause repeats every 0.1 s while it lasts */
 				if (!l->accept_paused)
-					log_warning("cannot accept: %s; pausing accepts %.0f ms at a time", strerror(errno),
-					            LISTENER_EMFILE_PAUSE_S * 1000.);
+					log_warning("cannot accept: %s; pausing accepts %.0f ms at a time",
+					            strerror(errno), LISTENER_EMFILE_PAUSE_S * 1000.);
 				l->accept_paused = true;
 				ev_io_stop(loop, &l->accept_io);
 				/* a one-shot timer that has fired restarts with 0 s left unless it is set again */
@@ -453,7 +461,7 @@ listener_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		if (l->mode == LISTENER_ROLE) {
 			struct request r = {.kind = l->conf.default_request};
 			char reply[VERDICT_REASON_MAX + 32];
-			size_t n = listener_agent_reply(l, &r, reply, sizeof(reply));
+			size_t n = listener_agent_reply(l, &r, true, reply, sizeof(reply));
 
 			l->counters->checks[PROTOCOL_ROLE_PORT]++;
 			listener_send(c, reply, n);
@@ -470,15 +478,33 @@ listener_on_pause(struct ev_loop *loop, ev_timer *w, int revents)
 	struct listener *l = w->data;
 
 	(void)revents;
-	ev_io_start(loop, &l->accept_io);
+	if (l->listening)
+		ev_io_start(loop, &l->accept_io);
 }
 
+/*
+ * listener_socket is a TCP socket for a listener. A role port's socket sets SO_REUSEPORT and not
+ * SO_REUSEADDR: while it is bound but not listening, no other user's socket can bind the port (Linux
+ * lets SO_REUSEPORT sockets share a port only under one user id, and SO_REUSEADDR ones only while
+ * none of them listens), and a restart still binds past connections in TIME_WAIT.
+ */
 static int
-listener_bind_tcp(const char *host, int port)
+listener_socket(int family, bool role)
+{
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd >= 0)
+		(void)setsockopt(fd, SOL_SOCKET, role ? SO_REUSEPORT : SO_REUSEADDR, &one, sizeof(one));
+	return fd;
+}
+
+/* listener_bind_tcp binds host:port and listens, except a role port: bound only (listener_set_open). */
+static int
+listener_bind_tcp(const char *host, int port, bool role)
 {
 	struct addrinfo hints, *res = NULL, *ai;
 	char service[16];
-	int fd = -1, rc, one = 1;
+	int fd = -1, rc;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = strcmp(host, "*") == 0 ? AF_INET : AF_UNSPEC;
@@ -491,11 +517,10 @@ listener_bind_tcp(const char *host, int port)
 		return -1;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+		fd = listener_socket(ai->ai_family, role);
 		if (fd < 0)
 			continue;
-		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0)
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && (role || listen(fd, SOMAXCONN) == 0))
 			break;
 		log_error("port %s:%d: %s", host, port, strerror(errno));
 		close(fd);
@@ -552,7 +577,8 @@ listener_new(struct ev_loop *loop, enum listener_mode mode, const char *host, in
              const struct listener_ops *ops, void *arg, struct render_counters *counters)
 {
 	struct listener *l;
-	int fd = mode == LISTENER_ADMIN ? listener_bind_unix(host) : listener_bind_tcp(host, port);
+	int fd =
+	    mode == LISTENER_ADMIN ? listener_bind_unix(host) : listener_bind_tcp(host, port, mode == LISTENER_ROLE);
 
 	if (fd < 0)
 		return NULL; /* errors have been logged already */
@@ -570,12 +596,71 @@ listener_new(struct ev_loop *loop, enum listener_mode mode, const char *host, in
 	l->fd = fd;
 	if (mode == LISTENER_ADMIN)
 		snprintf(l->unix_path, sizeof(l->unix_path), "%s", host);
+	snprintf(l->host, sizeof(l->host), "%s", host);
+	l->port = port;
 	ev_io_init(&l->accept_io, listener_on_accept, fd, EV_READ);
 	l->accept_io.data = l;
 	ev_timer_init(&l->pause, listener_on_pause, LISTENER_EMFILE_PAUSE_S, 0.);
 	l->pause.data = l;
-	ev_io_start(loop, &l->accept_io);
+	l->listening = mode != LISTENER_ROLE;
+	if (l->listening)
+		ev_io_start(loop, &l->accept_io);
 	return l;
+}
+
+bool
+listener_set_open(struct listener *l, bool open)
+{
+	struct sockaddr_storage addr;
+	socklen_t alen = sizeof(addr);
+	int holder;
+
+	if (l->mode != LISTENER_ROLE || open == l->listening)
+		return true;
+	if (open) {
+		if (l->fd < 0 && (l->fd = listener_bind_tcp(l->host, l->port, true)) < 0)
+			return false; /* errors have been logged already */
+		ev_io_set(&l->accept_io, l->fd, EV_READ);
+		if (listen(l->fd, SOMAXCONN) != 0) {
+			log_error("role port: cannot listen: %s", strerror(errno));
+			return false;
+		}
+		l->listening = true;
+		ev_io_start(l->loop, &l->accept_io);
+		return true;
+	}
+	/*
+	 * Linux has no way back from listen() that keeps the port bound, so a second socket binds the same
+	 * address (allowed: same user, SO_REUSEPORT) before the listening one closes; the port is never free.
+	 * Connections not yet accepted are reset.
+	 */
+	ev_io_stop(l->loop, &l->accept_io);
+	ev_timer_stop(l->loop, &l->pause);
+	l->listening = false;
+	if (getsockname(l->fd, (struct sockaddr *)&addr, &alen) != 0 ||
+	    (holder = listener_socket(addr.ss_family, true)) < 0) {
+		log_error("role port: cannot keep the port bound: %s", strerror(errno));
+		close(l->fd); /* not listening matters more than holding the port */
+		l->fd = -1;
+		return false;
+	}
+	if (bind(holder, (struct sockaddr *)&addr, alen) != 0) {
+		log_error("role port: cannot keep the port bound: %s", strerror(errno));
+		close(holder);
+		close(l->fd);
+		l->fd = -1;
+		return false;
+	}
+	close(l->fd);
+	l->fd = holder;
+	ev_io_set(&l->accept_io, holder, EV_READ);
+	return true;
+}
+
+bool
+listener_is_open(const struct listener *l)
+{
+	return l->listening;
 }
 
 void
@@ -597,7 +682,8 @@ listener_free(struct listener *l)
 		listener_client_close(l->clients);
 	ev_io_stop(l->loop, &l->accept_io);
 	ev_timer_stop(l->loop, &l->pause);
-	close(l->fd);
+	if (l->fd >= 0)
+		close(l->fd);
 	if (l->unix_path[0] != '\0')
 		(void)unlink(l->unix_path);
 	free(l);

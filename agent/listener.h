@@ -2,7 +2,8 @@
  * listener.h: the ports pgcheckd answers on. One implementation, four modes:
  *   LISTENER_AGENT  agent line protocol, and HTTP told apart by its first bytes ("GET /...")
  *   LISTENER_HTTP   HTTP only (an optional port of its own)
- *   LISTENER_ROLE   answers at once and closes; open only while the node holds a role (main.c decides)
+ *   LISTENER_ROLE   answers at once and closes; bound from the start, listening only while the node
+ *                   holds the role (main.c decides): refused otherwise, and never free for another user
  *   LISTENER_ADMIN  a Unix socket for `pgcheckd ctl` (status, drain, maint, ready, check)
  * Each client has a deadline, a byte limit and one answer; clients over the cap are closed at once.
  * Listeners never talk to PostgreSQL and never log a check at info.
@@ -48,6 +49,14 @@ struct listener *listener_new(struct ev_loop *loop, enum listener_mode mode, con
                               const struct listener_conf *lc, const struct listener_ops *ops, void *arg,
                               struct render_counters *counters);
 void listener_reconfigure(struct listener *l, const struct listener_conf *lc);
+
+/*
+ * listener_set_open makes a role port listen (open) or refuse connections while keeping it bound
+ * (closed). A role port starts closed. False (logged) when that failed; a port that could not be
+ * closed while keeping it bound is released rather than left listening.
+ */
+bool listener_set_open(struct listener *l, bool open);
+bool listener_is_open(const struct listener *l);
 void listener_free(struct listener *l);
 
 #endif

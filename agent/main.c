@@ -57,6 +57,8 @@ sd_watchdog_enabled(int unset_environment, uint64_t *usec)
 
 #define EXIT_START_FAILED 1
 #define EXIT_CONFIG       2
+/* role ports are re-checked at least this often, for rules that change with time alone */
+#define DAEMON_RECHECK_MAX_MS 100
 
 struct daemon {
 	struct ev_loop *loop;
@@ -67,7 +69,7 @@ struct daemon {
 	struct poller *poller;
 	struct listener *listener; /* the agent port (agent line and HTTP) */
 	struct listener *http;     /* the optional HTTP-only port */
-	struct listener *role[2];  /* primary_port, replica_port: open only while the role holds */
+	struct listener *role[2];  /* primary_port, replica_port: bound; listening only while the role holds */
 	struct listener *admin;
 	struct render_counters counters;
 	struct peers *peers;         /* the other nodes' pgcheckd, when configured */
@@ -81,6 +83,7 @@ struct daemon {
 	ev_signal sighup, sigterm, sigint;
 	ev_timer drain;
 	ev_timer watchdog;
+	ev_timer recheck; /* role ports: the last sample going stale, and other rules of time */
 	bool draining;
 };
 
@@ -144,6 +147,27 @@ daemon_peer_state(void *arg, char *reply, size_t len)
 }
 
 /*
+ * daemon_recheck_at arms the re-check timer: the moment the last good sample goes stale (just past
+ * stale_after_ms), and no later than DAEMON_RECHECK_MAX_MS for every other rule that changes with time
+ * alone (peers' freshness, isolation). Events (polls, peers, overrides, reloads) re-check at once.
+ */
+static void
+daemon_recheck_at(struct daemon *d, const struct node_view *v)
+{
+	double after_s = (double)DAEMON_RECHECK_MAX_MS / 1000.0;
+
+	if (v->have_sample && v->sample_age_ms <= d->policy.stale_after_ms) {
+		double stale_s = (double)(d->policy.stale_after_ms - v->sample_age_ms + 1) / 1000.0;
+
+		if (stale_s < after_s)
+			after_s = stale_s;
+	}
+	ev_timer_stop(d->loop, &d->recheck);
+	ev_timer_set(&d->recheck, after_s, 0.);
+	ev_timer_start(d->loop, &d->recheck);
+}
+
+/*
  * daemon_roles opens each role port while verdict_for() says its role is up and closes it otherwise,
  * so a plain TCP check fails closed. Called after every poll, override and reload.
  */
@@ -152,8 +176,6 @@ daemon_roles(struct daemon *d)
 {
 	static const enum request_kind kinds[2] = {REQUEST_PRIMARY, REQUEST_REPLICA};
 	const int64_t ports[2] = {d->conf.agent_primary_port, d->conf.agent_replica_port};
-	struct listener_conf lc;
-	struct listener_ops ops = {daemon_view, NULL, daemon_peer_state};
 	struct node_view v;
 	struct verdict vd;
 
@@ -174,24 +196,30 @@ daemon_roles(struct daemon *d)
 		struct request r = {.kind = kinds[i]};
 		bool open;
 
-		if (ports[i] == 0)
+		if (d->role[i] == NULL)
 			continue;
 		verdict_for(&v, &r, &d->policy, &vd);
 		open = vd.up && !d->draining;
-		if (open && d->role[i] == NULL) {
-			daemon_listener_conf(&d->conf, &lc);
-			lc.default_request = kinds[i];
-			d->role[i] = listener_new(d->loop, LISTENER_ROLE, d->conf.listen_host, (int)ports[i], &lc, &ops,
-			                          d, &d->counters);
-			if (d->role[i] != NULL)
-				log_info("%s port %d open", request_kind_name(kinds[i]), (int)ports[i]);
-		} else if (!open && d->role[i] != NULL) {
-			listener_free(d->role[i]);
-			d->role[i] = NULL;
+		if (open == listener_is_open(d->role[i]))
+			continue;
+		if (!listener_set_open(d->role[i], open))
+			continue; /* errors have been logged already */
+		if (open)
+			log_info("%s port %d open", request_kind_name(kinds[i]), (int)ports[i]);
+		else
 			log_info("%s port %d closed (%s)", request_kind_name(kinds[i]), (int)ports[i],
 			         vd.up ? "shutting down" : vd.reason);
-		}
 	}
+	daemon_recheck_at(d, &v);
+}
+
+/* daemon_on_recheck runs daemon_roles when the last sample goes stale or a time-based rule may change. */
+static void
+daemon_on_recheck(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	daemon_roles(w->data);
 }
 
 /* daemon_check_foreign reports, once each, peers that belong to another cluster. */
@@ -603,11 +631,38 @@ main(int argc, char **argv)
 			log_error("running without an admin socket: 'pgcheckd ctl' and 'pgcheckd check' cannot reach "
 			          "this agent");
 	}
+	{
+		/* role ports are bound from the start, so no one else can take them; they listen only later */
+		static const enum request_kind kinds[2] = {REQUEST_PRIMARY, REQUEST_REPLICA};
+		const int64_t ports[2] = {d.conf.agent_primary_port, d.conf.agent_replica_port};
+		struct listener_ops role_ops = {daemon_view, NULL, daemon_peer_state};
+
+		for (int i = 0; i < 2; i++) {
+			struct listener_conf rlc = lc;
+
+			if (ports[i] == 0)
+				continue;
+			rlc.default_request = kinds[i];
+			d.role[i] = listener_new(d.loop, LISTENER_ROLE, d.conf.listen_host, (int)ports[i], &rlc,
+			                         &role_ops, &d, &d.counters);
+			if (d.role[i] == NULL) {
+				listener_free(d.role[0]);
+				listener_free(d.admin);
+				listener_free(d.http);
+				listener_free(d.listener);
+				return EXIT_START_FAILED; /* errors have been logged already */
+			}
+		}
+	}
+	ev_timer_init(&d.recheck, daemon_on_recheck, 0., 0.);
+	d.recheck.data = &d;
 	daemon_poller_conf(&d.conf, &pc);
 	d.started_ms = monoclock_ms();
 	d.poller = poller_new(d.loop, &pc, daemon_on_poll, &d);
 	if (d.poller == NULL) {
 		log_error("out of memory");
+		listener_free(d.role[0]);
+		listener_free(d.role[1]);
 		listener_free(d.admin);
 		listener_free(d.http);
 		listener_free(d.listener);
@@ -654,6 +709,7 @@ main(int argc, char **argv)
 	ev_signal_stop(d.loop, &d.sigint);
 	ev_timer_stop(d.loop, &d.drain);
 	ev_timer_stop(d.loop, &d.watchdog);
+	ev_timer_stop(d.loop, &d.recheck);
 	ev_loop_destroy(d.loop);
 	return 0;
 }

@@ -1,0 +1,144 @@
+"""Role ports are pgcheckd's whatever the role: bound from the start, listening only while the node
+holds the role, so no other local user can take one and answer a plain `check port N` for it; and a
+role port closes as soon as the sample goes stale, with or without an event from the poller."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import cluster as cl
+
+ATTACKER = r"""
+import socket, sys
+port = int(sys.argv[1])
+for name, opt in (("plain", None), ("SO_REUSEADDR", socket.SO_REUSEADDR), ("SO_REUSEPORT", socket.SO_REUSEPORT)):
+    s = socket.socket()
+    if opt is not None:
+        s.setsockopt(socket.SOL_SOCKET, opt, 1)
+    try:
+        s.bind(("127.0.0.1", port))
+        s.listen(8)
+        print(name, "bound")
+    except OSError as e:
+        print(name, "refused", e.errno)
+    s.close()
+"""
+
+
+def try_to_take(port, user=None):
+    """Another process (as `user`, or as this one's user) tries to bind and listen on port."""
+    cmd = [sys.executable, "-c", ATTACKER, str(port)]
+    if user is not None:
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] + cmd
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    return dict(line.split(" ", 1) for line in r.stdout.splitlines())
+
+
+def role_cluster(extra=None):
+    ports = cl.free_ports(4)
+    conf = {i: cl.merge_conf({"agent": {"primary_port": ports[2 * i], "replica_port": ports[2 * i + 1]}}, extra or {})
+            for i in range(2)}
+    return cl.Cluster(replicas=1, pgcheckd_conf=conf).start(haproxy=False), ports
+
+
+def test_a_role_port_the_node_does_not_hold_cannot_be_taken():
+    c, ports = role_cluster()
+    with c:
+        replica_primary_port, primary_replica_port = ports[2], ports[1]
+        cl.wait_until(lambda: cl.port_accepts(ports[0]) and cl.port_accepts(ports[3]), 10, desc="role ports open")
+        # not listening: a plain TCP check is refused
+        assert not cl.port_accepts(replica_primary_port)
+        assert not cl.port_accepts(primary_replica_port)
+        nobody = 65534
+        for port in (replica_primary_port, primary_replica_port):
+            got = try_to_take(port, user=nobody)
+            assert all(v.startswith("refused") for v in got.values()), (port, got)
+            # the same user as pgcheckd can share a SO_REUSEPORT port (the kernel's rule); any other way fails
+            got = try_to_take(port)
+            assert got["plain"].startswith("refused") and got["SO_REUSEADDR"].startswith("refused"), (port, got)
+        assert not cl.port_accepts(replica_primary_port)
+        # the role moves: the port that was held closed now opens for its new holder
+        c.pg[0].stop()
+        c.pg[1].promote()
+        cl.wait_until(lambda: cl.port_accepts(replica_primary_port) and not cl.port_accepts(ports[3]), 10,
+                      desc="node2's primary port to open and its replica port to close")
+        assert cl.agent_request(replica_primary_port) == b"up 100%\n"
+        got = try_to_take(ports[3], user=nobody)
+        assert all(v.startswith("refused") for v in got.values()), got
+
+
+def test_pgcheckd_refuses_to_start_when_its_role_port_is_taken():
+    c, ports = role_cluster()
+    with c:
+        a = c.agents[1]
+        a.stop()
+        squatter = socket.socket()
+        squatter.bind(("127.0.0.1", ports[2]))
+        squatter.listen(1)
+        try:
+            a.start(wait=False)
+            assert a.wait_exit(10) == 1
+            assert str(ports[2]) in a.log()
+        finally:
+            squatter.close()
+
+
+def status(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(b"GET /status HTTP/1.0\r\n\r\n")
+        buf = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    return json.loads(buf.split(b"\r\n\r\n", 1)[1])
+
+
+def test_primary_port_closes_when_the_sample_goes_stale_without_an_event(report):
+    """The poller's idle connection is cut while the postmaster is frozen: the poller retries at once
+    (no report) and that connect hangs until its deadline, past the stale limit. The primary port must
+    close at the stale limit, not at the connect deadline."""
+    stale_ms, connect_ms = 3000, 2900
+    c, ports = role_cluster({"pg": {"stale_after_ms": stale_ms, "poll_interval_ms": 2000,
+                                    "query_timeout_ms": 500, "connect_timeout_ms": connect_ms}})
+    with c:
+        a = c.agents[0]
+        cl.wait_until(lambda: cl.port_accepts(ports[0]), 10, desc="primary port open")
+        lates = []
+        for _round in range(2):
+            cl.wait_until(lambda: a.ask("primary") == "up 100%" and cl.port_accepts(ports[0]), 20,
+                          desc="the primary up again")
+            pids = [r[0] for r in c.pg[0].sql("SELECT pid FROM pg_stat_activity WHERE application_name = 'pgcheckd'")]
+            if not pids:
+                pids = [r[0] for r in c.pg[0].sql(
+                    "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")]
+            assert pids, "pgcheckd's session not found"
+            time.sleep(0.3 + 1.2 * _round)  # a different phase against the 2 s poll interval each round
+            age_ms = status(a.port)["sample_age_ms"]
+            t_sample = time.monotonic() - age_ms / 1000.0
+            postmaster = c.pg[0].pid
+            os.kill(postmaster, signal.SIGSTOP)
+            try:
+                for pid in pids:
+                    os.kill(pid, signal.SIGTERM)  # what pg_terminate_backend does
+                closed_at = None
+                deadline = time.monotonic() + stale_ms / 1000.0 + 3
+                while time.monotonic() < deadline:
+                    if not cl.port_accepts(ports[0], timeout=0.2):
+                        closed_at = time.monotonic()
+                        break
+                    time.sleep(0.005)
+            finally:
+                os.kill(postmaster, signal.SIGCONT)
+            assert closed_at is not None, "the primary port never closed"
+            late_ms = (closed_at - t_sample) * 1000 - stale_ms
+            lates.append(late_ms)
+        report("primary port closed %s ms after the sample went stale" % ", ".join(f"{x:.0f}" for x in lates))
+        # generous: the port closes at the stale limit (a timer), never at the connect deadline
+        assert max(lates) < 150, lates
