@@ -19,15 +19,19 @@ WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpo
 	-Wcast-qual -Wformat=2 -Wno-format-nonliteral
 WERROR ?= -Werror
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DPGCHECKD_VERSION='"$(VERSION)"' $(WARNINGS) $(WERROR) $(CFLAGS) \
-	-Iconf -Ichecks -Iagent $(shell $(PKG_CONFIG) --cflags libpq inih 2>/dev/null)
+# pkg-config is read only when a recipe first needs it, never while this file is parsed: on a fresh
+# machine `make demo` and `make check` install it (and the -dev packages) first, in `deps`.
+# Each value is computed once: a recursive variable that replaces itself with its value.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags libpq inih 2>/dev/null))$(PKG_CFLAGS)
 # Debian's libev ships no .pc file: fall back to -lev
-LIBEV := $(shell $(PKG_CONFIG) --libs libev 2>/dev/null || echo -lev)
+LIBEV = $(eval LIBEV := $(shell $(PKG_CONFIG) --libs libev 2>/dev/null || echo -lev))$(LIBEV)
 # libsystemd is optional: with it, pgcheckd tells systemd READY, RELOADING, STOPPING and WATCHDOG
-SYSTEMD_CFLAGS := $(shell $(PKG_CONFIG) --exists libsystemd 2>/dev/null && echo -DHAVE_SYSTEMD)
-SYSTEMD_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null)
-ALL_CFLAGS += $(SYSTEMD_CFLAGS)
-LIBS := $(SYSTEMD_LIBS) $(LIBEV) -lpthread $(shell $(PKG_CONFIG) --libs libpq inih 2>/dev/null || echo -lpq -linih) -lm
+SYSTEMD_CFLAGS = $(eval SYSTEMD_CFLAGS := $(shell $(PKG_CONFIG) --exists libsystemd 2>/dev/null && echo -DHAVE_SYSTEMD))$(SYSTEMD_CFLAGS)
+SYSTEMD_LIBS = $(eval SYSTEMD_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null))$(SYSTEMD_LIBS)
+PKG_LIBS = $(eval PKG_LIBS := $(shell $(PKG_CONFIG) --libs libpq inih 2>/dev/null || echo -lpq -linih))$(PKG_LIBS)
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DPGCHECKD_VERSION='"$(VERSION)"' $(WARNINGS) $(WERROR) $(CFLAGS) \
+	-Iconf -Ichecks -Iagent $(PKG_CFLAGS) $(SYSTEMD_CFLAGS)
+LIBS = $(SYSTEMD_LIBS) $(LIBEV) -lpthread $(PKG_LIBS) -lm
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
 SRCS := conf/conf.c checks/host.c checks/poller.c checks/peers.c agent/request.c agent/agentline.c agent/verdict.c \
@@ -92,9 +96,12 @@ check: deps
 deps:
 	bash scripts/install-deps
 
-demo: deps build/pgcheckd
+# the build runs only after deps has finished (also under -j), in a make that reads pkg-config anew
+demo: deps
+	@$(MAKE) --no-print-directory build/pgcheckd
 	$(PYTHON) scripts/demo
-demo-scaleout: deps build/pgcheckd
+demo-scaleout: deps
+	@$(MAKE) --no-print-directory build/pgcheckd
 	$(PYTHON) scripts/demo --scale-out
 
 install: build/pgcheckd
