@@ -30,15 +30,19 @@ SYSTEMD_CFLAGS = $(eval SYSTEMD_CFLAGS := $(shell $(PKG_CONFIG) --exists libsyst
 SYSTEMD_LIBS = $(eval SYSTEMD_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null))$(SYSTEMD_LIBS)
 PKG_LIBS = $(eval PKG_LIBS := $(shell $(PKG_CONFIG) --libs libpq inih 2>/dev/null || echo -lpq -linih))$(PKG_LIBS)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DPGCHECKD_VERSION='"$(VERSION)"' $(WARNINGS) $(WERROR) $(CFLAGS) \
-	-Iconf -Ichecks -Iagent $(PKG_CFLAGS) $(SYSTEMD_CFLAGS)
+	-Iconf -Ichecks -Iagent -Iagent/core -Iagent/serve -Iagent/haproxy $(PKG_CFLAGS) $(SYSTEMD_CFLAGS)
 LIBS = $(SYSTEMD_LIBS) $(LIBEV) -lpthread $(PKG_LIBS) -lm
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-SRCS := conf/conf.c checks/host.c checks/poller.c checks/peers.c agent/request.c agent/agentline.c agent/verdict.c \
-	agent/weight.c agent/node.c agent/log.c agent/http.c agent/render.c agent/listener.c agent/runtimeapi.c agent/worker.c agent/registrar.c agent/scaleout.c
+# the folders are the data flow (DESIGN.md): conf -> checks (what is measured) -> agent/core (pure
+# decisions) -> agent/serve (answers) and agent/haproxy (the runtime API); agent/ wires them together
+CORE_SRCS := agent/core/request.c agent/core/verdict.c agent/core/weight.c agent/core/node.c
+SERVE_SRCS := agent/serve/agentline.c agent/serve/http.c agent/serve/render.c agent/serve/listener.c
+HAPROXY_SRCS := agent/haproxy/runtimeapi.c agent/haproxy/worker.c agent/haproxy/registrar.c agent/haproxy/scaleout.c
+SRCS := conf/conf.c checks/host.c checks/poller.c checks/peers.c $(CORE_SRCS) agent/log.c $(SERVE_SRCS) $(HAPROXY_SRCS)
 MAIN := agent/main.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
-HEADERS := $(wildcard conf/*.h checks/*.h agent/*.h)
+HEADERS := $(wildcard conf/*.h checks/*.h agent/*.h agent/*/*.h)
 
 .PHONY: demo-scaleout readme all check unit unit-asan unit-valgrind integration integration-asan asan generated-check demo install clean deps
 all: build/pgcheckd
