@@ -136,16 +136,6 @@ daemon_view(void *arg, struct node_view *v, struct policy *p)
 	*p = d->policy;
 }
 
-static void
-daemon_peer_state(void *arg, char *reply, size_t len)
-{
-	struct daemon *d = arg;
-	struct node_view v;
-
-	daemon_snapshot(d, &v);
-	(void)render_peer_line(&v, &d->policy, reply, len);
-}
-
 /*
  * daemon_recheck_at arms the re-check timer: the moment the last good sample goes stale (just past
  * stale_after_ms), and no later than DAEMON_RECHECK_MAX_MS for every other rule that changes with time
@@ -545,7 +535,7 @@ main(int argc, char **argv)
 	struct daemon d;
 	struct poller_conf pc;
 	struct listener_conf lc;
-	struct listener_ops ops = {daemon_view, daemon_admin, daemon_peer_state};
+	struct listener_ops ops = {daemon_view, daemon_admin};
 	char err[CONF_ERR_MAX], safe[CONF_STR_MAX];
 	bool test_only = false;
 	uint64_t watchdog_usec = 0;
@@ -635,7 +625,7 @@ main(int argc, char **argv)
 		/* role ports are bound from the start, so no one else can take them; they listen only later */
 		static const enum request_kind kinds[2] = {REQUEST_PRIMARY, REQUEST_REPLICA};
 		const int64_t ports[2] = {d.conf.agent_primary_port, d.conf.agent_replica_port};
-		struct listener_ops role_ops = {daemon_view, NULL, daemon_peer_state};
+		struct listener_ops role_ops = {daemon_view, NULL};
 
 		for (int i = 0; i < 2; i++) {
 			struct listener_conf rlc = lc;

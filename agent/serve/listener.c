@@ -21,13 +21,12 @@
 #include "agentline.h"
 #include "http.h"
 #include "log.h"
+#include "respond.h"
 
 /* Connections accepted per wake-up, so a flood cannot starve the rest of the loop. */
 #define LISTENER_ACCEPT_BATCH 64
 /* Pause after the process ran out of descriptors, instead of spinning on accept. */
 #define LISTENER_EMFILE_PAUSE_S 0.1
-/* The largest answer: /metrics and /status with headers. */
-#define LISTENER_REPLY_MAX 16384
 
 struct client {
 	struct listener *l;
@@ -136,171 +135,60 @@ listener_send(struct client *c, const char *data, size_t n)
 	listener_flush(c);
 }
 
+/* listener_answer renders what the client asked for on a fresh snapshot and starts writing it. */
 static void
-listener_snapshot(struct listener *l, struct node_view *v, struct policy *p)
+listener_answer(struct client *c, enum http_parse parsed, const struct http_request *h)
 {
-	l->ops.view(l->arg, v, p);
-}
-
-/*
- * listener_agent_reply renders one agent line for request r (NULL: bad request); whole_line says that r
- * came as a whole line, ended by its newline (see agentline_render_unasked for the other form).
- */
-static size_t
-listener_agent_reply(struct listener *l, const struct request *r, bool whole_line, char *reply, size_t len)
-{
+	struct listener *l = c->l;
 	struct node_view v;
 	struct policy p;
-	struct verdict vd;
+	struct respond_ctx x = {&v, &p, l->counters, l->conf.default_request, l->conf.maxconn_pct};
+	char *out;
 	size_t n;
 
-	memset(&vd, 0, sizeof(vd));
-	if (r == NULL) {
-		snprintf(vd.reason, sizeof(vd.reason), "bad-request");
-		return agentline_render(&vd, reply, len);
-	}
-	listener_snapshot(l, &v, &p);
-	verdict_for(&v, r, &p, &vd);
-	n = whole_line ? agentline_render(&vd, reply, len) : agentline_render_unasked(&vd, reply, len);
-	if (vd.up && l->conf.maxconn_pct > 0 && v.have_sample && n > 0 && n < len) {
-		int usable = v.sample.max_connections - v.sample.reserved_connections - 1;
-		int maxconn = usable > 0 ? usable * l->conf.maxconn_pct / 100 : 0;
+	if (l->mode == LISTENER_ADMIN) {
+		char line[256];
 
-		n--; /* replace the newline */
-		n += (size_t)snprintf(reply + n, len - n, " maxconn:%d\n", maxconn > 0 ? maxconn : 1);
-	}
-	return n;
-}
-
-static void
-listener_answer_agent(struct client *c)
-{
-	struct listener *l = c->l;
-	struct request r;
-	char reply[VERDICT_REASON_MAX + 96];
-	bool whole_line = memchr(c->buf, '\n', c->len) != NULL;
-	size_t n;
-
-	if (c->len >= 10 && memcmp(c->buf, "peer-state", 10) == 0 &&
-	    (c->len == 10 || c->buf[10] == '\n' || c->buf[10] == '\r') && l->ops.peer_state != NULL) {
-		l->ops.peer_state(l->arg, reply, sizeof(reply));
-		l->counters->checks[PROTOCOL_AGENT]++;
-		listener_send(c, reply, strlen(reply));
-		return;
-	}
-	switch (agentline_parse(c->buf, c->len, &r)) {
-	case AGENTLINE_OK:
-		n = listener_agent_reply(l, &r, whole_line, reply, sizeof(reply));
-		break;
-	case AGENTLINE_EMPTY:
-		/* nothing asked: the default request, in the form no check can take for its own answer */
-		memset(&r, 0, sizeof(r));
-		r.kind = l->conf.default_request;
-		n = listener_agent_reply(l, &r, false, reply, sizeof(reply));
-		break;
-	default:
-		n = listener_agent_reply(l, NULL, whole_line, reply, sizeof(reply));
-		break;
-	}
-	l->counters->checks[PROTOCOL_AGENT]++;
-	log_debug("agent fd %d: %.*s", c->fd, n > 0 ? (int)n - 1 : 0, reply);
-	listener_send(c, reply, n);
-}
-
-static void
-listener_answer_admin(struct client *c)
-{
-	struct listener *l = c->l;
-	char *reply = malloc(LISTENER_REPLY_MAX);
-	char line[256];
-	size_t n = c->len;
-
-	if (reply == NULL) {
-		listener_client_close(c);
-		return;
-	}
-	while (n > 0 && (c->buf[n - 1] == '\n' || c->buf[n - 1] == '\r'))
-		n--;
-	if (n >= sizeof(line) || memchr(c->buf, '\n', n) != NULL || memchr(c->buf, '\0', n) != NULL) {
-		snprintf(reply, LISTENER_REPLY_MAX, "error bad command\n");
-	} else {
-		memcpy(line, c->buf, n);
-		line[n] = '\0';
-		l->ops.admin(l->arg, line, reply, LISTENER_REPLY_MAX);
-	}
-	l->counters->checks[PROTOCOL_ADMIN]++;
-	listener_send(c, reply, strlen(reply));
-	free(reply);
-}
-
-static void
-listener_answer_http(struct client *c, enum http_parse parsed, const struct http_request *h)
-{
-	struct listener *l = c->l;
-	char *body = malloc(LISTENER_REPLY_MAX), *out = malloc(LISTENER_REPLY_MAX + 512);
-	const char *type = "application/json";
-	struct node_view v;
-	struct policy p;
-	struct request r;
-	struct verdict vd;
-	size_t blen = 0, n;
-	int status;
-
-	if (body == NULL || out == NULL) {
-		free(body);
+		out = malloc(RESPOND_REPLY_MAX);
+		if (out == NULL) {
+			listener_client_close(c);
+			return;
+		}
+		if (respond_admin_line(c->buf, c->len, line, sizeof(line)))
+			l->ops.admin(l->arg, line, out, RESPOND_REPLY_MAX);
+		else
+			snprintf(out, RESPOND_REPLY_MAX, "error bad command\n");
+		l->counters->checks[PROTOCOL_ADMIN]++;
+		listener_send(c, out, strlen(out));
 		free(out);
+		return;
+	}
+	l->ops.view(l->arg, &v, &p);
+	if (!c->is_http) {
+		char line[VERDICT_REASON_MAX + 96];
+
+		if (l->mode == LISTENER_ROLE) {
+			l->counters->checks[PROTOCOL_ROLE_PORT]++;
+			n = respond_role(&x, line, sizeof(line));
+		} else {
+			l->counters->checks[PROTOCOL_AGENT]++;
+			n = respond_agent(&x, c->buf, c->len, line, sizeof(line));
+			log_debug("agent fd %d: %.*s", c->fd, n > 0 ? (int)n - 1 : 0, line);
+		}
+		listener_send(c, line, n);
+		return;
+	}
+	out = malloc(RESPOND_REPLY_MAX + 512);
+	if (out == NULL) {
 		listener_client_close(c);
 		return;
 	}
 	l->counters->checks[PROTOCOL_HTTP]++;
-	listener_snapshot(l, &v, &p);
-	if (parsed == HTTP_TOO_LARGE) {
-		status = 431;
-	} else if (parsed != HTTP_COMPLETE) {
-		status = 400;
-	} else if (h->method == HTTP_OTHER) {
-		status = 405;
-	} else {
-		switch (http_route(h, &r)) {
-		case HTTP_ROUTE_CHECK:
-			verdict_for(&v, &r, &p, &vd);
-			status = vd.up ? 200 : 503;
-			blen = render_json(&v, &p, &r, l->counters, body, LISTENER_REPLY_MAX);
-			break;
-		case HTTP_ROUTE_LIVENESS:
-			status = 200;
-			blen = (size_t)snprintf(body, LISTENER_REPLY_MAX, "{\"alive\":true}\n");
-			break;
-		case HTTP_ROUTE_STATUS:
-			status = 200;
-			blen = render_json(&v, &p, NULL, l->counters, body, LISTENER_REPLY_MAX);
-			break;
-		case HTTP_ROUTE_METRICS:
-			status = 200;
-			type = "text/plain; version=0.0.4; charset=utf-8";
-			blen = render_metrics(&v, &p, l->counters, body, LISTENER_REPLY_MAX);
-			break;
-		case HTTP_ROUTE_BAD_QUERY:
-			status = 400;
-			break;
-		default:
-			status = 404;
-			break;
-		}
-	}
-	if (status >= 400 && status != 503) {
-		type = "text/plain; charset=utf-8";
-		blen = (size_t)snprintf(body, LISTENER_REPLY_MAX, "%d\n", status);
-	}
-	n = http_response(parsed == HTTP_COMPLETE ? h->method : HTTP_GET, status, type, body, blen, out,
-	                  LISTENER_REPLY_MAX + 512);
-	free(body);
-	if (n == 0) {
-		free(out);
+	n = respond_http(&x, parsed, h, out, RESPOND_REPLY_MAX + 512);
+	if (n == 0)
 		listener_client_close(c);
-		return;
-	}
-	listener_send(c, out, n);
+	else
+		listener_send(c, out, n);
 	free(out);
 }
 
@@ -319,7 +207,7 @@ listener_consider(struct client *c, bool silence, bool eof)
 	if (l->mode == LISTENER_ADMIN) {
 		if (!ended && memchr(c->buf, '\n', c->len) == NULL && c->len < sizeof(c->buf))
 			return false;
-		listener_answer_admin(c);
+		listener_answer(c, HTTP_BAD, NULL);
 		return true;
 	}
 	if (!c->is_http && l->mode == LISTENER_AGENT) {
@@ -331,7 +219,7 @@ listener_consider(struct client *c, bool silence, bool eof)
 			/* an agent line; an upper-case word and then silence is one too ("PRIMARY") */
 			if (!ended && memchr(c->buf, '\n', c->len) == NULL && c->len <= AGENTLINE_MAX)
 				return false;
-			listener_answer_agent(c);
+			listener_answer(c, HTTP_BAD, NULL);
 			return true;
 		}
 		c->is_http = true;
@@ -343,7 +231,7 @@ listener_consider(struct client *c, bool silence, bool eof)
 			return false;
 		parsed = HTTP_BAD;
 	}
-	listener_answer_http(c, parsed, &h);
+	listener_answer(c, parsed, &h);
 	return true;
 }
 
@@ -398,7 +286,7 @@ listener_on_client_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	if (c->is_http && c->out == NULL) {
 		memset(&h, 0, sizeof(h));
-		listener_answer_http(c, HTTP_BAD, &h); /* 400, and closed */
+		listener_answer(c, HTTP_BAD, &h); /* 400, and closed */
 		return;
 	}
 	listener_client_close(c);
@@ -459,12 +347,7 @@ listener_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		l->nclients++;
 		ev_timer_start(loop, &c->deadline);
 		if (l->mode == LISTENER_ROLE) {
-			struct request r = {.kind = l->conf.default_request};
-			char reply[VERDICT_REASON_MAX + 32];
-			size_t n = listener_agent_reply(l, &r, true, reply, sizeof(reply));
-
-			l->counters->checks[PROTOCOL_ROLE_PORT]++;
-			listener_send(c, reply, n);
+			listener_answer(c, HTTP_BAD, NULL);
 			continue;
 		}
 		ev_io_start(loop, &c->io);

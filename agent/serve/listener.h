@@ -35,8 +35,6 @@ struct listener_ops {
 	void (*view)(void *arg, struct node_view *v, struct policy *p);
 	/* admin: run one command line, write a one-line (or JSON) reply */
 	void (*admin)(void *arg, const char *line, char *reply, size_t replylen);
-	/* agent port: the "peer-state" line other nodes' pgcheckd read (see peers.h) */
-	void (*peer_state)(void *arg, char *reply, size_t replylen);
 };
 
 struct listener;

@@ -1,0 +1,152 @@
+/*
+ * respond.c: the responders (see respond.h). Everything an answer says comes from verdict_for() and
+ * the renderers; a status code or an answer word is never chosen here on its own.
+ */
+#include "respond.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agentline.h"
+
+#define RESPOND_PEER_STATE "peer-state"
+
+/*
+ * respond_agent_line renders request r (NULL: a bad request); whole_line says that r came as a whole
+ * line, ended by its newline (see agentline_render_unasked for the other form).
+ */
+static size_t
+respond_agent_line(const struct respond_ctx *x, const struct request *r, bool whole_line, char *out, size_t outlen)
+{
+	const struct node_view *v = x->view;
+	struct verdict vd;
+	size_t n;
+
+	memset(&vd, 0, sizeof(vd));
+	if (r == NULL) {
+		snprintf(vd.reason, sizeof(vd.reason), "bad-request");
+		return agentline_render(&vd, out, outlen);
+	}
+	verdict_for(v, r, x->policy, &vd);
+	n = whole_line ? agentline_render(&vd, out, outlen) : agentline_render_unasked(&vd, out, outlen);
+	if (vd.up && x->maxconn_pct > 0 && v->have_sample && n > 0 && n < outlen) {
+		int usable = v->sample.max_connections - v->sample.reserved_connections - 1;
+		int maxconn = usable > 0 ? usable * x->maxconn_pct / 100 : 0;
+		int more;
+
+		n--; /* replace the newline */
+		more = snprintf(out + n, outlen - n, " maxconn:%d\n", maxconn > 0 ? maxconn : 1);
+		if (more < 0 || (size_t)more >= outlen - n) {
+			/* no room for the word: the line as it was, never a cut one */
+			out[n] = '\n';
+			out[n + 1] = '\0';
+			return n + 1;
+		}
+		n += (size_t)more;
+	}
+	return n;
+}
+
+size_t
+respond_agent(const struct respond_ctx *x, const char *buf, size_t len, char *out, size_t outlen)
+{
+	const size_t plen = sizeof(RESPOND_PEER_STATE) - 1;
+	bool whole_line = memchr(buf, '\n', len) != NULL;
+	struct request r;
+
+	if (len >= plen && memcmp(buf, RESPOND_PEER_STATE, plen) == 0 &&
+	    (len == plen || buf[plen] == '\n' || buf[plen] == '\r'))
+		return render_peer_line(x->view, x->policy, out, outlen);
+	switch (agentline_parse(buf, len, &r)) {
+	case AGENTLINE_OK:
+		return respond_agent_line(x, &r, whole_line, out, outlen);
+	case AGENTLINE_EMPTY:
+		/* nothing asked: the default request, in the form no check can take for its own answer */
+		memset(&r, 0, sizeof(r));
+		r.kind = x->default_request;
+		return respond_agent_line(x, &r, false, out, outlen);
+	default:
+		return respond_agent_line(x, NULL, whole_line, out, outlen);
+	}
+}
+
+size_t
+respond_role(const struct respond_ctx *x, char *out, size_t outlen)
+{
+	struct request r;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = x->default_request;
+	return respond_agent_line(x, &r, true, out, outlen);
+}
+
+size_t
+respond_http(const struct respond_ctx *x, enum http_parse parsed, const struct http_request *h, char *out,
+             size_t outlen)
+{
+	char *body = malloc(RESPOND_REPLY_MAX);
+	const char *type = "application/json";
+	struct request r;
+	struct verdict vd;
+	size_t blen = 0, n;
+	int status;
+
+	if (body == NULL)
+		return 0;
+	if (parsed == HTTP_TOO_LARGE) {
+		status = 431;
+	} else if (parsed != HTTP_COMPLETE) {
+		status = 400;
+	} else if (h->method == HTTP_OTHER) {
+		status = 405;
+	} else {
+		switch (http_route(h, &r)) {
+		case HTTP_ROUTE_CHECK:
+			verdict_for(x->view, &r, x->policy, &vd);
+			status = vd.up ? 200 : 503;
+			blen = render_json(x->view, x->policy, &r, x->counters, body, RESPOND_REPLY_MAX);
+			break;
+		case HTTP_ROUTE_LIVENESS:
+			status = 200;
+			blen = (size_t)snprintf(body, RESPOND_REPLY_MAX, "{\"alive\":true}\n");
+			break;
+		case HTTP_ROUTE_STATUS:
+			status = 200;
+			blen = render_json(x->view, x->policy, NULL, x->counters, body, RESPOND_REPLY_MAX);
+			break;
+		case HTTP_ROUTE_METRICS:
+			status = 200;
+			type = "text/plain; version=0.0.4; charset=utf-8";
+			blen = render_metrics(x->view, x->policy, x->counters, body, RESPOND_REPLY_MAX);
+			break;
+		case HTTP_ROUTE_BAD_QUERY:
+			status = 400;
+			break;
+		default:
+			status = 404;
+			break;
+		}
+	}
+	if (status >= 400 && status != 503) {
+		type = "text/plain; charset=utf-8";
+		blen = (size_t)snprintf(body, RESPOND_REPLY_MAX, "%d\n", status);
+	}
+	n = http_response(parsed == HTTP_COMPLETE ? h->method : HTTP_GET, status, type, body, blen, out, outlen);
+	free(body);
+	return n;
+}
+
+bool
+respond_admin_line(const char *buf, size_t len, char *line, size_t linelen)
+{
+	size_t n = len;
+
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (n >= linelen || memchr(buf, '\n', n) != NULL || memchr(buf, '\0', n) != NULL)
+		return false;
+	memcpy(line, buf, n);
+	line[n] = '\0';
+	return true;
+}

@@ -1,0 +1,235 @@
+/*
+ * test_respond.c: the responders, from hand-made views: what the agent line, a role port and HTTP
+ * answer, the weight-first form for answers given without a whole line, maxconn on the agent line,
+ * the peer-state word and the admin line's bounds. No sockets.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "http.h"
+#include "render.h"
+#include "respond.h"
+#include "verdict.h"
+
+static struct policy
+test_policy(void)
+{
+	struct policy p;
+
+	memset(&p, 0, sizeof(p));
+	p.stale_after_ms = 1500;
+	p.max_lag_bytes = 16LL * 1024 * 1024;
+	p.max_lag_s = 10.0;
+	p.receiver_silence_max_ms = 60000;
+	p.primary_read_pct = 100;
+	p.step_pct = 10;
+	return p;
+}
+
+/* A writable primary sampled 100 ms ago: 100 connections, 3 reserved. */
+static struct node_view
+primary_view(void)
+{
+	struct node_view v;
+
+	memset(&v, 0, sizeof(v));
+	v.have_sample = true;
+	v.sample.taken_ms = 10000;
+	v.sample.server_version_num = 150000;
+	v.sample.timeline = 1;
+	v.sample.system_identifier = 7;
+	v.sample.max_connections = 100;
+	v.sample.reserved_connections = 3;
+	v.sample.ncpu = 2;
+	v.sample_age_ms = 100;
+	v.replica_weight_pct = 100;
+	v.load_weight_pct = 100;
+	return v;
+}
+
+struct fixture {
+	struct node_view v;
+	struct policy p;
+	struct render_counters counters;
+	struct respond_ctx x;
+	char out[RESPOND_REPLY_MAX + 512];
+};
+
+static struct fixture *
+fixture(int maxconn_pct)
+{
+	static struct fixture f;
+
+	memset(&f, 0, sizeof(f));
+	f.v = primary_view();
+	f.p = test_policy();
+	f.x.view = &f.v;
+	f.x.policy = &f.p;
+	f.x.counters = &f.counters;
+	f.x.default_request = REQUEST_REPLICA;
+	f.x.maxconn_pct = maxconn_pct;
+	return &f;
+}
+
+static const char *
+agent(struct fixture *f, const char *req)
+{
+	size_t n = respond_agent(&f->x, req, strlen(req), f->out, sizeof(f->out));
+
+	assert_int_equal(n, strlen(f->out));
+	return f->out;
+}
+
+static void
+test_agent_whole_line_is_answered_up_first(void **state)
+{
+	struct fixture *f = fixture(0);
+
+	(void)state;
+	assert_string_equal(agent(f, "primary\n"), "up 100%\n");
+	assert_string_equal(agent(f, "primary\r\n"), "up 100%\n");
+	assert_string_equal(agent(f, "replica\n"), "down #is-primary\n");
+}
+
+static void
+test_agent_without_a_whole_line_puts_the_weight_first(void **state)
+{
+	struct fixture *f = fixture(0);
+
+	(void)state;
+	assert_string_equal(agent(f, "primary"), "100% up\n"); /* ended by silence or EOF */
+	f->x.default_request = REQUEST_PRIMARY;
+	assert_string_equal(agent(f, ""), "100% up\n"); /* nothing asked */
+	f->x.default_request = REQUEST_REPLICA;
+	assert_string_equal(agent(f, ""), "down #is-primary\n");
+}
+
+static void
+test_agent_bad_request_is_down(void **state)
+{
+	struct fixture *f = fixture(0);
+
+	(void)state;
+	assert_string_equal(agent(f, "pri\n"), "down #bad-request\n");
+	assert_string_equal(agent(f, "primary\nreplica\n"), "down #bad-request\n");
+	assert_string_equal(agent(f, "primary lag=x\n"), "down #bad-request\n");
+}
+
+/* maxconn_pct of the usable slots (max_connections - reserved - pgcheckd's own): 50% of 96 */
+static void
+test_agent_up_carries_maxconn(void **state)
+{
+	struct fixture *f = fixture(50);
+
+	(void)state;
+	assert_string_equal(agent(f, "primary\n"), "up 100% maxconn:48\n");
+	assert_string_equal(agent(f, "primary"), "100% up maxconn:48\n");
+	/* down carries none */
+	assert_string_equal(agent(f, "replica\n"), "down #is-primary\n");
+	/* never 0 (HAProxy's maxconn 0 means no limit): at least 1 */
+	f->v.sample.max_connections = 4;
+	assert_string_equal(agent(f, "primary\n"), "up 100% maxconn:1\n");
+}
+
+static void
+test_agent_maxconn_that_does_not_fit_leaves_the_line_whole(void **state)
+{
+	struct fixture *f = fixture(50);
+	char small[12];
+	size_t n;
+
+	(void)state;
+	n = respond_agent(&f->x, "primary\n", 8, small, sizeof(small));
+	assert_string_equal(small, "up 100%\n");
+	assert_int_equal(n, strlen(small));
+}
+
+static void
+test_peer_state_word_gets_the_peer_line(void **state)
+{
+	struct fixture *f = fixture(0);
+
+	(void)state;
+	assert_non_null(strstr(agent(f, "peer-state\n"), "role=primary"));
+	assert_int_equal(strncmp(agent(f, "peer-state"), "state ", 6), 0);
+	assert_string_equal(agent(f, "peer-stated\n"), "down #bad-request\n");
+}
+
+static void
+test_role_port_answers_its_role(void **state)
+{
+	struct fixture *f = fixture(0);
+	size_t n;
+
+	(void)state;
+	f->x.default_request = REQUEST_PRIMARY;
+	n = respond_role(&f->x, f->out, sizeof(f->out));
+	assert_string_equal(f->out, "up 100%\n");
+	assert_int_equal(n, strlen(f->out));
+}
+
+static int
+http_status(struct fixture *f, const char *req)
+{
+	struct http_request h;
+	enum http_parse parsed = http_parse_request(req, strlen(req), &h);
+	int status = 0;
+
+	assert_true(respond_http(&f->x, parsed, &h, f->out, sizeof(f->out)) > 0);
+	assert_int_equal(sscanf(f->out, "HTTP/1.%*d %d", &status), 1);
+	return status;
+}
+
+static void
+test_http_status_follows_the_verdict(void **state)
+{
+	struct fixture *f = fixture(0);
+
+	(void)state;
+	assert_int_equal(http_status(f, "GET /primary HTTP/1.0\r\n\r\n"), 200);
+	assert_int_equal(http_status(f, "GET /replica HTTP/1.0\r\n\r\n"), 503);
+	assert_int_equal(http_status(f, "GET /nowhere HTTP/1.0\r\n\r\n"), 404);
+	assert_int_equal(http_status(f, "DELETE /primary HTTP/1.0\r\n\r\n"), 405);
+	f->v.sample_age_ms = 5000; /* stale */
+	assert_int_equal(http_status(f, "GET /primary HTTP/1.0\r\n\r\n"), 503);
+	assert_int_equal(http_status(f, "GET /liveness HTTP/1.0\r\n\r\n"), 200);
+}
+
+static void
+test_admin_line_is_one_printable_line_that_fits(void **state)
+{
+	char line[16];
+
+	(void)state;
+	assert_true(respond_admin_line("drain\n", 6, line, sizeof(line)));
+	assert_string_equal(line, "drain");
+	assert_true(respond_admin_line("status\r\n", 8, line, sizeof(line)));
+	assert_string_equal(line, "status");
+	assert_false(respond_admin_line("drain\nmaint\n", 12, line, sizeof(line)));
+	assert_false(respond_admin_line("dr\0ain\n", 7, line, sizeof(line)));
+	assert_false(respond_admin_line("check primary lag=1MB\n", 22, line, sizeof(line)));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_agent_whole_line_is_answered_up_first),
+	    cmocka_unit_test(test_agent_without_a_whole_line_puts_the_weight_first),
+	    cmocka_unit_test(test_agent_bad_request_is_down),
+	    cmocka_unit_test(test_agent_up_carries_maxconn),
+	    cmocka_unit_test(test_agent_maxconn_that_does_not_fit_leaves_the_line_whole),
+	    cmocka_unit_test(test_peer_state_word_gets_the_peer_line),
+	    cmocka_unit_test(test_role_port_answers_its_role),
+	    cmocka_unit_test(test_http_status_follows_the_verdict),
+	    cmocka_unit_test(test_admin_line_is_one_printable_line_that_fits),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
