@@ -79,7 +79,8 @@ struct daemon {
 	int64_t started_ms;
 	int64_t last_replica_ms; /* a streaming replica was last seen (as a primary) */
 	char fence_logged[VERDICT_REASON_MAX];
-	uint32_t foreign_logged; /* peers already reported as another cluster */
+	uint32_t foreign_logged;    /* peers already reported as another cluster */
+	uint32_t unresolved_logged; /* peers already reported as a name that does not resolve */
 	ev_signal sighup, sigterm, sigint;
 	ev_timer drain;
 	ev_timer watchdog;
@@ -212,7 +213,7 @@ daemon_on_recheck(struct ev_loop *loop, ev_timer *w, int revents)
 	daemon_roles(w->data);
 }
 
-/* daemon_check_foreign reports, once each, peers that belong to another cluster. */
+/* daemon_check_foreign reports, once each, peers that belong to another cluster or whose name does not resolve. */
 static void
 daemon_check_foreign(struct daemon *d)
 {
@@ -227,6 +228,10 @@ daemon_check_foreign(struct daemon *d)
 			            "): ignored",
 			            st->addr, st->system_identifier, mine);
 			d->foreign_logged |= 1u << i;
+		}
+		if (peers_address_state(d->peers, i) == PEERS_ADDR_FAILED && !(d->unresolved_logged & (1u << i))) {
+			log_error("peer %s: the name does not resolve; it is ignored until a reload", st->addr);
+			d->unresolved_logged |= 1u << i;
 		}
 	}
 }
@@ -255,7 +260,7 @@ daemon_peers_conf(const struct conf *c, struct peers_conf *pc)
 	pc->timeout_ms = c->peers_timeout_ms;
 }
 
-/* daemon_on_peers runs when a peer's role, timeline or fencing changed. */
+/* daemon_on_peers runs when a peer's role, timeline, cluster or fencing changed, or names resolved. */
 static void
 daemon_on_peers(void *arg)
 {
@@ -265,23 +270,23 @@ daemon_on_peers(void *arg)
 	daemon_roles(d);
 }
 
-/* daemon_start_peers (re)starts reading the peers; unresolvable names are reported once here. */
+/*
+ * daemon_start_peers starts reading the peers, or on a reload hands the running set the new list: what
+ * the peers that stay said still stands, so a fenced primary stays fenced. Names resolve off the loop;
+ * those that do not are reported by daemon_check_foreign.
+ */
 static void
 daemon_start_peers(struct daemon *d)
 {
 	struct peers_conf pc;
 
-	peers_free(d->peers);
-	d->peers = NULL;
-	d->foreign_logged = 0;
-	if (d->conf.peers_addresses[0] == '\0')
-		return;
 	daemon_peers_conf(&d->conf, &pc);
-	d->peers = peers_new(d->loop, &pc, daemon_on_peers, d);
-	for (int i = 0; i < peers_count(d->peers); i++)
-		if (!peers_resolved(d->peers, i))
-			log_error("peer %s: the name does not resolve; it is ignored until a reload",
-			          peers_state(d->peers, i)->addr);
+	d->foreign_logged = 0; /* the indexes change with the list */
+	d->unresolved_logged = 0;
+	if (d->peers != NULL)
+		(void)peers_reconfigure(d->peers, &pc); /* checked by conf_load */
+	else if (d->conf.peers_addresses[0] != '\0')
+		d->peers = peers_new(d->loop, &pc, daemon_on_peers, d);
 }
 
 /* daemon_admin runs one line from the admin socket: status, drain, maint, ready, check REQUEST. */

@@ -1,14 +1,19 @@
 /*
  * peers.c: reads the other nodes' pgcheckd state on a timer of its own. Per peer and per round: a
  * non-blocking connect, "peer-state\n", one line back, close; the exchange has a deadline and a byte
- * limit. Addresses are resolved once, when the list is read (no DNS on the loop). Never touches
- * PostgreSQL and never delays a check.
+ * limit. Numeric addresses are used at once; names resolve on a detached thread per list read, whose
+ * result comes back to the loop through an ev_async (no DNS on the loop). Never touches PostgreSQL and
+ * never delays a check.
  */
 #include "peers.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +24,18 @@
 #include "monoclock.h"
 
 #define PEER_REPLY_MAX 256
+#define PEER_KEY_MAX   16
+#define PEER_VALUE_MAX 32
+#define PEER_HOST_MAX  256
 
 struct peer {
 	struct peers *owner;
 	struct peer_state st;
+	char host[PEER_HOST_MAX];
+	char service[16];
 	struct sockaddr_storage sa;
 	socklen_t salen;
-	bool resolved;
+	enum peers_addr_state addr_state;
 	int fd;
 	ev_io io;
 	ev_timer deadline;
@@ -34,51 +44,136 @@ struct peer {
 	char buf[PEER_REPLY_MAX];
 };
 
+/* One list's name lookups, shared by the resolver thread and the loop; the last one to let go frees it. */
+struct peers_job {
+	pthread_mutex_t lock;
+	int refs;
+	struct ev_loop *loop; /* NULL once the owner let go: then nothing is sent */
+	ev_async *done;
+	bool finished;
+	int count;
+	struct peers_lookup {
+		char addr[CONF_ADDR_MAX];
+		char host[PEER_HOST_MAX];
+		char service[16];
+		bool ok;
+		struct sockaddr_storage sa;
+		socklen_t salen;
+	} lookup[PEERS_MAX];
+};
+
 struct peers {
 	struct ev_loop *loop;
 	struct peers_conf conf;
 	ev_timer round;
+	ev_async resolved;
+	struct peers_job *job; /* the running lookups of the current list, or NULL */
 	void (*changed)(void *arg);
 	void *arg;
 	int count;
-	struct peer peer[PEERS_MAX];
+	struct peer *peer[PEERS_MAX];
+	int held_count; /* removed peers' last words, counted towards fencing until they age */
+	struct peer_state held[PEERS_MAX];
 };
+
+static atomic_int peers_resolvers;
+
+/* peers_parse_number reads n plain decimal digits (no sign, space or prefix) into *out, at most max. */
+static bool
+peers_parse_number(const char *s, size_t n, uint64_t max, uint64_t *out)
+{
+	char digits[PEER_VALUE_MAX];
+	char *end;
+	unsigned long long v;
+
+	if (n == 0 || n >= sizeof(digits))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	memcpy(digits, s, n);
+	digits[n] = '\0';
+	errno = 0;
+	v = strtoull(digits, &end, 10);
+	if (errno != 0 || *end != '\0' || v > max)
+		return false;
+	*out = (uint64_t)v;
+	return true;
+}
+
+static bool
+peers_is_word(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '-'))
+			return false;
+	return n > 0;
+}
 
 bool
 peers_parse_line(const char *line, struct peer_state *st)
 {
+	enum { HAVE_ROLE = 1, HAVE_TIMELINE = 2, HAVE_SYSID = 4, HAVE_FENCED = 8, HAVE_ALL = 15 };
+	struct peer_state out = *st;
+	unsigned have = 0;
 	const char *p;
-	bool have_role = false;
 
 	if (strncmp(line, "state", 5) != 0 || (line[5] != ' ' && line[5] != '\n' && line[5] != '\0'))
 		return false;
-	st->primary = st->replica = st->fenced = false;
-	st->timeline = 0;
-	st->system_identifier = 0;
-	for (p = line + 5; *p != '\0' && *p != '\n';) {
-		char key[16], value[32];
-		int n = 0;
+	for (p = line + 5; *p == ' ';) {
+		const char *key, *value;
+		size_t keylen = 0, valuelen = 0;
+		unsigned field = 0;
+		uint64_t number;
 
 		while (*p == ' ')
 			p++;
-		if (*p == '\0' || *p == '\n')
+		if (*p == '\n' || *p == '\0')
 			break;
-		if (sscanf(p, "%15[a-z_]=%31[^ \n]%n", key, value, &n) != 2 || n == 0)
+		key = p;
+		while ((key[keylen] >= 'a' && key[keylen] <= 'z') || key[keylen] == '_')
+			keylen++;
+		if (keylen == 0 || keylen >= PEER_KEY_MAX || key[keylen] != '=')
 			return false;
-		p += n;
-		if (strcmp(key, "role") == 0) {
-			st->primary = strcmp(value, "primary") == 0;
-			st->replica = strcmp(value, "replica") == 0;
-			have_role = true;
-		} else if (strcmp(key, "timeline") == 0) {
-			st->timeline = atoi(value);
-		} else if (strcmp(key, "sysid") == 0) {
-			st->system_identifier = strtoull(value, NULL, 10);
-		} else if (strcmp(key, "fenced") == 0) {
-			st->fenced = strcmp(value, "1") == 0;
-		} /* other keys: from a newer version, ignored */
+		value = key + keylen + 1;
+		while (value[valuelen] > ' ' && value[valuelen] < 0x7f)
+			valuelen++;
+		if (valuelen == 0 || valuelen >= PEER_VALUE_MAX ||
+		    (value[valuelen] != ' ' && value[valuelen] != '\n' && value[valuelen] != '\0'))
+			return false;
+		p = value + valuelen;
+		if (keylen == 4 && memcmp(key, "role", 4) == 0) {
+			if (!peers_is_word(value, valuelen))
+				return false;
+			out.primary = valuelen == 7 && memcmp(value, "primary", 7) == 0;
+			out.replica = valuelen == 7 && memcmp(value, "replica", 7) == 0;
+			field = HAVE_ROLE;
+		} else if (keylen == 8 && memcmp(key, "timeline", 8) == 0) {
+			if (!peers_parse_number(value, valuelen, UINT32_MAX, &number))
+				return false;
+			out.timeline = (uint32_t)number;
+			field = HAVE_TIMELINE;
+		} else if (keylen == 5 && memcmp(key, "sysid", 5) == 0) {
+			if (!peers_parse_number(value, valuelen, UINT64_MAX, &number))
+				return false;
+			out.system_identifier = number;
+			field = HAVE_SYSID;
+		} else if (keylen == 6 && memcmp(key, "fenced", 6) == 0) {
+			if (valuelen != 1 || (value[0] != '0' && value[0] != '1'))
+				return false;
+			out.fenced = value[0] == '1';
+			field = HAVE_FENCED;
+		} /* other keys: from a newer version, skipped */
+		if (have & field)
+			return false; /* given twice: which one would count? */
+		have |= field;
 	}
-	return have_role;
+	if ((*p != '\n' && *p != '\0') || have != HAVE_ALL)
+		return false;
+	if (out.primary && out.timeline == 0)
+		return false; /* a primary knows its timeline */
+	*st = out;
+	return true;
 }
 
 static void
@@ -92,6 +187,40 @@ peers_end(struct peer *pe)
 		close(pe->fd);
 		pe->fd = -1;
 	}
+}
+
+bool
+peers_record_answer(struct peers *p, int i, const char *line, int64_t now_ms)
+{
+	struct peer *pe;
+	struct peer_state st;
+	bool news;
+
+	if (p == NULL || i < 0 || i >= p->count)
+		return false;
+	pe = p->peer[i];
+	st = pe->st;
+	if (!peers_parse_line(line, &st))
+		return false;
+	if (st.system_identifier == 0 && pe->st.seen && pe->st.system_identifier != 0)
+		return false; /* it no longer says which cluster it is in: no answer, the last word ages */
+	news = !pe->st.seen || st.primary != pe->st.primary || st.timeline != pe->st.timeline ||
+	       st.fenced != pe->st.fenced || st.system_identifier != pe->st.system_identifier;
+	st.seen = true;
+	st.seen_ms = now_ms;
+	pe->st = st;
+	if (news && p->changed != NULL)
+		p->changed(p->arg);
+	return true;
+}
+
+static int
+peers_index(const struct peers *p, const struct peer *pe)
+{
+	for (int i = 0; i < p->count; i++)
+		if (p->peer[i] == pe)
+			return i;
+	return -1;
 }
 
 static void
@@ -127,23 +256,10 @@ peers_on_io(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 	}
 	pe->buf[pe->len] = '\0';
-	if (pe->len > 0) {
-		struct peer_state st = pe->st;
-
-		if (peers_parse_line(pe->buf, &st)) {
-			bool news = !pe->st.seen || st.primary != pe->st.primary || st.timeline != pe->st.timeline ||
-			            st.fenced != pe->st.fenced;
-
-			st.seen = true;
-			st.seen_ms = monoclock_ms();
-			pe->st = st;
-			peers_end(pe);
-			if (news && p->changed != NULL)
-				p->changed(p->arg);
-			return;
-		}
-	}
 	peers_end(pe);
+	/* only a whole line is an answer: one cut by the byte limit or the peer's close is none */
+	if (memchr(pe->buf, '\n', pe->len) != NULL)
+		(void)peers_record_answer(p, peers_index(p, pe), pe->buf, monoclock_ms());
 }
 
 static void
@@ -157,8 +273,8 @@ peers_on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 peers_start_one(struct peers *p, struct peer *pe)
 {
-	if (pe->fd >= 0 || !pe->resolved)
-		return; /* the last exchange is still running, or the name did not resolve */
+	if (pe->fd >= 0 || pe->addr_state != PEERS_ADDR_RESOLVED)
+		return; /* the last exchange is still running, or the name did not resolve (yet) */
 	pe->fd = socket(pe->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (pe->fd < 0)
 		return;
@@ -183,7 +299,291 @@ peers_on_round(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	for (int i = 0; i < p->count; i++)
-		peers_start_one(p, &p->peer[i]);
+		peers_start_one(p, p->peer[i]);
+}
+
+/* peers_job_release lets go of a job, on the loop or on its thread; the last one out frees it. */
+static void
+peers_job_release(struct peers_job *job, bool owner)
+{
+	bool last;
+
+	pthread_mutex_lock(&job->lock);
+	if (owner)
+		job->loop = NULL;
+	last = --job->refs == 0;
+	pthread_mutex_unlock(&job->lock);
+	if (last) {
+		pthread_mutex_destroy(&job->lock);
+		free(job);
+	}
+}
+
+/* peers_resolver is a job's thread: every name in turn, then a wake-up for the loop if it still cares. */
+static void *
+peers_resolver(void *arg)
+{
+	struct peers_job *job = arg;
+
+	for (int i = 0; i < job->count; i++) {
+		struct peers_lookup *l = &job->lookup[i];
+		struct addrinfo hints, *res = NULL;
+
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_NUMERICSERV;
+		if (getaddrinfo(l->host, l->service, &hints, &res) == 0 && res != NULL &&
+		    res->ai_addrlen <= sizeof(l->sa)) {
+			memcpy(&l->sa, res->ai_addr, res->ai_addrlen);
+			l->salen = res->ai_addrlen;
+			l->ok = true;
+		}
+		if (res != NULL)
+			freeaddrinfo(res);
+	}
+	pthread_mutex_lock(&job->lock);
+	job->finished = true;
+	if (job->loop != NULL)
+		ev_async_send(job->loop, job->done); /* the owner is alive while it holds the lock to let go */
+	pthread_mutex_unlock(&job->lock);
+	peers_job_release(job, false);
+	atomic_fetch_sub(&peers_resolvers, 1);
+	return NULL;
+}
+
+/* peers_apply_lookups hands a finished job's addresses to the peers that still have those names. */
+static void
+peers_apply_lookups(struct peers *p, const struct peers_job *job)
+{
+	for (int j = 0; j < job->count; j++) {
+		const struct peers_lookup *l = &job->lookup[j];
+
+		for (int i = 0; i < p->count; i++) {
+			struct peer *pe = p->peer[i];
+
+			if (strcmp(pe->st.addr, l->addr) != 0)
+				continue;
+			if (l->ok) {
+				memcpy(&pe->sa, &l->sa, l->salen);
+				pe->salen = l->salen;
+			}
+			pe->addr_state = l->ok ? PEERS_ADDR_RESOLVED : PEERS_ADDR_FAILED;
+			peers_start_one(p, pe);
+		}
+	}
+}
+
+static void
+peers_on_resolved(struct ev_loop *loop, ev_async *w, int revents)
+{
+	struct peers *p = w->data;
+	struct peers_job *job = p->job;
+	bool finished;
+
+	(void)loop;
+	(void)revents;
+	if (job == NULL)
+		return;
+	pthread_mutex_lock(&job->lock);
+	finished = job->finished;
+	pthread_mutex_unlock(&job->lock);
+	if (!finished)
+		return; /* a wake-up from a job let go of before */
+	peers_apply_lookups(p, job);
+	p->job = NULL;
+	peers_job_release(job, true);
+	if (p->changed != NULL)
+		p->changed(p->arg);
+}
+
+/* peers_is_name tells whether host needs a lookup (it is not a numeric address). */
+static bool
+peers_is_name(const char *host)
+{
+	struct addrinfo hints, *res = NULL;
+	bool numeric;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_flags = AI_NUMERICHOST;
+	numeric = getaddrinfo(host, NULL, &hints, &res) == 0;
+	if (res != NULL)
+		freeaddrinfo(res);
+	return !numeric;
+}
+
+/* peers_resolve_names starts one thread that looks up every name of the list; false when it could not start. */
+static bool
+peers_resolve_names(struct peers *p)
+{
+	struct peers_job *job;
+	pthread_attr_t attr;
+	pthread_t thread;
+	sigset_t all, old;
+	int rc;
+
+	if (p->job != NULL) {
+		peers_job_release(p->job, true); /* the old list's lookups: their answers no longer matter */
+		p->job = NULL;
+	}
+	job = calloc(1, sizeof(*job));
+	if (job == NULL)
+		return false;
+	for (int i = 0; i < p->count; i++) {
+		struct peer *pe = p->peer[i];
+		struct peers_lookup *l = &job->lookup[job->count];
+
+		if (pe->addr_state == PEERS_ADDR_RESOLVED && !peers_is_name(pe->host))
+			continue;
+		/* asked again: a stayed name that resolved keeps its old address meanwhile, one that failed waits */
+		if (pe->addr_state == PEERS_ADDR_FAILED)
+			pe->addr_state = PEERS_ADDR_RESOLVING;
+		memcpy(l->addr, pe->st.addr, sizeof(l->addr));
+		memcpy(l->host, pe->host, sizeof(l->host));
+		memcpy(l->service, pe->service, sizeof(l->service));
+		job->count++;
+	}
+	if (job->count == 0) {
+		free(job);
+		return true;
+	}
+	pthread_mutex_init(&job->lock, NULL);
+	job->refs = 2;
+	job->loop = p->loop;
+	job->done = &p->resolved;
+	p->job = job;
+	atomic_fetch_add(&peers_resolvers, 1);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old); /* signals stay with the loop's thread */
+	rc = pthread_attr_init(&attr);
+	if (rc == 0) {
+		(void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		rc = pthread_create(&thread, &attr, peers_resolver, job);
+		pthread_attr_destroy(&attr);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		atomic_fetch_sub(&peers_resolvers, 1);
+		p->job = NULL;
+		job->refs = 1; /* no thread holds it */
+		peers_job_release(job, true);
+		return false;
+	}
+	return true;
+}
+
+/* peers_hold keeps a removed peer's last word, replacing the oldest when full. */
+static void
+peers_hold(struct peers *p, const struct peer_state *st)
+{
+	int slot = p->held_count;
+
+	if (!st->seen)
+		return;
+	if (slot == PEERS_MAX) {
+		slot = 0;
+		for (int i = 1; i < PEERS_MAX; i++)
+			if (p->held[i].seen_ms < p->held[slot].seen_ms)
+				slot = i;
+	} else
+		p->held_count++;
+	p->held[slot] = *st;
+}
+
+/* peers_take_held gives back (and forgets) the held word of addr, if any. */
+static bool
+peers_take_held(struct peers *p, const char *addr, struct peer_state *st)
+{
+	for (int i = 0; i < p->held_count; i++) {
+		if (strcmp(p->held[i].addr, addr) != 0)
+			continue;
+		*st = p->held[i];
+		p->held[i] = p->held[--p->held_count];
+		return true;
+	}
+	return false;
+}
+
+static struct peer *
+peers_peer_new(struct peers *p, const char *addr)
+{
+	struct peer *pe = calloc(1, sizeof(*pe));
+	struct addrinfo hints, *res = NULL;
+	int port = 0;
+
+	if (pe == NULL)
+		return NULL;
+	pe->owner = p;
+	pe->fd = -1;
+	memcpy(pe->st.addr, addr, sizeof(pe->st.addr)); /* same size, NUL-terminated by conf */
+	(void)peers_take_held(p, addr, &pe->st);
+	ev_io_init(&pe->io, peers_on_io, -1, EV_WRITE);
+	pe->io.data = pe;
+	ev_timer_init(&pe->deadline, peers_on_deadline, 0., 0.);
+	pe->deadline.data = pe;
+	(void)conf_parse_listen(addr, pe->host, sizeof(pe->host), &port); /* checked by conf */
+	snprintf(pe->service, sizeof(pe->service), "%d", port);
+	pe->addr_state = PEERS_ADDR_RESOLVING;
+	/* a numeric address needs no lookup: this cannot wait, so it is done here, on the loop */
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	if (getaddrinfo(pe->host, pe->service, &hints, &res) == 0 && res != NULL && res->ai_addrlen <= sizeof(pe->sa)) {
+		memcpy(&pe->sa, res->ai_addr, res->ai_addrlen);
+		pe->salen = res->ai_addrlen;
+		pe->addr_state = PEERS_ADDR_RESOLVED;
+	}
+	if (res != NULL)
+		freeaddrinfo(res);
+	return pe;
+}
+
+bool
+peers_reconfigure(struct peers *p, const struct peers_conf *pc)
+{
+	char list[PEERS_MAX][CONF_ADDR_MAX];
+	struct peer *next[PEERS_MAX] = {NULL};
+	bool fresh[PEERS_MAX] = {false};
+	int count;
+
+	if (!conf_parse_addr_list(pc->addresses, list, PEERS_MAX, &count))
+		return false;
+	for (int i = 0; i < count; i++) {
+		for (int j = 0; j < p->count && next[i] == NULL; j++) {
+			if (p->peer[j] != NULL && strcmp(p->peer[j]->st.addr, list[i]) == 0) {
+				next[i] = p->peer[j]; /* stays: its state, address and running exchange with it */
+				p->peer[j] = NULL;
+			}
+		}
+	}
+	for (int j = 0; j < p->count; j++) {
+		if (p->peer[j] == NULL)
+			continue;
+		peers_end(p->peer[j]);
+		peers_hold(p, &p->peer[j]->st);
+		free(p->peer[j]);
+	}
+	for (int i = 0; i < count; i++) {
+		if (next[i] != NULL)
+			continue;
+		next[i] = peers_peer_new(p, list[i]);
+		fresh[i] = true;
+	}
+	p->count = 0;
+	for (int i = 0; i < count; i++)
+		if (next[i] != NULL) /* out of memory: that peer stays unknown, as one unreachable */
+			p->peer[p->count++] = next[i];
+	p->conf = *pc;
+	p->conf.addresses = NULL;
+	p->round.repeat = (double)pc->interval_ms / 1000.0;
+	ev_timer_again(p->loop, &p->round);
+	if (!peers_resolve_names(p))
+		for (int i = 0; i < p->count; i++)
+			if (p->peer[i]->addr_state == PEERS_ADDR_RESOLVING)
+				p->peer[i]->addr_state = PEERS_ADDR_FAILED;
+	for (int i = 0; i < count; i++)
+		if (fresh[i] && next[i] != NULL)
+			peers_start_one(p, next[i]); /* a new peer is read at once */
+	return true;
 }
 
 struct peers *
@@ -199,41 +599,14 @@ peers_new(struct ev_loop *loop, const struct peers_conf *pc, void (*changed)(voi
 	if (p == NULL)
 		return NULL;
 	p->loop = loop;
-	p->conf = *pc;
-	p->conf.addresses = NULL;
 	p->changed = changed;
 	p->arg = arg;
-	p->count = count;
-	for (int i = 0; i < count; i++) {
-		struct peer *pe = &p->peer[i];
-		struct addrinfo hints, *res = NULL;
-		char host[256], service[16];
-		int port;
-
-		pe->owner = p;
-		pe->fd = -1;
-		memcpy(pe->st.addr, list[i], sizeof(pe->st.addr)); /* same size, NUL-terminated by conf */
-		ev_io_init(&pe->io, peers_on_io, -1, EV_WRITE);
-		pe->io.data = pe;
-		ev_timer_init(&pe->deadline, peers_on_deadline, 0., 0.);
-		pe->deadline.data = pe;
-		(void)conf_parse_listen(list[i], host, sizeof(host), &port);
-		memset(&hints, 0, sizeof(hints));
-		hints.ai_socktype = SOCK_STREAM;
-		hints.ai_flags = AI_NUMERICSERV;
-		snprintf(service, sizeof(service), "%d", port);
-		/* resolved once, here: a name that does not resolve leaves this peer silent (and logged by main) */
-		if (getaddrinfo(host, service, &hints, &res) == 0 && res != NULL) {
-			memcpy(&pe->sa, res->ai_addr, res->ai_addrlen);
-			pe->salen = res->ai_addrlen;
-			pe->resolved = true;
-		}
-		if (res != NULL)
-			freeaddrinfo(res);
-	}
 	ev_timer_init(&p->round, peers_on_round, 0., (double)pc->interval_ms / 1000.0);
 	p->round.data = p;
-	ev_timer_start(loop, &p->round);
+	ev_async_init(&p->resolved, peers_on_resolved);
+	p->resolved.data = p;
+	ev_async_start(loop, &p->resolved);
+	(void)peers_reconfigure(p, pc);
 	return p;
 }
 
@@ -242,10 +615,21 @@ peers_free(struct peers *p)
 {
 	if (p == NULL)
 		return;
-	for (int i = 0; i < p->count; i++)
-		peers_end(&p->peer[i]);
+	if (p->job != NULL)
+		peers_job_release(p->job, true); /* a lookup still running frees its own job */
+	ev_async_stop(p->loop, &p->resolved);
+	for (int i = 0; i < p->count; i++) {
+		peers_end(p->peer[i]);
+		free(p->peer[i]);
+	}
 	ev_timer_stop(p->loop, &p->round);
 	free(p);
+}
+
+int
+peers_resolvers_running(void)
+{
+	return atomic_load(&peers_resolvers);
 }
 
 int
@@ -257,13 +641,35 @@ peers_count(const struct peers *p)
 const struct peer_state *
 peers_state(const struct peers *p, int i)
 {
-	return p != NULL && i >= 0 && i < p->count ? &p->peer[i].st : NULL;
+	return p != NULL && i >= 0 && i < p->count ? &p->peer[i]->st : NULL;
 }
 
-bool
-peers_resolved(const struct peers *p, int i)
+enum peers_addr_state
+peers_address_state(const struct peers *p, int i)
 {
-	return p != NULL && i >= 0 && i < p->count && p->peer[i].resolved;
+	return p != NULL && i >= 0 && i < p->count ? p->peer[i]->addr_state : PEERS_ADDR_FAILED;
+}
+
+/* peers_counts tells whether st is heard from (fresh and of this cluster, as far as can be told). */
+static bool
+peers_counts(const struct peer_state *st, int64_t now_ms, int64_t fresh_ms, uint64_t system_identifier)
+{
+	if (!st->seen || now_ms - st->seen_ms > fresh_ms)
+		return false;
+	return system_identifier == 0 || st->system_identifier == system_identifier;
+}
+
+static void
+peers_count_primary(const struct peer_state *st, int my_timeline, struct peer_summary *out)
+{
+	int tl = st->timeline > INT_MAX ? INT_MAX : (int)st->timeline;
+
+	if (!st->primary)
+		return; /* a fenced peer primary still counts: two fenced primaries stay fenced */
+	if (tl > out->newest_primary_timeline)
+		out->newest_primary_timeline = tl;
+	if (tl == my_timeline)
+		out->primaries_on_timeline++;
 }
 
 void
@@ -273,23 +679,21 @@ peers_summary(const struct peers *p, int64_t now_ms, int64_t fresh_ms, uint64_t 
 	memset(out, 0, sizeof(*out));
 	out->configured = peers_count(p);
 	for (int i = 0; i < out->configured; i++) {
-		const struct peer_state *st = &p->peer[i].st;
+		const struct peer_state *st = &p->peer[i]->st;
 
-		if (!st->seen || now_ms - st->seen_ms > fresh_ms)
-			continue;
-		if (system_identifier != 0 && st->system_identifier != 0 &&
-		    st->system_identifier != system_identifier) {
-			out->foreign++;
+		if (!peers_counts(st, now_ms, fresh_ms, system_identifier)) {
+			if (st->seen && now_ms - st->seen_ms <= fresh_ms && system_identifier != 0 &&
+			    st->system_identifier != 0)
+				out->foreign++; /* another cluster's: ignored */
 			continue;
 		}
 		out->fresh++;
 		if (st->seen_ms > out->last_fresh_ms)
 			out->last_fresh_ms = st->seen_ms;
-		if (!st->primary)
-			continue; /* a fenced peer primary still counts: two fenced primaries stay fenced */
-		if (st->timeline > out->newest_primary_timeline)
-			out->newest_primary_timeline = st->timeline;
-		if (st->timeline == my_timeline)
-			out->primaries_on_timeline++;
+		peers_count_primary(st, my_timeline, out);
 	}
+	/* a removed peer's last word: it fences as it would have, but is no contact (isolation) */
+	for (int i = 0; p != NULL && i < p->held_count; i++)
+		if (peers_counts(&p->held[i], now_ms, fresh_ms, system_identifier))
+			peers_count_primary(&p->held[i], my_timeline, out);
 }

@@ -94,7 +94,8 @@
 	X(peers, addresses, ADDRLIST, "", 0, 0, true, NULL,                                        \
 	  "The other nodes' pgcheckd agent ports (HOST:PORT, comma-separated). With peers, a "      \
 	  "primary that sees a peer primary on a newer timeline, or on its own timeline (two "       \
-	  "promotions), refuses writes (down #fenced ...). Names resolve when the file is read.")  \
+	  "promotions), refuses writes (down #fenced ...). Names resolve off the event loop when " \
+	  "the file is read; until one does, its peer counts as unreachable.")                     \
 	X(peers, interval_ms, INT, "200", 50, 60000, true, NULL,                                   \
 	  "Time between two reads of every peer's state.")                                         \
 	X(peers, timeout_ms, INT, "200", 10, 60000, true, NULL,                                    \

@@ -18,7 +18,7 @@
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 15
 FUZZ_LONG_SECONDS ?= 600
-FUZZ_HARNESSES ?= agentline http conf request runtimeapi
+FUZZ_HARNESSES ?= agentline http conf request runtimeapi peerline
 FUZZ_ARGS ?=
 FUZZ_DEFINES ?=
 FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all

@@ -244,7 +244,8 @@ test_peer_line_parser_rejects_garbage(void **state)
 	assert_false(peers_parse_line("state\n", &st)); /* no role */
 	assert_false(peers_parse_line("state role\n", &st));
 	assert_false(peers_parse_line("statex role=primary\n", &st));
-	assert_true(peers_parse_line("state role=replica timeline=2 future=1\n", &st));
+	assert_true(peers_parse_line("state role=replica timeline=2 sysid=42 fenced=0 future=1\n", &st));
+	assert_false(peers_parse_line("state role=replica timeline=2 future=1\n", &st)); /* no sysid, no fenced */
 	assert_true(st.replica);
 }
 
