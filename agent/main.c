@@ -18,8 +18,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "agentline.h"
 #include "conf.h"
+#include "ctl.h"
+#include "fencing.h"
 #include "listener.h"
 #include "log.h"
 #include "monoclock.h"
@@ -75,12 +78,9 @@ struct daemon {
 	struct peers *peers;         /* the other nodes' pgcheckd, when configured */
 	struct registrar *registrar; /* registration into HAProxy, when configured */
 	struct scaleout *scaleout;   /* the scale-out controller, when configured */
-	bool released;               /* an operator released this primary from split fencing */
-	int64_t started_ms;
-	int64_t last_replica_ms; /* a streaming replica was last seen (as a primary) */
-	char fence_logged[VERDICT_REASON_MAX];
-	uint32_t foreign_logged;    /* peers already reported as another cluster */
-	uint32_t unresolved_logged; /* peers already reported as a name that does not resolve */
+	struct fencing fencing;      /* isolation and an operator's release, between samples */
+	uint32_t foreign_logged;     /* peers already reported as another cluster */
+	uint32_t unresolved_logged;  /* peers already reported as a name that does not resolve */
 	ev_signal sighup, sigterm, sigint;
 	ev_timer drain;
 	ev_timer watchdog;
@@ -109,23 +109,16 @@ daemon_listener_conf(const struct conf *c, struct listener_conf *lc)
 	lc->maxconn_pct = (int)c->agent_maxconn_pct;
 }
 
-/* daemon_snapshot is node_view() plus what the node itself cannot know: peers and the operator's release. */
+/* daemon_snapshot is node_view() plus what the node itself cannot know: peers, isolation, a release. */
 static void
 daemon_snapshot(struct daemon *d, struct node_view *v)
 {
-	int64_t now = monoclock_ms(), contact = d->started_ms;
+	int64_t now = monoclock_ms();
 
 	node_view(&d->node, now, v);
 	peers_summary(d->peers, now, d->conf.peers_fresh_ms, v->sample.system_identifier, v->sample.timeline,
 	              &v->peers);
-	if (v->peers.primaries_on_timeline == 0)
-		d->released = false; /* a release ends with the split it was for */
-	v->released = d->released;
-	if (d->last_replica_ms > contact)
-		contact = d->last_replica_ms;
-	if (v->peers.last_fresh_ms > contact)
-		contact = v->peers.last_fresh_ms;
-	v->isolated_ms = now - contact;
+	fencing_apply(&d->fencing, now, v);
 }
 
 static void
@@ -175,13 +168,17 @@ daemon_roles(struct daemon *d)
 		struct request pr = {.kind = REQUEST_PRIMARY};
 
 		verdict_for(&v, &pr, &d->policy, &vd);
-		if (strncmp(vd.reason, "fenced", 6) == 0 && strcmp(vd.reason, d->fence_logged) != 0)
+		switch (fencing_note(&d->fencing, &vd)) {
+		case FENCING_BEGAN:
 			log_error("%s: refusing writes (peers: %d fresh of %d)", vd.reason, v.peers.fresh,
 			          v.peers.configured);
-		else if (d->fence_logged[0] != '\0' && strncmp(vd.reason, "fenced", 6) != 0)
+			break;
+		case FENCING_ENDED:
 			log_warning("no longer fenced (%s)", vd.up ? "writable primary" : vd.reason);
-		snprintf(d->fence_logged, sizeof(d->fence_logged), "%s",
-		         strncmp(vd.reason, "fenced", 6) == 0 ? vd.reason : "");
+			break;
+		default:
+			break;
+		}
 	}
 	for (int i = 0; i < 2; i++) {
 		struct request r = {.kind = kinds[i]};
@@ -243,8 +240,7 @@ daemon_on_poll(void *arg, enum poll_result result, const struct sample *s, const
 
 	if (result == POLL_OK) {
 		node_sample(&d->node, s);
-		if (!s->in_recovery && s->streaming_replicas > 0)
-			d->last_replica_ms = s->taken_ms;
+		fencing_sample(&d->fencing, s);
 		if (d->peers != NULL && d->foreign_logged == 0)
 			daemon_check_foreign(d);
 	} else
@@ -289,7 +285,7 @@ daemon_start_peers(struct daemon *d)
 		d->peers = peers_new(d->loop, &pc, daemon_on_peers, d);
 }
 
-/* daemon_admin runs one line from the admin socket: status, drain, maint, ready, check REQUEST. */
+/* daemon_admin carries out one line from the admin socket (see admin.h). */
 static void
 daemon_admin(void *arg, const char *line, char *reply, size_t len)
 {
@@ -297,35 +293,40 @@ daemon_admin(void *arg, const char *line, char *reply, size_t len)
 	struct node_view v;
 	struct verdict vd;
 	struct request r;
+	enum admin_command cmd = admin_parse(line, &r);
 
 	daemon_snapshot(d, &v);
-	if (strcmp(line, "status") == 0) {
+	switch (cmd) {
+	case ADMIN_STATUS:
 		if (render_json(&v, &d->policy, NULL, &d->counters, reply, len) == 0)
 			snprintf(reply, len, "error status too large\n");
-	} else if (strcmp(line, "drain") == 0 || strcmp(line, "maint") == 0 || strcmp(line, "ready") == 0) {
-		node_set_override(&d->node, line[0] == 'd'   ? OVERRIDE_DRAIN
-		                            : line[0] == 'm' ? OVERRIDE_MAINT
-		                                             : OVERRIDE_NONE);
+		break;
+	case ADMIN_DRAIN:
+	case ADMIN_MAINT:
+	case ADMIN_READY:
+		node_set_override(&d->node, admin_override(cmd));
 		daemon_roles(d);
 		snprintf(reply, len, "ok %s\n", line);
-	} else if (strcmp(line, "release") == 0) {
-		if (v.peers.primaries_on_timeline == 0) {
+		break;
+	case ADMIN_RELEASE:
+		if (!fencing_release(&d->fencing, &v)) {
 			snprintf(reply, len, "error nothing to release: no other primary on this timeline\n");
-			return;
+			break;
 		}
-		d->released = true;
 		log_warning("operator released this primary from split-brain fencing: it takes writes again");
 		daemon_roles(d);
 		snprintf(reply, len, "ok release\n");
-	} else if (strncmp(line, "check", 5) == 0 && (line[5] == ' ' || line[5] == '\0')) {
-		if (agentline_parse(line + 5, strlen(line + 5), &r) != AGENTLINE_OK) {
-			snprintf(reply, len, "down #bad-request\n");
-			return;
-		}
+		break;
+	case ADMIN_CHECK:
 		verdict_for(&v, &r, &d->policy, &vd);
 		(void)agentline_render(&vd, reply, len);
-	} else {
-		snprintf(reply, len, "error unknown command (status, drain, maint, ready, release, check REQUEST)\n");
+		break;
+	case ADMIN_BAD_CHECK:
+		snprintf(reply, len, "down #bad-request\n");
+		break;
+	default:
+		snprintf(reply, len, "error unknown command (" ADMIN_COMMANDS ")\n");
+		break;
 	}
 }
 
@@ -437,83 +438,6 @@ daemon_on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_timer_start(loop, &d->drain);
 }
 
-static void daemon_usage(FILE *out);
-
-/* daemon_ask sends one line to the running agent's admin socket and reads the whole reply. */
-static bool
-daemon_ask(const char *path, const char *line, char *reply, size_t len)
-{
-	struct sockaddr_un sun;
-	struct timeval tv = {2, 0};
-	size_t got = 0;
-	ssize_t n;
-	int fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (path[0] == '\0' || strlen(path) >= sizeof(sun.sun_path)) {
-		fprintf(stderr, "pgcheckd: no admin socket configured ([admin] socket)\n");
-		return false;
-	}
-	strcpy(sun.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 ||
-	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-		fprintf(stderr, "pgcheckd: cannot reach the agent at %s: %s\n", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return false;
-	}
-	if (send(fd, line, strlen(line), MSG_NOSIGNAL) != (ssize_t)strlen(line) ||
-	    send(fd, "\n", 1, MSG_NOSIGNAL) != 1) {
-		fprintf(stderr, "pgcheckd: cannot send to the agent: %s\n", strerror(errno));
-		close(fd);
-		return false;
-	}
-	while (got + 1 < len && (n = recv(fd, reply + got, len - 1 - got, 0)) > 0)
-		got += (size_t)n;
-	reply[got] = '\0';
-	close(fd);
-	if (got == 0) {
-		fprintf(stderr, "pgcheckd: no answer from the agent at %s\n", path);
-		return false;
-	}
-	return true;
-}
-
-/* daemon_client runs `pgcheckd ctl COMMAND` and `pgcheckd check REQUEST`; returns the exit code. */
-static int
-daemon_client(const struct conf *c, int argc, char **argv)
-{
-	char line[256], reply[16384];
-	size_t n = 0;
-	bool check = strcmp(argv[0], "check") == 0;
-
-	if (argc < 2 || (!check && argc != 2)) {
-		daemon_usage(stderr);
-		return EXIT_CONFIG;
-	}
-	if (!check && strcmp(argv[1], "status") != 0 && strcmp(argv[1], "drain") != 0 &&
-	    strcmp(argv[1], "maint") != 0 && strcmp(argv[1], "ready") != 0 && strcmp(argv[1], "release") != 0) {
-		daemon_usage(stderr);
-		return EXIT_CONFIG;
-	}
-	n = (size_t)snprintf(line, sizeof(line), "%s", check ? "check" : argv[1]);
-	for (int i = 1; check && i < argc && n < sizeof(line); i++)
-		n += (size_t)snprintf(line + n, sizeof(line) - n, " %s", argv[i]);
-	if (n >= sizeof(line)) {
-		fprintf(stderr, "pgcheckd: request too long\n");
-		return EXIT_CONFIG;
-	}
-	if (!daemon_ask(c->admin_socket, line, reply, sizeof(reply)))
-		return EXIT_CONFIG; /* errors have been logged already */
-	fputs(reply, stdout);
-	if (check)
-		return strncmp(reply, "up", 2) == 0 ? 0 : strncmp(reply, "down", 4) == 0 ? 1 : EXIT_CONFIG;
-	return strncmp(reply, "error", 5) == 0 ? 1 : 0;
-}
-
 static void
 daemon_usage(FILE *out)
 {
@@ -587,8 +511,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "pgcheckd: %s\n", err);
 		return EXIT_CONFIG;
 	}
-	if (optind != argc)
-		return daemon_client(&d.conf, argc - optind, argv + optind);
+	if (optind != argc) {
+		int rc = ctl_run(d.conf.admin_socket, argc - optind, argv + optind);
+
+		if (rc == CTL_USAGE)
+			daemon_usage(stderr);
+		return rc == CTL_USAGE ? EXIT_CONFIG : rc;
+	}
 	if (test_only) {
 		printf("%s: configuration is valid\n", d.conf_path);
 		return 0;
@@ -652,7 +581,7 @@ main(int argc, char **argv)
 	ev_timer_init(&d.recheck, daemon_on_recheck, 0., 0.);
 	d.recheck.data = &d;
 	daemon_poller_conf(&d.conf, &pc);
-	d.started_ms = monoclock_ms();
+	fencing_init(&d.fencing, monoclock_ms());
 	d.poller = poller_new(d.loop, &pc, daemon_on_poll, &d);
 	if (d.poller == NULL) {
 		log_error("out of memory");

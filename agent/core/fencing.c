@@ -1,0 +1,61 @@
+/*
+ * fencing.c: isolation and release over time (see fencing.h). The fencing rules themselves are in
+ * verdict_for(); this only keeps what they need between samples. No I/O.
+ */
+#include "fencing.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void
+fencing_init(struct fencing *f, int64_t now_ms)
+{
+	memset(f, 0, sizeof(*f));
+	f->started_ms = now_ms;
+}
+
+void
+fencing_sample(struct fencing *f, const struct sample *s)
+{
+	if (!s->in_recovery && s->streaming_replicas > 0)
+		f->last_replica_ms = s->taken_ms;
+}
+
+void
+fencing_apply(struct fencing *f, int64_t now_ms, struct node_view *v)
+{
+	int64_t contact = f->started_ms;
+
+	if (v->peers.primaries_on_timeline == 0)
+		f->released = false; /* a release ends with the split it was for */
+	v->released = f->released;
+	if (f->last_replica_ms > contact)
+		contact = f->last_replica_ms;
+	if (v->peers.last_fresh_ms > contact)
+		contact = v->peers.last_fresh_ms;
+	v->isolated_ms = now_ms - contact;
+}
+
+bool
+fencing_release(struct fencing *f, const struct node_view *v)
+{
+	if (v->peers.primaries_on_timeline == 0)
+		return false;
+	f->released = true;
+	return true;
+}
+
+enum fencing_change
+fencing_note(struct fencing *f, const struct verdict *primary)
+{
+	bool fenced = strncmp(primary->reason, "fenced", 6) == 0;
+	enum fencing_change change = FENCING_SAME;
+
+	if (fenced && (!f->fenced || strcmp(primary->reason, f->reason) != 0))
+		change = FENCING_BEGAN;
+	else if (!fenced && f->fenced)
+		change = FENCING_ENDED;
+	f->fenced = fenced;
+	snprintf(f->reason, sizeof(f->reason), "%s", fenced ? primary->reason : "");
+	return change;
+}

@@ -1,0 +1,181 @@
+/*
+ * test_fencing_time.c: fencing over time (agent/core/fencing.c): isolation counted from the start,
+ * from the last streaming replica and from the last fresh peer; an operator's release and its end;
+ * fence transitions noted once. Together with verdict_for(), so the whole rule runs without a daemon.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fencing.h"
+#include "request.h"
+#include "verdict.h"
+
+static struct policy
+test_policy(int64_t isolation_fence_ms)
+{
+	struct policy p;
+
+	memset(&p, 0, sizeof(p));
+	p.stale_after_ms = 1500;
+	p.max_lag_bytes = 16LL * 1024 * 1024;
+	p.max_lag_s = 10.0;
+	p.receiver_silence_max_ms = 60000;
+	p.primary_read_pct = 100;
+	p.step_pct = 10;
+	p.isolation_fence_ms = isolation_fence_ms;
+	return p;
+}
+
+/* a writable primary on timeline 2 with one peer configured; taken at now_ms */
+static struct node_view
+primary_view(int64_t now_ms)
+{
+	struct node_view v;
+
+	memset(&v, 0, sizeof(v));
+	v.have_sample = true;
+	v.sample.taken_ms = now_ms;
+	v.sample.timeline = 2;
+	v.sample.system_identifier = 7;
+	v.sample.max_connections = 100;
+	v.peers.configured = 1;
+	v.replica_weight_pct = 100;
+	v.load_weight_pct = 100;
+	return v;
+}
+
+static bool
+primary_up(struct fencing *f, int64_t now_ms, struct node_view *v, const struct policy *p, char *reason)
+{
+	struct request r = {.kind = REQUEST_PRIMARY};
+	struct verdict vd;
+
+	fencing_apply(f, now_ms, v);
+	verdict_for(v, &r, p, &vd);
+	if (reason != NULL)
+		snprintf(reason, VERDICT_REASON_MAX, "%s", vd.reason);
+	return vd.up;
+}
+
+static void
+test_isolation_counts_from_the_start_until_first_contact(void **state)
+{
+	struct policy p = test_policy(5000);
+	struct fencing f;
+	struct node_view v;
+
+	(void)state;
+	fencing_init(&f, 1000);
+	v = primary_view(4000);
+	assert_true(primary_up(&f, 4000, &v, &p, NULL));
+	assert_int_equal(v.isolated_ms, 3000);
+	v = primary_view(7000);
+	assert_false(primary_up(&f, 7000, &v, &p, NULL)); /* 6 s without a peer or a replica */
+	assert_int_equal(v.isolated_ms, 6000);
+}
+
+static void
+test_a_streaming_replica_is_contact(void **state)
+{
+	struct policy p = test_policy(5000);
+	struct fencing f;
+	struct node_view v = primary_view(8000);
+
+	(void)state;
+	fencing_init(&f, 0);
+	v.sample.streaming_replicas = 1;
+	fencing_sample(&f, &v.sample);
+	v = primary_view(12000);
+	assert_true(primary_up(&f, 12000, &v, &p, NULL));
+	assert_int_equal(v.isolated_ms, 4000);
+	v = primary_view(13500);
+	assert_false(primary_up(&f, 13500, &v, &p, NULL));
+	/* a replica's sample is no contact for a primary's isolation */
+	v.sample.in_recovery = true;
+	v.sample.streaming_replicas = 3;
+	fencing_sample(&f, &v.sample);
+	assert_int_equal(f.last_replica_ms, 8000);
+}
+
+static void
+test_a_fresh_peer_is_contact(void **state)
+{
+	struct policy p = test_policy(5000);
+	struct fencing f;
+	struct node_view v = primary_view(20000);
+
+	(void)state;
+	fencing_init(&f, 0);
+	v.peers.fresh = 1;
+	v.peers.last_fresh_ms = 19000;
+	assert_true(primary_up(&f, 20000, &v, &p, NULL));
+	assert_int_equal(v.isolated_ms, 1000);
+}
+
+static void
+test_release_lifts_a_split_and_ends_with_it(void **state)
+{
+	struct policy p = test_policy(0);
+	struct fencing f;
+	struct node_view v = primary_view(1000);
+	char reason[VERDICT_REASON_MAX];
+
+	(void)state;
+	fencing_init(&f, 0);
+	/* nothing to release without a split */
+	fencing_apply(&f, 1000, &v);
+	assert_false(fencing_release(&f, &v));
+	/* another primary on this timeline: fenced until released */
+	v.peers.fresh = 1;
+	v.peers.last_fresh_ms = 1000;
+	v.peers.primaries_on_timeline = 1;
+	assert_false(primary_up(&f, 1000, &v, &p, reason));
+	assert_int_equal(strncmp(reason, "fenced", 6), 0);
+	assert_true(fencing_release(&f, &v));
+	assert_true(primary_up(&f, 1000, &v, &p, NULL));
+	/* the split ends: the release ends with it, and a new split fences again */
+	v.peers.primaries_on_timeline = 0;
+	assert_true(primary_up(&f, 2000, &v, &p, NULL));
+	assert_false(f.released);
+	v.peers.primaries_on_timeline = 1;
+	assert_false(primary_up(&f, 3000, &v, &p, NULL));
+}
+
+static void
+test_fence_transitions_are_noted_once(void **state)
+{
+	struct fencing f;
+	struct verdict up = {.up = true}, fenced = {.up = false}, other = {.up = false}, stale = {.up = false};
+
+	(void)state;
+	fencing_init(&f, 0);
+	snprintf(fenced.reason, sizeof(fenced.reason), "fenced newer-timeline");
+	snprintf(other.reason, sizeof(other.reason), "fenced split");
+	snprintf(stale.reason, sizeof(stale.reason), "stale");
+	assert_int_equal(fencing_note(&f, &up), FENCING_SAME);
+	assert_int_equal(fencing_note(&f, &fenced), FENCING_BEGAN);
+	assert_int_equal(fencing_note(&f, &fenced), FENCING_SAME);
+	assert_int_equal(fencing_note(&f, &other), FENCING_BEGAN); /* another reason: said again */
+	assert_int_equal(fencing_note(&f, &stale), FENCING_ENDED);
+	assert_int_equal(fencing_note(&f, &up), FENCING_SAME);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_isolation_counts_from_the_start_until_first_contact),
+	    cmocka_unit_test(test_a_streaming_replica_is_contact),
+	    cmocka_unit_test(test_a_fresh_peer_is_contact),
+	    cmocka_unit_test(test_release_lifts_a_split_and_ends_with_it),
+	    cmocka_unit_test(test_fence_transitions_are_noted_once),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
