@@ -380,6 +380,13 @@ scaleout_tick(void *arg, struct worker *w)
 	if (strcmp(s->window_backend, c->scaleout_backend) != 0 || strcmp(s->window_api, api) != 0 ||
 	    size != s->window_size) {
 		/* another backend or HAProxy (or window): its load starts anew; the command and cooldown stay */
+		if (s->window_size > 0 && strcmp(s->window_backend, c->scaleout_backend) != 0) {
+			if (c->scaleout_backend[0] == '\0')
+				log_info("scale-out controller off (no [scaleout] backend)%s",
+				         s->child > 0 ? ": following its running command" : "");
+			else
+				log_info("scale-out controller now on %s", c->scaleout_backend);
+		}
 		snprintf(s->window_backend, sizeof(s->window_backend), "%s", c->scaleout_backend);
 		snprintf(s->window_api, sizeof(s->window_api), "%s", api);
 		s->window_size = size;
@@ -478,7 +485,7 @@ scaleout_new(struct ev_loop *loop, const struct conf *c)
 	/* every child's end, from libev (which reaps them all on the default loop); pid 0: any child */
 	ev_child_init(&s->on_child, scaleout_on_child, 0, 0);
 	s->on_child.data = s;
-	/* the watcher wakes the worker: it runs once the worker exists (both on this thread, before the loop turns) */
+	/* its callback wakes the worker, so the worker comes first; no callback runs before the loop turns */
 	if ((s->worker = worker_start(&job)) == NULL) {
 		scaleout_release(s);
 		return NULL;
