@@ -346,16 +346,6 @@ daemon_reload(struct daemon *d)
 	}
 	if (conf_keep_unreloadable(&d->conf, &next, kept, sizeof(kept)) > 0)
 		log_warning("reload: %s cannot change while running; restart to apply", kept);
-	/* a new address or backend list: withdraw what the old one registered, then register anew */
-	bool registration_changed = strcmp(next.haproxy_runtime_api, d->conf.haproxy_runtime_api) != 0 ||
-	                            strcmp(next.haproxy_template_backends, d->conf.haproxy_template_backends) != 0 ||
-	                            strcmp(next.haproxy_dynamic_backends, d->conf.haproxy_dynamic_backends) != 0 ||
-	                            strcmp(next.haproxy_advertise_addr, d->conf.haproxy_advertise_addr) != 0 ||
-	                            strcmp(next.haproxy_free_slot, d->conf.haproxy_free_slot) != 0 ||
-	                            next.haproxy_advertise_pg_port != d->conf.haproxy_advertise_pg_port ||
-	                            next.haproxy_advertise_agent_port != d->conf.haproxy_advertise_agent_port;
-	bool scaleout_changed = strcmp(next.scaleout_backend, d->conf.scaleout_backend) != 0 ||
-	                        strcmp(next.haproxy_runtime_api, d->conf.haproxy_runtime_api) != 0;
 	bool peers_changed = strcmp(next.peers_addresses, d->conf.peers_addresses) != 0 ||
 	                     next.peers_interval_ms != d->conf.peers_interval_ms ||
 	                     next.peers_timeout_ms != d->conf.peers_timeout_ms;
@@ -363,17 +353,15 @@ daemon_reload(struct daemon *d)
 	d->conf = next;
 	if (peers_changed)
 		daemon_start_peers(d);
-	if (registration_changed) {
-		registrar_free(d->registrar); /* withdraws, bounded by [haproxy] timeout_ms */
+	/* handed over, never waited for: a changed registration is withdrawn and redone on the registrar's thread */
+	if (d->registrar == NULL)
 		d->registrar = registrar_new(&d->conf);
-	} else {
+	else
 		registrar_reconfigure(d->registrar, &d->conf);
-	}
-	if (scaleout_changed) {
-		scaleout_free(d->scaleout);
-		d->scaleout = scaleout_new(&d->conf);
-	} else
-		scaleout_reconfigure(d->scaleout, &d->conf);
+	if (d->scaleout == NULL)
+		d->scaleout = scaleout_new(d->loop, &d->conf);
+	else
+		scaleout_reconfigure(d->scaleout, &d->conf); /* keeps its running command and cooldown */
 	log_setup((enum log_level)d->conf.log_level, d->conf.log_syslog);
 	verdict_policy(&d->conf, &d->policy);
 	node_configure(&d->node, &d->conf);
@@ -595,7 +583,7 @@ main(int argc, char **argv)
 
 	daemon_start_peers(&d);
 	d.registrar = registrar_new(&d.conf);
-	d.scaleout = scaleout_new(&d.conf);
+	d.scaleout = scaleout_new(d.loop, &d.conf);
 	ev_signal_init(&d.sighup, daemon_on_sighup, SIGHUP);
 	d.sighup.data = &d;
 	ev_signal_start(d.loop, &d.sighup);
@@ -619,8 +607,13 @@ main(int argc, char **argv)
 	(void)sd_notify(0, "READY=1");
 	ev_run(d.loop, 0);
 
-	scaleout_free(d.scaleout);
-	registrar_free(d.registrar); /* withdraws from HAProxy, bounded by [haproxy] timeout_ms */
+	{
+		/* the withdrawal and the controller's last HAProxy exchange get one timeout_ms between them */
+		int64_t deadline = monoclock_ms() + d.conf.haproxy_timeout_ms;
+
+		registrar_free(d.registrar, deadline); /* withdraws from HAProxy */
+		scaleout_free(d.scaleout, deadline);
+	}
 	poller_free(d.poller);
 	peers_free(d.peers);
 	listener_free(d.listener);

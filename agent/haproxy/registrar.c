@@ -6,6 +6,8 @@
  *   dynamic backends: "add server" under a name derived from our address, so claims cannot collide.
  * A slot of ours that an operator put into maintenance is left alone. Each HAProxy error is logged
  * once per change and retried with backoff. Runs in its own thread; blocking I/O, bounded by timeouts.
+ * A reload that changes what is registered is applied by that thread too: it withdraws what the old
+ * settings registered, then registers anew; the loop's thread only hands the settings over.
  */
 #include "registrar.h"
 
@@ -33,6 +35,9 @@ struct registrar {
 	struct conf conf;       /* handed over by the loop's thread, under the worker's lock */
 	struct conf *pass_conf; /* the worker's copy for one pass */
 	/* the worker's own state */
+	struct conf *registered_conf; /* the settings of the last pass: what a withdrawal takes back */
+	bool registered;              /* registered_conf holds a pass's settings */
+	bool unreachable;             /* this pass: the HAProxy at hand did not answer (skip its other backends) */
 	char logged[REGISTRAR_APIS_MAX][REGISTRAR_BACKENDS_MAX * 2][2560];
 	int64_t next_try_ms[REGISTRAR_APIS_MAX];
 	int64_t backoff_ms[REGISTRAR_APIS_MAX];
@@ -81,8 +86,10 @@ static bool
 registrar_api(struct registrar *r, const char *api, const char *line, char *why, size_t whylen)
 {
 	if (!runtimeapi_command(api, line, (int)r->pass_conf->haproxy_timeout_ms, r->answer, REGISTRAR_ANSWER_MAX, why,
-	                        whylen))
+	                        whylen)) {
+		r->unreachable = true;
 		return false;
+	}
 	if (!runtimeapi_answer_ok(r->answer)) {
 		const char *bad = runtimeapi_error_line(r->answer);
 		size_t n = strcspn(bad, "\n");
@@ -135,11 +142,13 @@ registrar_release_slot(struct registrar *r, const char *api, const char *backend
 	char line[4096];
 
 	/* the agent settings while the agent is enabled: HAProxy refuses them once it is disabled */
-	snprintf(line, sizeof(line),
-	         "set server %s/%s state maint; set server %s/%s addr %s port %d; set server %s/%s check-port %d; "
-	         "set server %s/%s agent-addr %s; set server %s/%s agent-port %d; disable agent %s/%s",
-	         backend, slot, backend, slot, me->free_addr, me->free_port, backend, slot, me->free_port, backend,
-	         slot, me->free_addr, backend, slot, me->free_port, backend, slot);
+	snprintf(
+	    line, sizeof(line),
+	    "set server %.63s/%.127s state maint; set server %.63s/%.127s addr %s port %d; set server %.63s/%.127s "
+	    "check-port %d; "
+	    "set server %.63s/%.127s agent-addr %s; set server %.63s/%.127s agent-port %d; disable agent %.63s/%.127s",
+	    backend, slot, backend, slot, me->free_addr, me->free_port, backend, slot, me->free_port, backend, slot,
+	    me->free_addr, backend, slot, me->free_port, backend, slot);
 	return registrar_api(r, api, line, why, whylen);
 }
 
@@ -175,22 +184,23 @@ registrar_template(struct registrar *r, int api_i, int key, const char *api, con
 
 			if (s->admin_state & ADMIN_FMAINT) {
 				snprintf(msg, sizeof(msg),
-				         "haproxy %s: %s/%s is in maintenance (an operator's): left alone", api,
+				         "haproxy %s: %.63s/%.127s is in maintenance (an operator's): left alone", api,
 				         backend, s->name);
 				registrar_note(r, api_i, key, false, msg);
 				return true;
 			}
 			if (s->check_port != me->agent_port || s->agent_port != me->agent_port ||
 			    strcmp(s->agent_addr, me->addr) != 0) {
-				snprintf(line, sizeof(line),
-				         "set server %s/%s check-port %d; set server %s/%s agent-addr %s; "
-				         "set server %s/%s agent-port %d",
-				         backend, s->name, me->agent_port, backend, s->name, me->addr, backend, s->name,
-				         me->agent_port);
+				snprintf(
+				    line, sizeof(line),
+				    "set server %.63s/%.127s check-port %d; set server %.63s/%.127s agent-addr %s; "
+				    "set server %.63s/%.127s agent-port %d",
+				    backend, s->name, me->agent_port, backend, s->name, me->addr, backend, s->name,
+				    me->agent_port);
 				if (!registrar_api(r, api, line, why, whylen))
 					return false;
 			}
-			snprintf(msg, sizeof(msg), "haproxy %s: registered as %s/%s", api, backend, s->name);
+			snprintf(msg, sizeof(msg), "haproxy %s: registered as %.63s/%.127s", api, backend, s->name);
 			registrar_note(r, api_i, key, false, msg);
 			return true;
 		}
@@ -201,9 +211,10 @@ registrar_template(struct registrar *r, int api_i, int key, const char *api, con
 		}
 		pick = free_idx[registrar_pick_slot(me->who, attempt, nfree)];
 		snprintf(line, sizeof(line),
-		         "set server %s/%s addr %s port %d; set server %s/%s check-port %d; enable agent %s/%s; "
-		         "set server %s/%s agent-addr %s; set server %s/%s agent-port %d; "
-		         "set server %s/%s state ready; set server %s/%s health down",
+		         "set server %.63s/%.127s addr %s port %d; set server %.63s/%.127s check-port %d; enable agent "
+		         "%.63s/%.127s; "
+		         "set server %.63s/%.127s agent-addr %s; set server %.63s/%.127s agent-port %d; "
+		         "set server %.63s/%.127s state ready; set server %.63s/%.127s health down",
 		         backend, servers[pick].name, me->addr, me->pg_port, backend, servers[pick].name,
 		         me->agent_port, backend, servers[pick].name, backend, servers[pick].name, me->addr, backend,
 		         servers[pick].name, me->agent_port, backend, servers[pick].name, backend, servers[pick].name);
@@ -212,7 +223,7 @@ registrar_template(struct registrar *r, int api_i, int key, const char *api, con
 		/* another node may have claimed the same slot at the same moment: look again after a pause */
 		usleep((useconds_t)(50000 + rand_r(&r->seed) % 100000));
 	}
-	snprintf(why, whylen, "lost the race for a slot in %s four times", backend);
+	snprintf(why, whylen, "lost the race for a slot in %.63s four times", backend);
 	return false;
 }
 
@@ -242,22 +253,24 @@ registrar_dynamic(struct registrar *r, int api_i, int key, const char *api, cons
 		if (strcmp(servers[i].name, name) != 0)
 			continue;
 		if (servers[i].admin_state & ADMIN_FMAINT)
-			snprintf(msg, sizeof(msg), "haproxy %s: %s/%s is in maintenance (an operator's): left alone",
-			         api, backend, name);
+			snprintf(msg, sizeof(msg),
+			         "haproxy %s: %.63s/%.127s is in maintenance (an operator's): left alone", api, backend,
+			         name);
 		else
-			snprintf(msg, sizeof(msg), "haproxy %s: registered as %s/%s", api, backend, name);
+			snprintf(msg, sizeof(msg), "haproxy %s: registered as %.63s/%.127s", api, backend, name);
 		registrar_note(r, api_i, key, false, msg);
 		return true;
 	}
 	/* agent-send cannot hold a newline through the runtime API: the agent ends the request on silence */
 	snprintf(line, sizeof(line),
-	         "add server %s/%s %s:%d %s port %d agent-addr %s agent-port %d agent-send %s; enable health %s/%s; "
-	         "enable agent %s/%s; set server %s/%s state ready; set server %s/%s health down",
-	         backend, name, me->addr, me->pg_port, r->pass_conf->haproxy_add_server_options, me->agent_port, me->addr,
-	         me->agent_port, request, backend, name, backend, name, backend, name, backend, name);
+	         "add server %.63s/%.127s %s:%d %s port %d agent-addr %s agent-port %d agent-send %s; enable health "
+	         "%.63s/%.127s; "
+	         "enable agent %.63s/%.127s; set server %.63s/%.127s state ready; set server %.63s/%.127s health down",
+	         backend, name, me->addr, me->pg_port, r->pass_conf->haproxy_add_server_options, me->agent_port,
+	         me->addr, me->agent_port, request, backend, name, backend, name, backend, name, backend, name);
 	if (!registrar_api(r, api, line, why, whylen))
 		return false;
-	snprintf(msg, sizeof(msg), "haproxy %s: registered as %s/%s", api, backend, name);
+	snprintf(msg, sizeof(msg), "haproxy %s: registered as %.63s/%.127s", api, backend, name);
 	registrar_note(r, api_i, key, false, msg);
 	return true;
 }
@@ -287,9 +300,26 @@ registrar_apis(const char *list, char out[][CONF_ADDR_MAX])
 	return n;
 }
 
-/* registrar_pass reconciles (or, withdrawing, releases) every backend of every HAProxy once. */
+bool
+registrar_settings_changed(const struct conf *a, const struct conf *b)
+{
+	return strcmp(a->haproxy_runtime_api, b->haproxy_runtime_api) != 0 ||
+	       strcmp(a->haproxy_template_backends, b->haproxy_template_backends) != 0 ||
+	       strcmp(a->haproxy_dynamic_backends, b->haproxy_dynamic_backends) != 0 ||
+	       strcmp(a->haproxy_advertise_addr, b->haproxy_advertise_addr) != 0 ||
+	       strcmp(a->haproxy_free_slot, b->haproxy_free_slot) != 0 ||
+	       a->haproxy_advertise_pg_port != b->haproxy_advertise_pg_port ||
+	       a->haproxy_advertise_agent_port != b->haproxy_advertise_agent_port ||
+	       (a->haproxy_advertise_agent_port == 0 && a->listen_port != b->listen_port);
+}
+
+/*
+ * registrar_pass reconciles (or, withdrawing, releases) every backend of every HAProxy once. A
+ * reconciling pass ends early when the worker is asked to stop; an HAProxy that does not answer is
+ * not asked about its other backends in the same pass (each try costs a whole timeout_ms).
+ */
 static void
-registrar_pass(struct registrar *r, const struct conf *c, bool withdraw)
+registrar_pass(struct registrar *r, struct worker *w, const struct conf *c, bool withdraw)
 {
 	char apis[REGISTRAR_APIS_MAX][CONF_ADDR_MAX];
 	char tnames[REGISTRAR_BACKENDS_MAX][64], tvalues[REGISTRAR_BACKENDS_MAX][64];
@@ -307,45 +337,55 @@ registrar_pass(struct registrar *r, const struct conf *c, bool withdraw)
 
 		if (!withdraw && now < r->next_try_ms[a])
 			continue; /* backing off after an error */
+		r->unreachable = false;
 		for (int b = 0; b < nt; b++) {
 			why[0] = '\0';
+			if (r->unreachable || (!withdraw && worker_stopping(w)))
+				break;
 			if (withdraw) {
 				struct runtimeapi_server servers[RUNTIMEAPI_SLOTS_MAX];
 				int n = registrar_state(r, apis[a], tnames[b], servers, why, sizeof(why));
 
+				if (n < 0)
+					log_warning("haproxy %s: cannot withdraw from %s: %s", apis[a], tnames[b], why);
 				for (int i = 0; i < n; i++)
 					if (registrar_is_template_slot(&servers[i], tvalues[b]) &&
 					    registrar_is_mine(&servers[i], &me) &&
 					    registrar_release_slot(r, apis[a], tnames[b], servers[i].name, &me, why,
 					                           sizeof(why)))
-						log_info("haproxy %s: withdrew from %s/%s", apis[a], tnames[b],
+						log_info("haproxy %s: withdrew from %.63s/%.127s", apis[a], tnames[b],
 						         servers[i].name);
 				continue;
 			}
 			if (!registrar_template(r, a, b, apis[a], tnames[b], tvalues[b], &me, why, sizeof(why))) {
-				snprintf(msg, sizeof(msg), "haproxy %s: %s: %s; retrying", apis[a], tnames[b], why);
+				snprintf(msg, sizeof(msg), "haproxy %s: %.63s: %s; retrying", apis[a], tnames[b], why);
 				registrar_note(r, a, b, true, msg);
 				ok = false;
 			}
 		}
 		for (int b = 0; b < nd; b++) {
 			why[0] = '\0';
+			if (r->unreachable || (!withdraw && worker_stopping(w)))
+				break;
 			if (withdraw) {
 				char name[128], line[4096];
 
 				registrar_dynamic_name(&me, name, sizeof(name));
 				snprintf(line, sizeof(line),
-				         "disable agent %s/%s; disable health %s/%s; set server %s/%s state maint; "
-				         "shutdown sessions server %s/%s; del server %s/%s",
+				         "disable agent %.63s/%.127s; disable health %.63s/%.127s; set server "
+				         "%.63s/%.127s state maint; "
+				         "shutdown sessions server %.63s/%.127s; del server %.63s/%.127s",
 				         dnames[b], name, dnames[b], name, dnames[b], name, dnames[b], name, dnames[b],
 				         name);
 				if (registrar_api(r, apis[a], line, why, sizeof(why)))
-					log_info("haproxy %s: withdrew from %s/%s", apis[a], dnames[b], name);
+					log_info("haproxy %s: withdrew from %.63s/%.127s", apis[a], dnames[b], name);
+				else
+					log_warning("haproxy %s: cannot withdraw from %s: %s", apis[a], dnames[b], why);
 				continue;
 			}
 			if (!registrar_dynamic(r, a, REGISTRAR_BACKENDS_MAX + b, apis[a], dnames[b], dvalues[b], &me,
 			                       why, sizeof(why))) {
-				snprintf(msg, sizeof(msg), "haproxy %s: %s: %s; retrying", apis[a], dnames[b], why);
+				snprintf(msg, sizeof(msg), "haproxy %s: %.63s: %s; retrying", apis[a], dnames[b], why);
 				registrar_note(r, a, REGISTRAR_BACKENDS_MAX + b, true, msg);
 				ok = false;
 			}
@@ -362,7 +402,18 @@ registrar_pass(struct registrar *r, const struct conf *c, bool withdraw)
 	}
 }
 
-/* registrar_tick is the worker's job: one pass over every HAProxy, with the configuration of the moment. */
+static bool
+registrar_wanted(const struct conf *c)
+{
+	return c->haproxy_runtime_api[0] != '\0' &&
+	       (c->haproxy_template_backends[0] != '\0' || c->haproxy_dynamic_backends[0] != '\0');
+}
+
+/*
+ * registrar_tick is the worker's job: one pass over every HAProxy, with the configuration of the
+ * moment. When the registration settings changed since the last pass, what the old ones registered is
+ * withdrawn first (here, on this thread: the loop never waits for it).
+ */
 static int64_t
 registrar_tick(void *arg, struct worker *w)
 {
@@ -371,43 +422,70 @@ registrar_tick(void *arg, struct worker *w)
 	worker_lock(w);
 	*r->pass_conf = r->conf;
 	worker_unlock(w);
-	registrar_pass(r, r->pass_conf, false);
+	if (r->registered && registrar_settings_changed(r->registered_conf, r->pass_conf)) {
+		struct conf *next = r->pass_conf;
+
+		log_info("registration settings changed: withdrawing what the old ones registered");
+		r->pass_conf = r->registered_conf; /* its timeout too */
+		registrar_pass(r, w, r->registered_conf, true);
+		r->pass_conf = next;
+		memset(r->logged, 0, sizeof(r->logged));
+		memset(r->next_try_ms, 0, sizeof(r->next_try_ms));
+		memset(r->backoff_ms, 0, sizeof(r->backoff_ms));
+		r->registered = false;
+	}
+	if (registrar_wanted(r->pass_conf)) {
+		*r->registered_conf = *r->pass_conf;
+		r->registered = true;
+		registrar_pass(r, w, r->pass_conf, false);
+	}
 	return r->pass_conf->haproxy_reconcile_ms;
 }
 
+/* registrar_last withdraws what the last pass registered. */
 static void
 registrar_last(void *arg, struct worker *w)
 {
 	struct registrar *r = arg;
 
-	worker_lock(w);
-	*r->pass_conf = r->conf;
-	worker_unlock(w);
-	registrar_pass(r, r->pass_conf, true);
+	if (!r->registered)
+		return;
+	*r->pass_conf = *r->registered_conf;
+	registrar_pass(r, w, r->pass_conf, true);
+}
+
+static void
+registrar_release(void *arg)
+{
+	struct registrar *r = arg;
+
+	free(r->answer);
+	free(r->pass_conf);
+	free(r->registered_conf);
+	free(r);
 }
 
 struct registrar *
 registrar_new(const struct conf *c)
 {
 	struct registrar *r;
-	struct worker_job job = {registrar_tick, registrar_last, NULL};
+	struct worker_job job = {registrar_tick, registrar_last, registrar_release, NULL};
 
-	if (c->haproxy_runtime_api[0] == '\0' ||
-	    (c->haproxy_template_backends[0] == '\0' && c->haproxy_dynamic_backends[0] == '\0'))
+	if (!registrar_wanted(c))
 		return NULL;
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return NULL;
 	r->answer = malloc(REGISTRAR_ANSWER_MAX);
 	r->pass_conf = malloc(sizeof(*r->pass_conf));
+	r->registered_conf = malloc(sizeof(*r->registered_conf));
 	r->conf = *c;
 	r->seed = (unsigned int)getpid() ^ (unsigned int)monoclock_ms();
 	job.arg = r;
 	/* the worker reads r->conf under its lock; it is complete before the thread starts */
-	if (r->answer == NULL || r->pass_conf == NULL || (r->worker = worker_start(&job)) == NULL) {
-		free(r->answer);
-		free(r->pass_conf);
-		free(r);
+	if (r->answer == NULL || r->pass_conf == NULL || r->registered_conf == NULL ||
+	    (r->worker = worker_start(&job)) == NULL) {
+		registrar_release(r);
 		return NULL;
 	}
 	return r;
@@ -425,12 +503,11 @@ registrar_reconfigure(struct registrar *r, const struct conf *c)
 }
 
 void
-registrar_free(struct registrar *r)
+registrar_free(struct registrar *r, int64_t deadline_ms)
 {
 	if (r == NULL)
 		return;
-	worker_stop(r->worker); /* runs registrar_last: withdraws */
-	free(r->answer);
-	free(r->pass_conf);
-	free(r);
+	/* runs registrar_last (withdraws); past the deadline the thread is left to finish alone */
+	if (!worker_stop(r->worker, deadline_ms))
+		log_warning("haproxy: withdrawal not finished in time: left to finish while pgcheckd exits");
 }

@@ -9,6 +9,7 @@
 #define PGCHECKD_REGISTRAR_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "conf.h"
 
@@ -17,11 +18,21 @@ struct registrar;
 /* registrar_new starts the thread when c asks for registration; NULL when it does not (or on failure, logged). */
 struct registrar *registrar_new(const struct conf *c);
 
-/* registrar_reconfigure hands the thread a new configuration and wakes it. */
+/*
+ * registrar_reconfigure hands the thread a new configuration and wakes it; it never waits for the
+ * thread. When the registration settings changed (registrar_settings_changed), the thread withdraws
+ * what the old ones registered before it registers with the new ones (none: it withdraws and idles).
+ */
 void registrar_reconfigure(struct registrar *r, const struct conf *c);
 
-/* registrar_free withdraws from every HAProxy (bounded by the API timeout) and stops the thread. */
-void registrar_free(struct registrar *r);
+/*
+ * registrar_free stops the thread, which withdraws from every HAProxy; it waits for that until
+ * deadline_ms (monoclock) at most, then leaves the thread to finish alone (it frees itself).
+ */
+void registrar_free(struct registrar *r, int64_t deadline_ms);
+
+/* registrar_settings_changed: a and b register differently (what a registered must be withdrawn). Pure. */
+bool registrar_settings_changed(const struct conf *a, const struct conf *b);
 
 /*
  * registrar_pick_slot chooses which free slot to claim among count: spread by a hash of who claims, so

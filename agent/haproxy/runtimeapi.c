@@ -1,7 +1,7 @@
 /*
- * runtimeapi.c: HAProxy runtime API client. Blocking sockets with SO_RCVTIMEO/SO_SNDTIMEO and an
- * overall deadline; used only from the registrar's thread, so a missing or hung HAProxy never
- * touches the checks.
+ * runtimeapi.c: HAProxy runtime API client. Non-blocking sockets, unix or TCP, and one deadline for
+ * the whole exchange (connect, send, receive); used only from worker threads (registrar, scale-out),
+ * so a missing, hung or frozen HAProxy never touches the checks.
  */
 #include "runtimeapi.h"
 
@@ -21,12 +21,69 @@
 #include "conf.h"
 #include "monoclock.h"
 
+/* while a unix socket's backlog is full, how often connect is tried again before the deadline */
+#define RUNTIMEAPI_RETRY_MS 20
+
+/* runtimeapi_left is the time to deadline_ms for poll(): never negative (a negative poll waits for ever). */
 static int
-runtimeapi_connect(const char *addr, int timeout_ms, char *why, size_t whylen)
+runtimeapi_left(int64_t deadline_ms)
+{
+	int64_t left = deadline_ms - monoclock_ms();
+
+	return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/*
+ * runtimeapi_connect_fd connects the non-blocking socket fd to sa by deadline_ms. A unix socket whose
+ * listen backlog is full (a frozen HAProxy) answers EAGAIN at once: it is tried again until the deadline.
+ */
+static bool
+runtimeapi_connect_fd(int fd, const struct sockaddr *sa, socklen_t salen, int64_t deadline_ms, char *why, size_t whylen)
+{
+	for (;;) {
+		struct pollfd pfd = {fd, POLLOUT, 0};
+		int err = 0;
+		socklen_t elen = sizeof(err);
+
+		if (connect(fd, sa, salen) == 0)
+			return true;
+		if (errno == EAGAIN && sa->sa_family == AF_UNIX) {
+			if (runtimeapi_left(deadline_ms) == 0) {
+				snprintf(why, whylen, "timed out connecting (the socket accepts nothing)");
+				return false;
+			}
+			(void)poll(NULL, 0,
+			           runtimeapi_left(deadline_ms) < RUNTIMEAPI_RETRY_MS ? runtimeapi_left(deadline_ms)
+			                                                              : RUNTIMEAPI_RETRY_MS);
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EINPROGRESS) {
+			snprintf(why, whylen, "%s", strerror(errno));
+			return false;
+		}
+		if (poll(&pfd, 1, runtimeapi_left(deadline_ms)) != 1) {
+			snprintf(why, whylen, "timed out connecting");
+			return false;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
+			err = errno;
+		if (err != 0) {
+			snprintf(why, whylen, "%s", strerror(err));
+			return false;
+		}
+		return true;
+	}
+}
+
+static int
+runtimeapi_connect(const char *addr, int64_t deadline_ms, char *why, size_t whylen)
 {
 	struct addrinfo hints, *res = NULL;
 	char host[256], service[16];
 	int fd = -1, port, rc;
+	bool ok;
 
 	if (addr[0] == '/') {
 		struct sockaddr_un sun;
@@ -38,13 +95,16 @@ runtimeapi_connect(const char *addr, int timeout_ms, char *why, size_t whylen)
 			return -1;
 		}
 		strcpy(sun.sun_path, addr);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
-			return fd;
-		snprintf(why, whylen, "%s", strerror(errno));
-		if (fd >= 0)
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0) {
+			snprintf(why, whylen, "%s", strerror(errno));
+			return -1;
+		}
+		if (!runtimeapi_connect_fd(fd, (struct sockaddr *)&sun, sizeof(sun), deadline_ms, why, whylen)) {
 			close(fd);
-		return -1;
+			return -1;
+		}
+		return fd;
 	}
 	if (!conf_parse_listen(addr, host, sizeof(host), &port)) {
 		snprintf(why, whylen, "not HOST:PORT or a socket path");
@@ -52,33 +112,31 @@ runtimeapi_connect(const char *addr, int timeout_ms, char *why, size_t whylen)
 	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
+	hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
 	snprintf(service, sizeof(service), "%d", port);
 	rc = getaddrinfo(host, service, &hints, &res);
+	if (rc == EAI_NONAME) {
+		/* a name: resolved here, on the worker's thread (never the loop's), within the resolver's own limits */
+		hints.ai_flags = AI_NUMERICSERV;
+		rc = getaddrinfo(host, service, &hints, &res);
+	}
 	if (rc != 0 || res == NULL) {
 		snprintf(why, whylen, "%s", gai_strerror(rc));
 		return -1;
 	}
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) != 0 && errno == EINPROGRESS) {
-		struct pollfd pfd = {fd, POLLOUT, 0};
-		int err = 0;
-		socklen_t elen = sizeof(err);
-
-		if (poll(&pfd, 1, timeout_ms) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0)
-			errno = err;
-		else
-			errno = ETIMEDOUT;
-	} else if (fd >= 0) {
-		errno = 0;
+	if (fd < 0) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		freeaddrinfo(res);
+		return -1;
 	}
+	ok = runtimeapi_connect_fd(fd, res->ai_addr, res->ai_addrlen, deadline_ms, why, whylen);
 	freeaddrinfo(res);
-	if (fd >= 0 && errno == 0)
-		return fd;
-	snprintf(why, whylen, "%s", strerror(errno));
-	if (fd >= 0)
+	if (!ok) {
 		close(fd);
-	return -1;
+		return -1;
+	}
+	return fd;
 }
 
 bool
@@ -87,11 +145,12 @@ runtimeapi_command(const char *addr, const char *line, int timeout_ms, char *out
 {
 	int64_t deadline = monoclock_ms() + timeout_ms;
 	size_t len = strlen(line), sent = 0, got = 0;
-	int fd = runtimeapi_connect(addr, timeout_ms, why, whylen);
+	int fd;
 
+	out[0] = '\0';
+	fd = runtimeapi_connect(addr, deadline, why, whylen);
 	if (fd < 0)
 		return false;
-	out[0] = '\0';
 	while (sent <= len) {
 		/* the line, then its newline */
 		const char *p = sent < len ? line + sent : "\n";
@@ -99,7 +158,7 @@ runtimeapi_command(const char *addr, const char *line, int timeout_ms, char *out
 		struct pollfd pfd = {fd, POLLOUT, 0};
 		ssize_t w;
 
-		if (poll(&pfd, 1, (int)(deadline - monoclock_ms())) != 1) {
+		if (runtimeapi_left(deadline) == 0 || poll(&pfd, 1, runtimeapi_left(deadline)) != 1) {
 			snprintf(why, whylen, "timed out sending");
 			close(fd);
 			return false;
@@ -115,10 +174,10 @@ runtimeapi_command(const char *addr, const char *line, int timeout_ms, char *out
 	}
 	for (;;) {
 		struct pollfd pfd = {fd, POLLIN, 0};
-		int left = (int)(deadline - monoclock_ms());
+		int left = runtimeapi_left(deadline);
 		ssize_t r;
 
-		if (left <= 0 || poll(&pfd, 1, left) != 1) {
+		if (left == 0 || poll(&pfd, 1, left) != 1) {
 			snprintf(why, whylen, "no complete answer within %d ms", timeout_ms);
 			close(fd);
 			return false;

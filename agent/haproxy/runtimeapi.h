@@ -1,7 +1,7 @@
 /*
  * runtimeapi.h: a small client of HAProxy's runtime API (the stats socket, "level admin"): one
- * command line per connection, blocking with a deadline (it runs in the registrar's thread, never on
- * the event loop), and a parser for "show servers state".
+ * command line per connection, synchronous with one deadline for connect, send and receive (it runs on
+ * worker threads, never on the event loop), and a parser for "show servers state".
  */
 #ifndef PGCHECKD_RUNTIMEAPI_H
 #define PGCHECKD_RUNTIMEAPI_H
@@ -27,7 +27,8 @@ struct runtimeapi_server {
 /*
  * runtimeapi_command sends one line (commands may be joined with "; ") to addr ("/path/to/socket" or
  * "host:port") and reads the whole answer into out. False (with why) when HAProxy cannot be reached or
- * does not answer within timeout_ms.
+ * has not answered within timeout_ms, counted from the call: connect (even to a unix socket whose
+ * backlog is full), send and receive together.
  */
 bool runtimeapi_command(const char *addr, const char *line, int timeout_ms, char *out, size_t outlen, char *why,
                         size_t whylen);

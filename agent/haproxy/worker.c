@@ -1,6 +1,7 @@
 /*
  * worker.c: one thread, one job on a timer. Sleeps on a monotonic condition variable so a wake or a
- * stop is seen at once; blocks every signal so they stay with the event loop.
+ * stop is seen at once; blocks every signal so they stay with the event loop. Whoever of the thread
+ * and worker_stop ends last frees the worker and releases its job: a stop never waits past its deadline.
  */
 #include "worker.h"
 
@@ -10,20 +11,50 @@
 #include <time.h>
 
 #include "log.h"
+#include "monoclock.h"
 
 struct worker {
 	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t wake;
+	pthread_cond_t wake;  /* to the thread: tick now, or stop */
+	pthread_cond_t ended; /* from the thread: done is set */
 	struct worker_job job;
 	bool stop;
 	bool woken;
+	bool done;      /* the thread has run its last job and touches nothing of the job any more */
+	bool abandoned; /* worker_stop gave up waiting: the thread frees everything */
 };
+
+static void
+worker_timespec(struct timespec *ts, int64_t from_now_ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	if (from_now_ms < 0)
+		from_now_ms = 0;
+	ts->tv_sec += from_now_ms / 1000;
+	ts->tv_nsec += (from_now_ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+static void
+worker_destroy(struct worker *w)
+{
+	if (w->job.release != NULL)
+		w->job.release(w->job.arg);
+	pthread_cond_destroy(&w->ended);
+	pthread_cond_destroy(&w->wake);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
 
 static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
+	bool abandoned;
 
 	pthread_mutex_lock(&w->lock);
 	while (!w->stop) {
@@ -34,13 +65,7 @@ worker_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		wait_ms = w->job.tick(w->job.arg, w);
 		pthread_mutex_lock(&w->lock);
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += wait_ms / 1000;
-		until.tv_nsec += (wait_ms % 1000) * 1000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
+		worker_timespec(&until, wait_ms);
 		while (!w->stop && !w->woken)
 			if (pthread_cond_timedwait(&w->wake, &w->lock, &until) != 0)
 				break;
@@ -48,6 +73,13 @@ worker_main(void *arg)
 	pthread_mutex_unlock(&w->lock);
 	if (w->job.last != NULL)
 		w->job.last(w->job.arg, w);
+	pthread_mutex_lock(&w->lock);
+	w->done = true;
+	abandoned = w->abandoned;
+	pthread_cond_signal(&w->ended);
+	pthread_mutex_unlock(&w->lock);
+	if (abandoned)
+		worker_destroy(w); /* detached: nobody else holds w */
 	return NULL;
 }
 
@@ -66,6 +98,7 @@ worker_start(const struct worker_job *job)
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&w->wake, &attr);
+	pthread_cond_init(&w->ended, &attr);
 	pthread_condattr_destroy(&attr);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -73,6 +106,7 @@ worker_start(const struct worker_job *job)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
 		log_error("cannot start a worker thread");
+		pthread_cond_destroy(&w->ended);
 		pthread_cond_destroy(&w->wake);
 		pthread_mutex_destroy(&w->lock);
 		free(w);
@@ -102,17 +136,41 @@ worker_wake(struct worker *w)
 	pthread_mutex_unlock(&w->lock);
 }
 
-void
-worker_stop(struct worker *w)
+bool
+worker_stopping(struct worker *w)
 {
+	bool stop;
+
+	pthread_mutex_lock(&w->lock);
+	stop = w->stop;
+	pthread_mutex_unlock(&w->lock);
+	return stop;
+}
+
+bool
+worker_stop(struct worker *w, int64_t deadline_ms)
+{
+	struct timespec until;
+	int64_t left_ms;
+
 	if (w == NULL)
-		return;
+		return true;
+	left_ms = deadline_ms - monoclock_ms();
+	worker_timespec(&until, left_ms);
 	pthread_mutex_lock(&w->lock);
 	w->stop = true;
 	pthread_cond_signal(&w->wake);
+	while (!w->done && left_ms > 0)
+		if (pthread_cond_timedwait(&w->ended, &w->lock, &until) != 0)
+			break;
+	if (!w->done) {
+		w->abandoned = true;
+		pthread_mutex_unlock(&w->lock);
+		pthread_detach(w->thread);
+		return false;
+	}
 	pthread_mutex_unlock(&w->lock);
-	pthread_join(w->thread, NULL);
-	pthread_cond_destroy(&w->wake);
-	pthread_mutex_destroy(&w->lock);
-	free(w);
+	pthread_join(w->thread, NULL); /* done: it only returns */
+	worker_destroy(w);
+	return true;
 }

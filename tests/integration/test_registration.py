@@ -127,6 +127,25 @@ def test_shutdown_withdraws_the_slot(reg):
     assert f"withdrew from be_replicas/{slot}" in c.agents[2].log()
 
 
+def test_reload_that_drops_a_backend_withdraws_from_it_and_keeps_the_others(reg):
+    """The withdrawal runs on the registrar's thread (the loop hands the settings over and goes on)."""
+    c = reg
+    wait_registered(c, 0, [1, 2])
+    slot, _ = slots(c, "be_primary")[0]
+    replica_slot, _ = slots(c, "be_replicas")[0]
+    agent = c.agents[0]
+    agent.write_conf({"haproxy": {"template_backends": "be_replicas:pg"}})
+    agent.sighup()
+    cl.wait_until(lambda: 0 not in slots(c, "be_primary"), 10, desc="node1 to leave be_primary")
+    assert c.haproxy.status("be_primary", slot) == "MAINT"
+    cl.wait_until(lambda: f"withdrew from be_primary/{slot}" in agent.log(), 5, desc="the withdrawal logged")
+    assert agent.ask("primary") == "up 100%"  # the checks never stopped
+    # what stays in the list is registered again: same address, same backend
+    cl.wait_until(lambda: slots(c, "be_replicas").get(0, (None,))[0] is not None, 10,
+                  desc="node1 back in be_replicas")
+    assert len({s for s, _ in slots(c, "be_replicas").values()}) == 3, (replica_slot, slots(c, "be_replicas"))
+
+
 def test_operator_maintenance_on_a_registered_slot_is_respected(reg):
     c = reg
     wait_registered(c, 0, [1, 2])

@@ -205,6 +205,76 @@ test_pool_shrinks_only_with_a_command_and_above_its_minimum(void **state)
 	assert_int_equal(scaleout_decide(&p, true, 0, 3, 100000, 0, false, why, sizeof(why)), SCALEOUT_NONE);
 }
 
+static void
+test_show_stat_finds_its_columns_anywhere_in_a_long_header(void **state)
+{
+	/* the name columns past the 40 fields the parser used to keep: read past its array (UBSan) */
+	char csv[4096];
+	int up = -1;
+	double sessions = -1;
+	size_t n = (size_t)snprintf(csv, sizeof(csv), "# scur,qcur,status");
+
+	(void)state;
+	for (int i = 3; i < 45; i++)
+		n += (size_t)snprintf(csv + n, sizeof(csv) - n, ",c%d", i);
+	n += (size_t)snprintf(csv + n, sizeof(csv) - n, ",pxname,svname\n");
+	for (int row = 0; row < 2; row++) {
+		n += (size_t)snprintf(csv + n, sizeof(csv) - n, "%d,1,%s", row == 0 ? 4 : 100, row == 0 ? "UP" : "DOWN");
+		for (int i = 3; i < 45; i++)
+			n += (size_t)snprintf(csv + n, sizeof(csv) - n, ",x");
+		n += (size_t)snprintf(csv + n, sizeof(csv) - n, ",be_read,pg%d\n", row + 1);
+	}
+	assert_true(scaleout_parse_stat(csv, "be_read", &up, &sessions));
+	assert_int_equal(up, 1);
+	assert_true(sessions > 4.99 && sessions < 5.01);
+	/* a row too short for the name columns is skipped, never read past its end */
+	assert_false(scaleout_parse_stat("# scur,qcur,status,c3,pxname,svname\n1,1,UP\n", "be_read", &up, &sessions));
+}
+
+static void
+test_show_stat_numbers_are_finite_and_clamped(void **state)
+{
+	const char *csv = "# pxname,svname,qcur,scur,status\n"
+	                  "be,a,nan,inf,UP\n"
+	                  "be,b,-5,1e300,UP\n"
+	                  "be,c,0x10,3,UP\n"
+	                  "be,BACKEND,1,1,UP\n";
+	int up = 0;
+	double sessions = 0;
+
+	(void)state;
+	assert_true(scaleout_parse_stat(csv, "be", &up, &sessions));
+	assert_int_equal(up, 3);
+	/* nan, inf and negative count as 0, a huge count is clamped, hex is not a number here */
+	assert_true(sessions >= 3 && sessions <= 3 + SCALEOUT_SESSIONS_MAX);
+}
+
+static void
+test_registration_settings_that_move_the_node_are_a_change(void **state)
+{
+	struct conf a, b;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	snprintf(a.haproxy_runtime_api, sizeof(a.haproxy_runtime_api), "/run/haproxy/admin.sock");
+	snprintf(a.haproxy_template_backends, sizeof(a.haproxy_template_backends), "be_replicas:pg");
+	a.haproxy_advertise_pg_port = 5432;
+	a.haproxy_reconcile_ms = 2000;
+	b = a;
+	assert_false(registrar_settings_changed(&a, &b));
+	b.haproxy_reconcile_ms = 500; /* how often, not what: no withdrawal */
+	b.haproxy_timeout_ms = 3000;
+	assert_false(registrar_settings_changed(&a, &b));
+	b.haproxy_advertise_agent_port = 6000;
+	assert_true(registrar_settings_changed(&a, &b));
+	b = a;
+	snprintf(b.haproxy_template_backends, sizeof(b.haproxy_template_backends), "be_primary:pg");
+	assert_true(registrar_settings_changed(&a, &b));
+	b = a;
+	b.haproxy_runtime_api[0] = '\0'; /* registration turned off: withdraw */
+	assert_true(registrar_settings_changed(&a, &b));
+}
+
 int
 main(void)
 {
@@ -215,7 +285,10 @@ main(void)
 		cmocka_unit_test(test_servers_state_numbers_out_of_range_are_clamped),
 		cmocka_unit_test(test_error_answers_are_recognised),
 		cmocka_unit_test(test_slot_pick_is_stable_and_in_range),
+		cmocka_unit_test(test_registration_settings_that_move_the_node_are_a_change),
 		cmocka_unit_test(test_show_stat_gives_up_servers_and_their_sessions),
+		cmocka_unit_test(test_show_stat_finds_its_columns_anywhere_in_a_long_header),
+		cmocka_unit_test(test_show_stat_numbers_are_finite_and_clamped),
 		cmocka_unit_test(test_scale_up_needs_a_full_window_over_the_threshold),
 		cmocka_unit_test(test_scale_up_waits_for_the_cooldown_and_a_running_command),
 		cmocka_unit_test(test_pool_never_grows_past_its_maximum),
