@@ -20,14 +20,14 @@ WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpo
 WERROR ?= -Werror
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DPGCHECKD_VERSION='"$(VERSION)"' $(WARNINGS) $(WERROR) $(CFLAGS) \
-	-Iconf -Ichecks -Iagent $(shell $(PKG_CONFIG) --cflags libpq inih 2>/dev/null)
+	-Iconf -Ichecks -Iagent $(shell $(PKG_CONFIG) --cflags libpq 2>/dev/null)
 # Debian's libev ships no .pc file: fall back to -lev
 LIBEV := $(shell $(PKG_CONFIG) --libs libev 2>/dev/null || echo -lev)
 # libsystemd is optional: with it, pgcheckd tells systemd READY, RELOADING, STOPPING and WATCHDOG
 SYSTEMD_CFLAGS := $(shell $(PKG_CONFIG) --exists libsystemd 2>/dev/null && echo -DHAVE_SYSTEMD)
 SYSTEMD_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null)
 ALL_CFLAGS += $(SYSTEMD_CFLAGS)
-LIBS := $(SYSTEMD_LIBS) $(LIBEV) -lpthread $(shell $(PKG_CONFIG) --libs libpq inih 2>/dev/null || echo -lpq -linih) -lm
+LIBS := $(SYSTEMD_LIBS) $(LIBEV) -lpthread $(shell $(PKG_CONFIG) --libs libpq 2>/dev/null || echo -lpq) -lm
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
 SRCS := conf/conf.c checks/host.c checks/poller.c checks/peers.c agent/request.c agent/agentline.c agent/verdict.c \

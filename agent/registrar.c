@@ -251,10 +251,11 @@ registrar_dynamic(struct registrar *r, int api_i, int key, const char *api, cons
 	}
 	/* agent-send cannot hold a newline through the runtime API: the agent ends the request on silence */
 	snprintf(line, sizeof(line),
-	         "add server %s/%s %s:%d %s port %d agent-addr %s agent-port %d agent-send %s; enable health %s/%s; "
+	         "add server %s/%s %s:%d %.*s port %d agent-addr %s agent-port %d agent-send %s; enable health %s/%s; "
 	         "enable agent %s/%s; set server %s/%s state ready; set server %s/%s health down",
-	         backend, name, me->addr, me->pg_port, r->pass_conf->haproxy_add_server_options, me->agent_port, me->addr,
-	         me->agent_port, request, backend, name, backend, name, backend, name, backend, name);
+	         backend, name, me->addr, me->pg_port, CONF_ADD_SERVER_OPTIONS_MAX,
+	         r->pass_conf->haproxy_add_server_options, me->agent_port, me->addr, me->agent_port, request, backend,
+	         name, backend, name, backend, name, backend, name);
 	if (!registrar_api(r, api, line, why, whylen))
 		return false;
 	snprintf(msg, sizeof(msg), "haproxy %s: registered as %s/%s", api, backend, name);
