@@ -167,6 +167,37 @@ def test_reload_with_bad_conninfo_keeps_old_config_and_logs_no_secret(cluster, r
     agent.write_conf(text=good)
 
 
+@pytest.mark.cluster_conf(replicas=0, haproxy=False)
+@pytest.mark.parametrize("bad,key", [
+    ("[pg]\nconnect_timeout_ms = 1400\n", "[pg] connect_timeout_ms"),
+    ("[peers]\ninterval_ms = 2000\n", "[peers] interval_ms"),
+], ids=["connect-deadline-past-stale", "peer-fresh-not-above-interval"])
+def test_reload_with_deadline_past_its_limit_keeps_old_config(cluster, report, bad, key):
+    """A reload whose deadlines cannot fit inside the stale (or fresh) limit is refused with file:line
+    and key; the default_request change in the same file is not applied."""
+    c = cluster
+    agent = c.agents[0]  # the primary: a silent client gets default_request 'replica' -> down #is-primary
+
+    def silent_is_down_primary():
+        words = agent.ask("").split()
+        return "down" in words and "#is-primary" in words
+    assert silent_is_down_primary()
+    good = agent.ini.read_text()
+    text = good.replace("[agent]\n", "[agent]\ndefault_request = primary\n", 1) + "\n" + bad
+    bad_line = len(text.splitlines())
+    log_before = len(agent.log())
+    agent.write_conf(text=text)
+    agent.sighup()
+    new_log = cl.wait_until(lambda: f"{agent.ini}:{bad_line}: {key}:" in agent.log()[log_before:]
+                            and agent.log()[log_before:], 5, desc=f"the log to name {agent.ini}:{bad_line}: {key}")
+    report("reload error logged: " + " | ".join(l for l in new_log.splitlines() if str(agent.ini) in l))
+    for _ in range(5):
+        assert silent_is_down_primary(), "a refused reload changed the running configuration"
+        time.sleep(0.05)
+    assert agent.running()
+    agent.write_conf(text=good)
+
+
 def test_reload_with_broken_file_keeps_old_config(cluster, report):
     """A good reload changes the answer to a silent client (default_request); a broken file then
     changes nothing, the process stays up and the log names file:line."""
