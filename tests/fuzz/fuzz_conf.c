@@ -84,6 +84,31 @@ check_key(const struct conf *c, const struct conf_key *k)
 	}
 }
 
+/*
+ * value_is_a_whole_line_end: value occurs in data after a '=' (and blanks), followed only by blanks
+ * up to the end of its line: it was neither cut (at a ';' or '#') nor changed.
+ */
+static bool
+value_is_a_whole_line_end(const uint8_t *data, size_t size, const char *value, size_t n)
+{
+	const uint8_t *p = data, *end = data + size;
+
+	while ((p = memmem(p, (size_t)(end - p), value, n)) != NULL) {
+		const uint8_t *before = p, *after = p + n;
+
+		while (before > data && (before[-1] == ' ' || before[-1] == '\t'))
+			before--;
+		while (after < end && (*after == ' ' || *after == '\t'))
+			after++;
+		if (after < end && *after == '\r')
+			after++;
+		if (before > data && before[-1] == '=' && (after == end || *after == '\n'))
+			return true;
+		p++;
+	}
+	return false;
+}
+
 /* check_text_kept: a text value that differs from its default was read whole from data. */
 static void
 check_text_kept(const struct conf *c, const struct conf_key *k, const uint8_t *data, size_t size)
@@ -95,7 +120,7 @@ check_text_kept(const struct conf *c, const struct conf_key *k, const uint8_t *d
 		return;
 	if (n == 0 || strcmp(field, k->default_value) == 0)
 		return;
-	FUZZ_CHECK(memmem(data, size, field, n) != NULL);
+	FUZZ_CHECK(value_is_a_whole_line_end(data, size, field, n));
 	if (k->offset == offsetof(struct conf, pg_conninfo)) {
 		char why[512];
 
