@@ -22,13 +22,13 @@ CFLAGS ?= -O2 -g
 # pkg-config is read only when a recipe first needs it, never while this file is parsed: on a fresh
 # machine `make demo` and `make check` install it (and the -dev packages) first, in `deps`.
 # Each value is computed once: a recursive variable that replaces itself with its value.
-PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags libpq inih 2>/dev/null))$(PKG_CFLAGS)
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags libpq 2>/dev/null))$(PKG_CFLAGS)
 # Debian's libev ships no .pc file: fall back to -lev
 LIBEV = $(eval LIBEV := $(shell $(PKG_CONFIG) --libs libev 2>/dev/null || echo -lev))$(LIBEV)
 # libsystemd is optional: with it, pgcheckd tells systemd READY, RELOADING, STOPPING and WATCHDOG
 SYSTEMD_CFLAGS = $(eval SYSTEMD_CFLAGS := $(shell $(PKG_CONFIG) --exists libsystemd 2>/dev/null && echo -DHAVE_SYSTEMD))$(SYSTEMD_CFLAGS)
 SYSTEMD_LIBS = $(eval SYSTEMD_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null))$(SYSTEMD_LIBS)
-PKG_LIBS = $(eval PKG_LIBS := $(shell $(PKG_CONFIG) --libs libpq inih 2>/dev/null || echo -lpq -linih))$(PKG_LIBS)
+PKG_LIBS = $(eval PKG_LIBS := $(shell $(PKG_CONFIG) --libs libpq 2>/dev/null || echo -lpq))$(PKG_LIBS)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DPGCHECKD_VERSION='"$(VERSION)"' $(WARNINGS) $(WERROR) $(CFLAGS) \
 	-Iconf -Ichecks -Iagent -Iagent/core -Iagent/serve -Iagent/haproxy $(PKG_CFLAGS) $(SYSTEMD_CFLAGS)
 LIBS = $(SYSTEMD_LIBS) $(LIBEV) -lpthread $(PKG_LIBS) -lm

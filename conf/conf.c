@@ -1,8 +1,10 @@
 /*
- * conf.c: reads pgcheckd.ini with inih into a struct conf, driven by the key table in conf_keys.h.
- * Lines are counted here (inih's handler gets no line number) and checked before inih sees them:
- * an indented line (inih would glue it to the previous key) and a line too long for inih are errors.
- * Nothing here exits or logs; every error is one line for the caller to print.
+ * conf.c: reads pgcheckd.ini into a struct conf, driven by the key table in conf_keys.h.
+ * The ini grammar is small and read here, line by line: '[section]', 'key = value', whole-line
+ * comments (';' or '#') and blank lines. A value is everything after the '=' but the spaces around
+ * it: never cut at a ';' or '#', never changed; what cannot be read whole is an error.
+ * Nothing here exits or logs; every error is one line for the caller to print, and none shows the
+ * value of a key that may hold a password.
  */
 #include "conf.h"
 
@@ -16,7 +18,7 @@
 #include <strings.h>
 
 #include <arpa/inet.h>
-#include <ini.h>
+#include <libpq-fe.h>
 
 const char *const conf_request_names[] = {"primary", "replica", "read-only", "health", NULL};
 const char *const conf_over_lag_names[] = {"down", "drain", NULL};
@@ -32,21 +34,16 @@ const struct conf_key conf_keys[] = {
 /* clang-format on */
 const size_t conf_key_count = sizeof(conf_keys) / sizeof(conf_keys[0]);
 
-/* The longest line inih is given (inih's own limit is 200 bytes with its terminators). */
-#define CONF_LINE_MAX 196
-
 struct conf_parse {
 	struct conf *conf;
 	const char *name;
-	FILE *f;
 	int lineno;
 	bool failed;
 	char *err;
 	size_t errlen;
-	char *line; /* getline's buffer */
-	size_t linecap;
-	bool seen[sizeof(conf_keys) / sizeof(conf_keys[0])];
-	int seen_line[sizeof(conf_keys) / sizeof(conf_keys[0])];
+	char line[CONF_LINE_MAX + 2];                            /* the line being read, NUL-terminated */
+	char section[CONF_LINE_MAX + 1];                         /* the current section's name */
+	int seen_line[sizeof(conf_keys) / sizeof(conf_keys[0])]; /* where each key was set; 0: not set */
 };
 
 static void conf_fail(struct conf_parse *cp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -244,6 +241,80 @@ conf_api_list_ok(const char *list)
 	return true;
 }
 
+/* libpq's messages for a connection string it cannot parse, and what we say instead (without the value) */
+static const struct {
+	const char *libpq; /* the start of libpq's message */
+	const char *ours;
+} conf_conninfo_errors[] = {
+    {"missing \"=\" after", "a word without '=' (quote a value that holds spaces: key='a b')"},
+    {"unterminated quoted string", "a quoted value is not closed"},
+    {"invalid connection option", "an unknown option name"},
+    {"invalid percent-encoded token", "a '%' in the URI is not followed by two hex digits"},
+    {"forbidden value %00", "the URI holds %00"},
+    {"invalid URI query parameter", "an unknown URI query parameter"},
+    {"extra key/value separator", "a URI query parameter with a second '='"},
+    {"missing key/value separator", "a URI query parameter without '='"},
+    {"unexpected character", "an unexpected character in the URI"},
+    {"end of string reached when looking for matching \"]\"", "an IPv6 address without its ']' in the URI"},
+    {"IPv6 host address may not be empty", "an empty IPv6 address in the URI"},
+    {"out of memory", "out of memory"},
+};
+
+/* conf_conninfo_is_uri says whether libpq reads s as a URI (its prefixes are case-sensitive). */
+static bool
+conf_conninfo_is_uri(const char *s)
+{
+	return strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0;
+}
+
+bool
+conf_conninfo_check(const char *conninfo, char *why, size_t whylen)
+{
+	static const char hidden[] = " (the value is not shown: it may hold a password)";
+	PQconninfoOption *opts;
+	char *errmsg = NULL;
+	bool ok = true;
+
+	/* what libpq expands (PQconnectStartParams with expand_dbname): a URI or anything with '=' */
+	if (!conf_conninfo_is_uri(conninfo) && strchr(conninfo, '=') == NULL)
+		return true; /* a database name, or empty: libpq's defaults */
+	opts = PQconninfoParse(conninfo, &errmsg);
+	if (opts == NULL) {
+		/* libpq's message quotes the part it could not read, which may be a password: never pass it on */
+		const char *ours = "its message is not shown";
+
+		for (size_t i = 0; errmsg != NULL && i < sizeof(conf_conninfo_errors) / sizeof(conf_conninfo_errors[0]);
+		     i++)
+			if (strncmp(errmsg, conf_conninfo_errors[i].libpq, strlen(conf_conninfo_errors[i].libpq)) == 0)
+				ours = conf_conninfo_errors[i].ours;
+		snprintf(why, whylen, "libpq cannot parse it: %s%s", ours, hidden);
+		PQfreemem(errmsg);
+		return false;
+	}
+	if (conf_conninfo_is_uri(conninfo)) {
+		/*
+		 * A password with an unencoded '@' or '/' moves its tail into the host or the database name
+		 * (or a port), which libpq and the server then quote in their errors: refuse it here.
+		 */
+		for (PQconninfoOption *o = opts; o->keyword != NULL && ok; o++) {
+			if (o->val == NULL)
+				continue;
+			if ((strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "dbname") == 0) &&
+			    strchr(o->val, '@') != NULL)
+				ok = false;
+			if (strcmp(o->keyword, "port") == 0 && o->val[strspn(o->val, "0123456789,")] != '\0')
+				ok = false;
+		}
+		if (!ok)
+			snprintf(why, whylen,
+			         "the URI's host, port or database name holds a part of its user name or password: "
+			         "write '@', '/', '?' and ':' in them as %%40, %%2F, %%3F and %%3A%s",
+			         hidden);
+	}
+	PQconninfoFree(opts);
+	return ok;
+}
+
 /* conf_set parses value into key k of c; on failure writes what is wrong (without file:line). */
 static bool
 conf_set(struct conf *c, const struct conf_key *k, const char *value, char *why, size_t whylen)
@@ -360,13 +431,18 @@ conf_set(struct conf *c, const struct conf_key *k, const char *value, char *why,
 			return false;
 		}
 		/* FALLTHROUGH */
-	case CONF_STR:
-		if (strlen(value) >= CONF_STR_MAX) {
-			snprintf(why, whylen, "value is longer than %d bytes", CONF_STR_MAX - 1);
+	case CONF_STR: {
+		size_t most = k->type == CONF_STR && k->max >= 1 ? (size_t)k->max : CONF_STR_MAX - 1;
+
+		if (strlen(value) > most) {
+			snprintf(why, whylen, "value is longer than %zu bytes", most);
 			return false;
 		}
+		if (k->offset == offsetof(struct conf, pg_conninfo) && !conf_conninfo_check(value, why, whylen))
+			return false;
 		strcpy(field, value);
 		return true;
+	}
 	case CONF_ENUM: {
 		int i = conf_enum_index(k->enum_names, value);
 		size_t n;
@@ -398,15 +474,25 @@ conf_defaults(struct conf *c)
 		abort();
 }
 
-static int
-conf_handler(void *user, const char *section, const char *name, const char *value)
+/* conf_key_index returns the row of the key whose field is at offset in struct conf. */
+static size_t
+conf_key_index(size_t offset)
 {
-	struct conf_parse *cp = user;
+	for (size_t i = 0; i < conf_key_count; i++)
+		if (conf_keys[i].offset == offset)
+			return i;
+	abort(); /* a field that is not in the table: a build defect, caught by the unit tests */
+}
+
+#define CONF_KEY_OF(field) conf_key_index(offsetof(struct conf, field))
+
+/* conf_set_key stores value into key i; the line is cp->lineno. */
+static bool
+conf_set_key(struct conf_parse *cp, const char *section, const char *name, const char *value)
+{
 	char why[CONF_ERR_MAX / 2];
 	size_t i;
 
-	if (cp->failed)
-		return 0;
 	for (i = 0; i < conf_key_count; i++)
 		if (strcmp(conf_keys[i].section, section) == 0 && strcmp(conf_keys[i].name, name) == 0)
 			break;
@@ -422,92 +508,206 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 			conf_fail(cp, "[%s] %s: unknown section [%s]", section, name, section);
 		else
 			conf_fail(cp, "[%s] %s: unknown key", section, name);
-		return 0;
+		return false;
 	}
-	if (cp->seen[i]) {
+	if (cp->seen_line[i] > 0) {
 		conf_fail(cp, "[%s] %s: given twice (first on line %d)", section, name, cp->seen_line[i]);
-		return 0;
+		return false;
 	}
-	cp->seen[i] = true;
 	cp->seen_line[i] = cp->lineno;
 	if (!conf_set(cp->conf, &conf_keys[i], value, why, sizeof(why))) {
 		conf_fail(cp, "[%s] %s: %s", section, name, why);
-		return 0;
+		return false;
 	}
-	if (cp->conf->agent_listen == (char *)cp->conf + conf_keys[i].offset)
+	if (i == CONF_KEY_OF(agent_listen))
 		(void)conf_parse_listen(value, cp->conf->listen_host, sizeof(cp->conf->listen_host),
 		                        &cp->conf->listen_port); /* checked by conf_set */
-	return 1;
+	return true;
+}
+
+static bool
+conf_blank(char ch)
+{
+	return ch == ' ' || ch == '\t';
 }
 
 /*
- * conf_reader hands inih one line at a time and counts them. It rejects what inih would silently
- * misread: an indented line (a continuation of the previous value) and a line inih would cut.
+ * conf_line_key finds the key of a 'key = value' line, for error messages: its start in *key and
+ * its length (0 when the line has no '=' or nothing before it).
  */
-static char *
-conf_reader(char *str, int num, void *stream)
+static size_t
+conf_line_key(const char *line, size_t len, const char **key)
 {
-	struct conf_parse *cp = stream;
-	ssize_t len;
-	const char *p;
+	const char *p = line, *end = line + len, *eq;
 
-	if (cp->failed)
-		return NULL;
-	/* getline, not fgets: it says how many bytes it read, NULs included, and never splits a line */
-	len = getline(&cp->line, &cp->linecap, cp->f);
-	if (len < 0)
-		return NULL;
-	cp->lineno++;
-	if (memchr(cp->line, '\0', (size_t)len) != NULL) {
-		conf_fail(cp, "line holds a NUL byte");
-		return NULL;
+	while (p < end && conf_blank(*p))
+		p++;
+	eq = memchr(p, '=', (size_t)(end - p));
+	if (eq == NULL)
+		return 0;
+	*key = p;
+	while (eq > p && conf_blank(eq[-1]))
+		eq--;
+	return (size_t)(eq - p);
+}
+
+/* conf_line_fail reports what is wrong with the current line, naming its section and key if it has one. */
+static void conf_line_fail(struct conf_parse *cp, size_t len, const char *what, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+conf_line_fail(struct conf_parse *cp, size_t len, const char *what, ...)
+{
+	char msg[256];
+	const char *key = NULL;
+	size_t keylen = conf_line_key(cp->line, len, &key);
+	va_list ap;
+
+	va_start(ap, what);
+	vsnprintf(msg, sizeof(msg), what, ap);
+	va_end(ap);
+	if (keylen > 0 && keylen < 128 && memchr(key, '\0', keylen) == NULL) {
+		if (cp->section[0] != '\0')
+			conf_fail(cp, "[%.*s] %.*s: %s", 128, cp->section, (int)keylen, key, msg);
+		else
+			conf_fail(cp, "%.*s: %s", (int)keylen, key, msg);
+	} else if (cp->section[0] != '\0') {
+		conf_fail(cp, "[%.*s]: %s", 128, cp->section, msg);
+	} else {
+		conf_fail(cp, "%s", msg);
 	}
-	if (len > CONF_LINE_MAX + 1 || (len == CONF_LINE_MAX + 1 && cp->line[len - 1] != '\n') || len >= num) {
-		conf_fail(cp, "line is longer than %d bytes", CONF_LINE_MAX);
-		return NULL;
+}
+
+/*
+ * conf_read_line reads the next line into cp->line without its line end and returns its length, or
+ * -1 at the end of the file. A longer line than CONF_LINE_MAX is read to its end and its first
+ * CONF_LINE_MAX bytes kept; *too_long says so. NUL bytes are kept (and counted by the caller).
+ */
+static ssize_t
+conf_read_line(struct conf_parse *cp, FILE *f, bool *too_long)
+{
+	size_t n = 0;
+	int ch;
+
+	*too_long = false;
+	while ((ch = getc(f)) != EOF && ch != '\n') {
+		if (n < CONF_LINE_MAX)
+			cp->line[n++] = (char)ch;
+		else
+			*too_long = true;
 	}
-	if (cp->line[0] == ' ' || cp->line[0] == '\t') {
-		for (p = cp->line; *p == ' ' || *p == '\t'; p++)
-			;
-		if (*p != '\n' && *p != '\r' && *p != '\0') {
-			conf_fail(cp, "indented line (inih would read it as part of the previous value): "
-			              "remove the leading space");
-			return NULL;
+	if (ch == EOF && n == 0 && !*too_long)
+		return -1;
+	if (n > 0 && cp->line[n - 1] == '\r')
+		n--; /* a CRLF line end */
+	cp->line[n] = '\0';
+	return (ssize_t)n;
+}
+
+/* conf_parse_line reads one line of the file; false when it is wrong (the error is in cp). */
+static bool
+conf_parse_line(struct conf_parse *cp, size_t len, bool too_long)
+{
+	char *line = cp->line, *end = cp->line + len, *p, *eq, *value, *key_end;
+
+	if (too_long) {
+		conf_line_fail(cp, len, "line is longer than %d bytes", CONF_LINE_MAX);
+		return false;
+	}
+	if (cp->lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+		/* a UTF-8 byte order mark, as some editors write */
+		memmove(line, line + 3, len - 2);
+		len -= 3;
+		end = line + len;
+	}
+	if (memchr(line, '\0', len) != NULL) {
+		conf_line_fail(cp, len, "line holds a NUL byte");
+		return false;
+	}
+	for (p = line; p < end; p++) {
+		if ((*p > 0 && *p < ' ' && *p != '\t') || *p == 0x7f) {
+			conf_line_fail(cp, len, "line holds a control character (byte 0x%02x)", (unsigned)*p);
+			return false;
 		}
 	}
-	memcpy(str, cp->line, (size_t)len + 1);
-	return str;
+	for (p = line; p < end && conf_blank(*p); p++)
+		;
+	if (p == end)
+		return true; /* blank */
+	if (p != line) {
+		/* other ini readers take it as part of the previous value: say so rather than guess */
+		conf_line_fail(cp, len,
+		               "indented line (continuation lines are not supported): remove the leading space");
+		return false;
+	}
+	if (*p == ';' || *p == '#')
+		return true; /* a comment: only a whole line is one */
+	if (*p == '[') {
+		char *close = strchr(p, ']');
+
+		if (close == NULL) {
+			conf_fail(cp, "cannot parse this line (expected '[section]', 'key = value' or a comment)");
+			return false;
+		}
+		*close = '\0';
+		memcpy(cp->section, p + 1, (size_t)(close - p));
+		for (p = close + 1; p < end && conf_blank(*p); p++)
+			;
+		if (p != end) {
+			conf_fail(cp, "[%.*s]: text after ']' (comments are whole lines that start with ; or #)", 128,
+			          cp->section);
+			return false;
+		}
+		return true;
+	}
+	eq = strchr(line, '=');
+	if (eq == NULL) {
+		conf_fail(cp, "cannot parse this line (expected '[section]', 'key = value' or a comment)");
+		return false;
+	}
+	for (key_end = eq; key_end > line && conf_blank(key_end[-1]); key_end--)
+		;
+	if (key_end == line) {
+		conf_line_fail(cp, len, "'=' without a key before it");
+		return false;
+	}
+	*key_end = '\0';
+	for (value = eq + 1; value < end && conf_blank(*value); value++)
+		;
+	while (end > value && conf_blank(end[-1]))
+		end--;
+	*end = '\0';
+	return conf_set_key(cp, cp->section, line, value);
 }
+
+static bool conf_check(struct conf *c, const char *name, const int *lines, char *err, size_t errlen);
 
 bool
 conf_load_stream(FILE *f, const char *name, struct conf *c, char *err, size_t errlen)
 {
-	struct conf_parse cp;
-	int rc;
+	struct conf_parse *cp = calloc(1, sizeof(*cp));
+	bool ok, too_long;
+	ssize_t len;
 
-	memset(&cp, 0, sizeof(cp));
-	conf_defaults(c);
-	cp.conf = c;
-	cp.name = name;
-	cp.f = f;
-	cp.err = err;
-	cp.errlen = errlen;
 	err[0] = '\0';
-	rc = ini_parse_stream(conf_reader, &cp, conf_handler, &cp);
-	free(cp.line);
-	if (cp.failed)
+	conf_defaults(c);
+	if (cp == NULL) {
+		snprintf(err, errlen, "%s: out of memory", name);
 		return false;
-	if (ferror(f)) {
+	}
+	cp->conf = c;
+	cp->name = name;
+	cp->err = err;
+	cp->errlen = errlen;
+	while (!cp->failed && (len = conf_read_line(cp, f, &too_long)) >= 0) {
+		cp->lineno++;
+		(void)conf_parse_line(cp, (size_t)len, too_long);
+	}
+	if (!cp->failed && ferror(f))
 		snprintf(err, errlen, "%s: read error", name);
-		return false;
-	}
-	if (rc != 0) {
-		/* inih found a line it could not read: no '=' or an unclosed section header */
-		cp.lineno = rc > 0 ? rc : cp.lineno;
-		conf_fail(&cp, "cannot parse this line (expected '[section]', 'key = value' or a comment)");
-		return false;
-	}
-	return conf_validate(c, name, err, errlen);
+	ok = !cp->failed && !ferror(f) && conf_check(c, name, cp->seen_line, err, errlen);
+	free(cp);
+	return ok;
 }
 
 bool
@@ -525,89 +725,190 @@ conf_load(const char *path, struct conf *c, char *err, size_t errlen)
 	return ok;
 }
 
+/*
+ * conf_cross_fail reports a rule over several keys (given as rows of conf_keys, the list ending
+ * with SIZE_MAX) at the key to blame: the subject (the first row) when subject_first and the file
+ * set it, else the one the file set last; without lines (or none set), the first row, without a line.
+ */
+static void conf_cross_fail(char *err, size_t errlen, const char *name, const int *lines, bool subject_first,
+                            const size_t *rows, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+static void
+conf_cross_fail(char *err, size_t errlen, const char *name, const int *lines, bool subject_first, const size_t *rows,
+                const char *fmt, ...)
+{
+	size_t blame = rows[0];
+	int line = 0, n;
+	va_list ap;
+
+	if (lines != NULL) {
+		if (subject_first && lines[rows[0]] > 0) {
+			line = lines[rows[0]];
+		} else {
+			for (const size_t *r = rows; *r != SIZE_MAX; r++) {
+				if (lines[*r] > line) {
+					line = lines[*r];
+					blame = *r;
+				}
+			}
+		}
+	}
+	if (line > 0)
+		n = snprintf(err, errlen, "%s:%d: [%s] %s: ", name, line, conf_keys[blame].section,
+		             conf_keys[blame].name);
+	else
+		n = snprintf(err, errlen, "%s: [%s] %s: ", name, conf_keys[blame].section, conf_keys[blame].name);
+	if (n < 0 || (size_t)n >= errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+#define CONF_ROWS(...)                                                                                                 \
+	(const size_t[])                                                                                               \
+	{                                                                                                              \
+		__VA_ARGS__, SIZE_MAX                                                                                  \
+	}
+
 bool
 conf_validate(struct conf *c, const char *name, char *err, size_t errlen)
 {
-	if (c->pg_stale_after_ms < c->pg_poll_interval_ms + c->pg_query_timeout_ms) {
-		snprintf(err, errlen,
-		         "%s: [pg] stale_after_ms: %" PRId64 " is below poll_interval_ms + query_timeout_ms (%" PRId64
-		         "): every sample would be stale before the next one",
-		         name, c->pg_stale_after_ms, c->pg_poll_interval_ms + c->pg_query_timeout_ms);
+	return conf_check(c, name, NULL, err, errlen);
+}
+
+/* conf_check is conf_validate; lines (from the parse, or NULL) say where each key was set. */
+static bool
+conf_check(struct conf *c, const char *name, const int *lines, char *err, size_t errlen)
+{
+	const size_t poll = CONF_KEY_OF(pg_poll_interval_ms), query = CONF_KEY_OF(pg_query_timeout_ms),
+	             connect = CONF_KEY_OF(pg_connect_timeout_ms), stale = CONF_KEY_OF(pg_stale_after_ms);
+
+	/* a sample is taken every poll interval, each within its deadline: the next one comes before the stale limit */
+	if (c->pg_poll_interval_ms + c->pg_query_timeout_ms > c->pg_stale_after_ms) {
+		conf_cross_fail(err, errlen, name, lines, false, CONF_ROWS(stale, poll, query),
+		                "poll_interval_ms + query_timeout_ms (%" PRId64 " + %" PRId64 " = %" PRId64
+		                ") is above stale_after_ms (%" PRId64
+		                "): every sample would be stale before the next one",
+		                c->pg_poll_interval_ms, c->pg_query_timeout_ms,
+		                c->pg_poll_interval_ms + c->pg_query_timeout_ms, c->pg_stale_after_ms);
+		return false;
+	}
+	/* an idle connection found lost at the next poll is connected again at once (and not reported before) */
+	if (c->pg_poll_interval_ms + c->pg_connect_timeout_ms > c->pg_stale_after_ms) {
+		conf_cross_fail(err, errlen, name, lines, false, CONF_ROWS(stale, poll, connect),
+		                "poll_interval_ms + connect_timeout_ms (%" PRId64 " + %" PRId64 " = %" PRId64
+		                ") is above stale_after_ms (%" PRId64
+		                "): a lost connection would be stale before its connect deadline reports it",
+		                c->pg_poll_interval_ms, c->pg_connect_timeout_ms,
+		                c->pg_poll_interval_ms + c->pg_connect_timeout_ms, c->pg_stale_after_ms);
+		return false;
+	}
+	/* a peer is read every interval, each read within its deadline: two answers are at most both apart */
+	if (c->peers_interval_ms + c->peers_timeout_ms >= c->peers_fresh_ms) {
+		conf_cross_fail(err, errlen, name, lines, false,
+		                CONF_ROWS(CONF_KEY_OF(peers_fresh_ms), CONF_KEY_OF(peers_interval_ms),
+		                          CONF_KEY_OF(peers_timeout_ms)),
+		                "interval_ms + timeout_ms (%" PRId64 " + %" PRId64 " = %" PRId64
+		                ") is not below fresh_ms (%" PRId64
+		                "): a peer that answers every read in time would be forgotten between two reads",
+		                c->peers_interval_ms, c->peers_timeout_ms, c->peers_interval_ms + c->peers_timeout_ms,
+		                c->peers_fresh_ms);
 		return false;
 	}
 	if (c->agent_request_wait_ms >= c->agent_client_timeout_ms) {
-		snprintf(err, errlen,
-			 "%s: [agent] request_wait_ms: %" PRId64 " must be below client_timeout_ms (%" PRId64 ")", name,
-			 c->agent_request_wait_ms, c->agent_client_timeout_ms);
+		conf_cross_fail(err, errlen, name, lines, false,
+		                CONF_ROWS(CONF_KEY_OF(agent_request_wait_ms), CONF_KEY_OF(agent_client_timeout_ms)),
+		                "request_wait_ms (%" PRId64 ") must be below client_timeout_ms (%" PRId64 ")",
+		                c->agent_request_wait_ms, c->agent_client_timeout_ms);
 		return false;
 	}
 	if ((c->agent_primary_port != 0 &&
 	     (c->agent_primary_port == c->listen_port || c->agent_primary_port == c->agent_replica_port)) ||
 	    (c->agent_replica_port != 0 && c->agent_replica_port == c->listen_port)) {
-		snprintf(err, errlen, "%s: [agent] primary_port, replica_port and the listen port must all differ",
-		         name);
+		conf_cross_fail(err, errlen, name, lines, false,
+		                CONF_ROWS(CONF_KEY_OF(agent_primary_port), CONF_KEY_OF(agent_replica_port),
+		                          CONF_KEY_OF(agent_listen)),
+		                "primary_port, replica_port and the listen port must all differ");
 		return false;
 	}
 	if (c->haproxy_runtime_api[0] != '\0') {
+		const size_t api = CONF_KEY_OF(haproxy_runtime_api), tmpl = CONF_KEY_OF(haproxy_template_backends),
+		             dyn = CONF_KEY_OF(haproxy_dynamic_backends), addr = CONF_KEY_OF(haproxy_advertise_addr),
+		             scale = CONF_KEY_OF(scaleout_backend);
 		char names[16][64], values[16][64];
 		int n1, n2;
 		struct in6_addr a6;
 
 		if (!conf_parse_pairs(c->haproxy_template_backends, names, values, 16, &n1)) {
-			snprintf(err, errlen, "%s: [haproxy] template_backends: '%s' is not BACKEND:PREFIX, ...", name,
-			         c->haproxy_template_backends);
+			conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(tmpl, api),
+			                "'%s' is not BACKEND:PREFIX, ...", c->haproxy_template_backends);
 			return false;
 		}
 		if (!conf_parse_pairs(c->haproxy_dynamic_backends, names, values, 16, &n2)) {
-			snprintf(err, errlen, "%s: [haproxy] dynamic_backends: '%s' is not BACKEND:REQUEST, ...", name,
-			         c->haproxy_dynamic_backends);
+			conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(dyn, api),
+			                "'%s' is not BACKEND:REQUEST, ...", c->haproxy_dynamic_backends);
 			return false;
 		}
 		for (int i = 0; i < n2; i++) {
 			if (conf_enum_index(conf_request_names, values[i]) < 0) {
-				snprintf(err, errlen, "%s: [haproxy] dynamic_backends: '%s' is not a request (%s)",
-				         name, values[i], "primary, replica, read-only, health");
+				conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(dyn, api),
+				                "'%s' is not a request (%s)", values[i],
+				                "primary, replica, read-only, health");
 				return false;
 			}
 		}
 		if (n1 + n2 == 0 && c->scaleout_backend[0] == '\0') {
-			snprintf(err, errlen,
-			         "%s: [haproxy] runtime_api is set but no template_backends, "
-			         "dynamic_backends or [scaleout] backend uses it",
-			         name);
+			conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(api, tmpl, dyn, scale),
+			                "set but no template_backends, dynamic_backends or [scaleout] backend uses it");
 			return false;
 		}
 		if (n1 + n2 > 0 && inet_pton(AF_INET, c->haproxy_advertise_addr, &a6) != 1 &&
 		    inet_pton(AF_INET6, c->haproxy_advertise_addr, &a6) != 1) {
-			snprintf(err, errlen,
-			         "%s: [haproxy] advertise_addr: '%s' is not a literal IP address (needed to "
-			         "register)",
-			         name, c->haproxy_advertise_addr);
+			conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(addr, api, tmpl, dyn),
+			                "'%s' is not a literal IP address (needed to register)",
+			                c->haproxy_advertise_addr);
 			return false;
 		}
 	}
 	if (c->scaleout_backend[0] != '\0' &&
 	    (c->haproxy_runtime_api[0] == '\0' || c->scaleout_up_command[0] == '\0')) {
-		snprintf(err, errlen, "%s: [scaleout] backend: needs [haproxy] runtime_api and [scaleout] up_command",
-		         name);
+		conf_cross_fail(err, errlen, name, lines, true,
+		                CONF_ROWS(CONF_KEY_OF(scaleout_backend), CONF_KEY_OF(haproxy_runtime_api),
+		                          CONF_KEY_OF(scaleout_up_command)),
+		                "needs [haproxy] runtime_api and [scaleout] up_command");
 		return false;
 	}
 	if (c->scaleout_min_pool > c->scaleout_max_pool) {
-		snprintf(err, errlen, "%s: [scaleout] min_pool: %" PRId64 " is above max_pool (%" PRId64 ")", name,
-		         c->scaleout_min_pool, c->scaleout_max_pool);
+		conf_cross_fail(err, errlen, name, lines, false,
+		                CONF_ROWS(CONF_KEY_OF(scaleout_min_pool), CONF_KEY_OF(scaleout_max_pool)),
+		                "min_pool (%" PRId64 ") is above max_pool (%" PRId64 ")", c->scaleout_min_pool,
+		                c->scaleout_max_pool);
 		return false;
 	}
 	if (c->weight_load_high_per_cpu <= c->weight_load_low_per_cpu) {
-		snprintf(err, errlen, "%s: [weight] load_high_per_cpu: %g must be above load_low_per_cpu (%g)", name,
-		         c->weight_load_high_per_cpu, c->weight_load_low_per_cpu);
+		conf_cross_fail(err, errlen, name, lines, false,
+		                CONF_ROWS(CONF_KEY_OF(weight_load_high_per_cpu), CONF_KEY_OF(weight_load_low_per_cpu)),
+		                "load_high_per_cpu (%g) must be above load_low_per_cpu (%g)",
+		                c->weight_load_high_per_cpu, c->weight_load_low_per_cpu);
 		return false;
 	}
 	if (c->replica_max_lag_bytes > 0 && c->weight_lag_soft_bytes > c->replica_max_lag_bytes) {
-		snprintf(err, errlen, "%s: [weight] lag_soft_bytes: must not be above [replica] max_lag_bytes", name);
+		char soft[32], hard[32];
+
+		conf_format_bytes(c->weight_lag_soft_bytes, soft, sizeof(soft));
+		conf_format_bytes(c->replica_max_lag_bytes, hard, sizeof(hard));
+		conf_cross_fail(err, errlen, name, lines, false,
+		                CONF_ROWS(CONF_KEY_OF(weight_lag_soft_bytes), CONF_KEY_OF(replica_max_lag_bytes)),
+		                "[weight] lag_soft_bytes (%s) must not be above [replica] max_lag_bytes (%s)", soft,
+		                hard);
 		return false;
 	}
 	if (c->replica_max_lag_s > 0 && c->weight_lag_soft_s > c->replica_max_lag_s) {
-		snprintf(err, errlen, "%s: [weight] lag_soft_s: must not be above [replica] max_lag_s", name);
+		conf_cross_fail(err, errlen, name, lines, false,
+		                CONF_ROWS(CONF_KEY_OF(weight_lag_soft_s), CONF_KEY_OF(replica_max_lag_s)),
+		                "[weight] lag_soft_s (%g) must not be above [replica] max_lag_s (%g)",
+		                c->weight_lag_soft_s, c->replica_max_lag_s);
 		return false;
 	}
 	return true;
@@ -725,7 +1026,7 @@ conf_range(const struct conf_key *k, char *buf, size_t len)
 		snprintf(buf, len, "/socket/path or HOST:PORT, ... or empty");
 		break;
 	default:
-		snprintf(buf, len, "text");
+		snprintf(buf, len, "text, up to %.0f bytes", k->max >= 1 ? k->max : CONF_STR_MAX - 1);
 		break;
 	}
 }
@@ -738,7 +1039,8 @@ conf_print_example(FILE *out)
 
 	fprintf(out, "; pgcheckd.ini: the configuration of pgcheckd, the PostgreSQL health agent for HAProxy.\n"
 	             "; Every key, at its default. Generated by `pgcheckd --help-config=ini` from the key table;\n"
-	             "; `pgcheckd -t -c FILE` checks a file. Keys start at the beginning of the line.\n");
+	             "; `pgcheckd -t -c FILE` checks a file. Keys start at the beginning of the line; comments are\n"
+	             "; whole lines: a ';' or '#' after a value is part of the value.\n");
 	for (size_t i = 0; i < conf_key_count; i++) {
 		const struct conf_key *k = &conf_keys[i];
 

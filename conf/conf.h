@@ -1,5 +1,5 @@
 /*
- * conf.h: pgcheckd's configuration, read from one ini file with inih.
+ * conf.h: pgcheckd's configuration, read from one ini file ([section], key = value, whole-line comments).
  * struct conf is a plain value: copy it, compare it, swap it; it owns nothing.
  * Errors name file:line, the key and what is wrong; nothing here exits.
  */
@@ -13,11 +13,13 @@
 
 #include "conf_keys.h"
 
-#define CONF_DEFAULT_PATH  "/etc/pgcheckd/pgcheckd.ini"
-#define CONF_STR_MAX       1024
-#define CONF_ERR_MAX       1280
-#define CONF_ADDR_MAX      272
-#define CONF_ADDR_LIST_MAX 16
+#define CONF_DEFAULT_PATH           "/etc/pgcheckd/pgcheckd.ini"
+#define CONF_STR_MAX                4096 /* a text value's field; its longest value is one byte less, or the row's max */
+#define CONF_LINE_MAX               8192 /* the longest line of the file, without its line end */
+#define CONF_ERR_MAX                1280
+#define CONF_ADD_SERVER_OPTIONS_MAX 2048 /* [haproxy] add_server_options: it must fit into one runtime API line */
+#define CONF_ADDR_MAX               272
+#define CONF_ADDR_LIST_MAX          16
 
 /* What a request key names; shared by the agent line, HTTP paths and the config. */
 enum request_kind { REQUEST_PRIMARY, REQUEST_REPLICA, REQUEST_READ_ONLY, REQUEST_HEALTH, REQUEST_KIND_COUNT };
@@ -95,7 +97,10 @@ bool conf_load(const char *path, struct conf *c, char *err, size_t errlen);
 /* conf_load_stream is conf_load on an open stream; name is used in messages. */
 bool conf_load_stream(FILE *f, const char *name, struct conf *c, char *err, size_t errlen);
 
-/* conf_validate checks what involves more than one key; err as for conf_load, without a line. */
+/*
+ * conf_validate checks what involves more than one key; err as for conf_load, without a line
+ * (conf_load names the line of the key to blame).
+ */
 bool conf_validate(struct conf *c, const char *name, char *err, size_t errlen);
 
 /* conf_print_example writes an ini file with every key at its default, each with its help. */
@@ -139,6 +144,12 @@ bool conf_parse_addr_list(const char *list, char out[][CONF_ADDR_MAX], int max, 
  * spaces); false on a bad entry.
  */
 bool conf_parse_pairs(const char *list, char names[][64], char values[][64], int max, int *count);
+
+/*
+ * conf_conninfo_check checks a [pg] conninfo as libpq will read it (a URI or key=value pairs; a word
+ * without '=' is a database name); on failure writes what is wrong into why, never the value or a part of it.
+ */
+bool conf_conninfo_check(const char *conninfo, char *why, size_t whylen);
 
 /* conf_enum_index returns the index of word in names (case-insensitive), or -1. */
 int conf_enum_index(const char *const *names, const char *word);

@@ -5,7 +5,8 @@
  *
  * X(section, name, type, default, min, max, reloadable, enum_names, help)
  *   type: INT (integer, unit in the name), BYTES (integer with optional kB/MB/GB/TB), DOUBLE, BOOL,
- *         STR, ENUM (one of enum_names), LISTEN (HOST:PORT; min 1 means it may not be empty).
+ *         STR (text; max is its longest length in bytes, 0 for CONF_STR_MAX - 1), ENUM (one of
+ *         enum_names), LISTEN (HOST:PORT; min 1 means it may not be empty).
  */
 #ifndef PGCHECKD_CONF_KEYS_H
 #define PGCHECKD_CONF_KEYS_H
@@ -47,7 +48,8 @@
 	X(pg, conninfo, STR, "", 0, 0, true, NULL,                                                 \
 	  "libpq connection string or URI ('host=/run/postgresql dbname=postgres', "               \
 	  "'service=main'); empty uses libpq's defaults and PG* variables. The role needs "        \
-	  "pg_monitor.")                                                                          \
+	  "pg_monitor. Checked with libpq's parser when the file is read; in a URI, write '@', "   \
+	  "'/', '?' and ':' in a user name or password as %40, %2F, %3F and %3A.")                \
 	X(pg, poll_interval_ms, INT, "200", 100, 60000, true, NULL,                                \
 	  "Time between two samples (one SELECT each).")                                           \
 	X(pg, query_timeout_ms, INT, "500", 50, 60000, true, NULL,                                 \
@@ -129,7 +131,7 @@
 	  "127.0.0.1:1 disabled'; withdrawing puts a slot back to it.")                            \
 	X(haproxy, add_server_options, STR,                                                        \
 	  "weight 100 check inter 200ms rise 1 fall 1 on-marked-down shutdown-sessions agent-check agent-inter 200ms", \
-	  0, 0, true, NULL,                                                                        \
+	  0, CONF_ADD_SERVER_OPTIONS_MAX, true, NULL,                                              \
 	  "Server options for 'add server' (dynamic backends); port, agent-port and agent-send are " \
 	  "added by pgcheckd.")                                                                    \
 	X(haproxy, reconcile_ms, INT, "2000", 200, 3600000, true, NULL,                            \

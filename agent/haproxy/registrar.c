@@ -263,11 +263,12 @@ registrar_dynamic(struct registrar *r, int api_i, int key, const char *api, cons
 	}
 	/* agent-send cannot hold a newline through the runtime API: the agent ends the request on silence */
 	snprintf(line, sizeof(line),
-	         "add server %.63s/%.127s %s:%d %s port %d agent-addr %s agent-port %d agent-send %s; enable health "
+	         "add server %.63s/%.127s %s:%d %.*s port %d agent-addr %s agent-port %d agent-send %s; enable health "
 	         "%.63s/%.127s; "
 	         "enable agent %.63s/%.127s; set server %.63s/%.127s state ready; set server %.63s/%.127s health down",
-	         backend, name, me->addr, me->pg_port, r->pass_conf->haproxy_add_server_options, me->agent_port,
-	         me->addr, me->agent_port, request, backend, name, backend, name, backend, name, backend, name);
+	         backend, name, me->addr, me->pg_port, CONF_ADD_SERVER_OPTIONS_MAX,
+	         r->pass_conf->haproxy_add_server_options, me->agent_port, me->addr, me->agent_port, request, backend,
+	         name, backend, name, backend, name, backend, name);
 	if (!registrar_api(r, api, line, why, whylen))
 		return false;
 	snprintf(msg, sizeof(msg), "haproxy %s: registered as %.63s/%.127s", api, backend, name);

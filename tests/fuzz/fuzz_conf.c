@@ -2,7 +2,8 @@
  * fuzz_conf.c: libFuzzer harness for the configuration file. The input is a pgcheckd.ini; it is read
  * with conf_load_stream as pgcheckd -t would. A failure must be one non-empty line naming the file;
  * a success must hold every key within the range its row in conf_keys[] gives, pass conf_validate
- * again, and (as conf_reader promises) come from a file without NUL bytes.
+ * again, come from a file without NUL bytes, and hold every text value exactly as the file wrote it
+ * (never cut at a ';' or '#', never changed): each one that is not empty occurs in the input.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -28,7 +29,8 @@ check_key(const struct conf *c, const struct conf_key *k)
 
 		memcpy(&v, field, sizeof(v));
 		if ((double)v < k->min || (double)v > k->max)
-			fprintf(stderr, "[%s] %s = %lld outside %g..%g\n", k->section, k->name, (long long)v, k->min, k->max);
+			fprintf(stderr, "[%s] %s = %lld outside %g..%g\n", k->section, k->name, (long long)v, k->min,
+			        k->max);
 		FUZZ_CHECK((double)v >= k->min && (double)v <= k->max);
 		break;
 	}
@@ -75,9 +77,54 @@ check_key(const struct conf *c, const struct conf_key *k)
 		break;
 	}
 	default:
-		/* text: it fits its field */
+		/* text: it fits its field and its row's limit */
 		FUZZ_CHECK(memchr(field, '\0', CONF_STR_MAX) != NULL);
+		FUZZ_CHECK(k->max < 1 || strlen(field) <= (size_t)k->max);
 		break;
+	}
+}
+
+/*
+ * value_is_a_whole_line_end: value occurs in data after a '=' (and blanks), followed only by blanks
+ * up to the end of its line: it was neither cut (at a ';' or '#') nor changed.
+ */
+static bool
+value_is_a_whole_line_end(const uint8_t *data, size_t size, const char *value, size_t n)
+{
+	const uint8_t *p = data, *end = data + size;
+
+	while ((p = memmem(p, (size_t)(end - p), value, n)) != NULL) {
+		const uint8_t *before = p, *after = p + n;
+
+		while (before > data && (before[-1] == ' ' || before[-1] == '\t'))
+			before--;
+		while (after < end && (*after == ' ' || *after == '\t'))
+			after++;
+		if (after < end && *after == '\r')
+			after++;
+		if (before > data && before[-1] == '=' && (after == end || *after == '\n'))
+			return true;
+		p++;
+	}
+	return false;
+}
+
+/* check_text_kept: a text value that differs from its default was read whole from data. */
+static void
+check_text_kept(const struct conf *c, const struct conf_key *k, const uint8_t *data, size_t size)
+{
+	const char *field = (const char *)c + k->offset;
+	size_t n = strlen(field);
+
+	if (k->type != CONF_STR && k->type != CONF_LISTEN && k->type != CONF_ADDRLIST && k->type != CONF_APILIST)
+		return;
+	if (n == 0 || strcmp(field, k->default_value) == 0)
+		return;
+	FUZZ_CHECK(value_is_a_whole_line_end(data, size, field, n));
+	if (k->offset == offsetof(struct conf, pg_conninfo)) {
+		char why[512];
+
+		FUZZ_CHECK(conf_conninfo_check(field, why, sizeof(why)));
 	}
 }
 
@@ -108,8 +155,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(err[0] == '\0');
 	/* conf_reader refuses a line holding a NUL byte, and a good load read every line */
 	FUZZ_CHECK(memchr(data, '\0', size) == NULL);
-	for (size_t i = 0; i < conf_key_count; i++)
+	for (size_t i = 0; i < conf_key_count; i++) {
 		check_key(&c, &conf_keys[i]);
+		check_text_kept(&c, &conf_keys[i], data, size);
+	}
 	/* the derived listen address is the one in agent_listen */
 	{
 		char host[256];
