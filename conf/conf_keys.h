@@ -24,8 +24,8 @@
 	  "runtime API cannot put a newline into agent-send).")                                    \
 	X(agent, request_wait_ms, INT, "200", 1, 10000, true, NULL,                                \
 	  "A client that has sent nothing for this long gets default_request (HAProxy's "          \
-	  "agent-check without agent-send). Long enough that a slow request is never mistaken "    \
-	  "for none: a late 'primary' must not get a replica's answer.")                           \
+	  "agent-check without agent-send), weight first ('100% up'): a check that sent a "        \
+	  "request and expects '^up' never takes it for its own answer, however late.")            \
 	X(agent, client_timeout_ms, INT, "500", 10, 60000, true, NULL,                             \
 	  "Deadline of one client connection, from accept to answer.")                            \
 	X(agent, shutdown_drain_ms, INT, "1000", 0, 600000, true, NULL,                            \
