@@ -44,7 +44,7 @@ MAIN := agent/main.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 HEADERS := $(wildcard conf/*.h checks/*.h agent/*.h agent/*/*.h)
 
-.PHONY: demo-scaleout readme all check unit unit-asan unit-valgrind integration integration-asan asan generated-check demo install clean deps
+.PHONY: format format-check lint demo-scaleout readme all check unit unit-asan unit-valgrind integration integration-asan asan generated-check demo install clean deps
 all: build/pgcheckd
 
 build/%.o: %.c $(HEADERS) Makefile
@@ -76,6 +76,20 @@ unit-valgrind: $(UNIT_TESTS:%=build/tests/%)
 	@set -e; for t in $^; do echo "== $$t (valgrind)"; \
 		valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 ./$$t; done
 
+# the C sources, formatted by the checked-in .clang-format; linted by cppcheck (Debian's)
+FORMAT_SRCS = $(wildcard conf/*.[ch] checks/*.[ch] agent/*.[ch] agent/*/*.[ch] tests/unit/*.c tests/fuzz/*.[ch] bench/*.c)
+format:
+	clang-format -i $(FORMAT_SRCS)
+format-check:
+	@clang-format --dry-run --Werror $(FORMAT_SRCS) || { echo "run 'make format'"; exit 1; }
+	@echo "format: clean"
+# variableScope is left out: declarations open a block here, as in the models STYLE.md names
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability --suppress=variableScope \
+		--inline-suppr --std=c11 -D_GNU_SOURCE -DHAVE_SYSTEMD -Iconf -Ichecks -Iagent -Iagent/core -Iagent/serve \
+		-Iagent/haproxy conf checks agent
+	@echo "lint: clean"
+
 # conf/pgcheckd.ini is generated from the key table: fail when it drifted
 generated-check: build/pgcheckd
 	@./build/pgcheckd --help-config=ini | diff -u conf/pgcheckd.ini - \
@@ -95,7 +109,7 @@ integration-asan: build-asan/pgcheckd
 	PGCHECKD_BIN=$(CURDIR)/build-asan/pgcheckd PGCHECKD_SANITIZED=1 $(PYTHON) -m pytest -q tests/integration
 
 check: deps
-	@$(MAKE) --no-print-directory unit unit-asan unit-valgrind generated-check fuzz FUZZ_SECONDS=10 integration integration-asan package-check bench-smoke
+	@$(MAKE) --no-print-directory format-check lint unit unit-asan unit-valgrind generated-check fuzz FUZZ_SECONDS=10 integration integration-asan package-check bench-smoke
 
 deps:
 	bash scripts/install-deps

@@ -39,7 +39,7 @@
 
 /* histogram: 64 powers of two x 128 linear sub-buckets */
 #define SUB_BITS 7
-#define SUB (1u << SUB_BITS)
+#define SUB      (1u << SUB_BITS)
 static uint64_t hist[64 * SUB];
 
 static unsigned
@@ -89,8 +89,8 @@ enum cstate { C_IDLE, C_CONNECTING, C_READING, C_PAUSED };
 struct conn {
 	int fd;
 	enum cstate st;
-	uint64_t t0;      /* request start */
-	uint64_t wake;    /* end of a pause */
+	uint64_t t0;   /* request start */
+	uint64_t wake; /* end of a pause */
 	size_t len;
 	char buf[512];
 };
@@ -242,7 +242,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: agentload -p PORT [-H HOST] [-c CONNS] [-d SECONDS] [-r REQUEST] [-e EXPECT] "
-			"[-i PAUSE_MS] [-t TIMEOUT_MS] [--http PATH]\n");
+	                "[-i PAUSE_MS] [-t TIMEOUT_MS] [--http PATH]\n");
 	exit(2);
 }
 

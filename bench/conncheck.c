@@ -35,9 +35,13 @@ static void
 answer(int fd, int code, const char *body)
 {
 	char out[512];
-	int n = snprintf(out, sizeof(out),
-			 "HTTP/1.0 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
-			 code, code == 200 ? "OK" : code == 404 ? "Not Found" : "Service Unavailable", strlen(body), body);
+	int n = snprintf(
+	    out, sizeof(out),
+	    "HTTP/1.0 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s", code,
+	    code == 200   ? "OK"
+	    : code == 404 ? "Not Found"
+	                  : "Service Unavailable",
+	    strlen(body), body);
 	(void)send(fd, out, (size_t)n, MSG_NOSIGNAL);
 }
 

@@ -26,7 +26,7 @@
 static bool http;
 static const char agent_answer[] = "up 100%\n";
 static const char http_answer[] = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n"
-				  "Connection: close\r\n\r\n";
+                                  "Connection: close\r\n\r\n";
 
 struct client {
 	ev_io io;
@@ -60,7 +60,7 @@ on_client(struct ev_loop *loop, ev_io *w, int revents)
 		c->len += (size_t)n;
 		c->buf[c->len] = 0;
 		bool complete = n == 0 || c->len == sizeof(c->buf) - 1 ||
-				(http ? strstr(c->buf, "\r\n\r\n") != NULL : memchr(c->buf, '\n', c->len) != NULL);
+		                (http ? strstr(c->buf, "\r\n\r\n") != NULL : memchr(c->buf, '\n', c->len) != NULL);
 		if (complete) {
 			if (http)
 				(void)send(w->fd, http_answer, sizeof(http_answer) - 1, MSG_NOSIGNAL);

@@ -11,6 +11,9 @@
 #ifndef PGCHECKD_CONF_KEYS_H
 #define PGCHECKD_CONF_KEYS_H
 
+/* the table is aligned by hand: clang-format would fold it */
+/* clang-format off */
+
 #define CONF_KEYS(X)                                                                               \
 	X(agent, listen, LISTEN, "*:5480", 1, 0, false, NULL,                                      \
 	  "Address and port of the agent port (HAProxy agent-check and tcp-check). "               \
@@ -169,5 +172,7 @@
 	  "at info.")                                                                              \
 	X(log, syslog, BOOL, "false", 0, 0, false, NULL,                                           \
 	  "Log to syslog (daemon facility) instead of standard error.")
+
+/* clang-format on */
 
 #endif

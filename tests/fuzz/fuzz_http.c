@@ -22,7 +22,7 @@
 #include "request.h"
 #include "verdict.h"
 
-#define MB (1024LL * 1024LL)
+#define MB            (1024LL * 1024LL)
 #define FUZZ_BODY_MAX 16384
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -97,7 +97,8 @@ check_sniff(const char *buf, size_t size, enum http_sniff sniff)
 	while (i < size && is_upper(buf[i]))
 		i++;
 	if (sniff == HTTP_SNIFF_YES)
-		FUZZ_CHECK(i >= 1 && i <= 16 && size >= i + 2 && buf[i] == ' ' && (buf[i + 1] == '/' || buf[i + 1] == '*'));
+		FUZZ_CHECK(i >= 1 && i <= 16 && size >= i + 2 && buf[i] == ' ' &&
+		           (buf[i + 1] == '/' || buf[i + 1] == '*'));
 	if (sniff == HTTP_SNIFF_MAYBE)
 		FUZZ_CHECK(i == size || (i >= 1 && i + 1 == size && buf[i] == ' '));
 	/* once YES, more bytes never change it: the listener commits to HTTP there */
@@ -122,7 +123,7 @@ check_route(const struct http_request *h, enum http_route route, const struct re
 {
 	enum request_kind kind;
 	bool health = strcmp(h->path, "/") == 0 || strcmp(h->path, "/readiness") == 0 ||
-		      (h->path[0] == '/' && request_kind_parse(h->path + 1, strlen(h->path + 1), &kind));
+	              (h->path[0] == '/' && request_kind_parse(h->path + 1, strlen(h->path + 1), &kind));
 
 	FUZZ_CHECK((route == HTTP_ROUTE_STATUS) == (strcmp(h->path, "/status") == 0));
 	FUZZ_CHECK((route == HTTP_ROUTE_METRICS) == (strcmp(h->path, "/metrics") == 0));
@@ -191,7 +192,7 @@ check_response(const char *out, size_t n, bool with_body, int status, size_t ble
 /* check_small_buffer: into any smaller buffer the response is refused whole, never cut. */
 static void
 check_small_buffer(enum http_method method, int status, const char *type, const char *body, size_t blen, size_t full,
-		   size_t outlen)
+                   size_t outlen)
 {
 	char *out = malloc(outlen > 0 ? outlen : 1);
 	size_t m;
@@ -316,7 +317,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	parsed = http_parse_request(buf, size, &h);
 	FUZZ_CHECK(parsed == HTTP_INCOMPLETE || parsed == HTTP_COMPLETE || parsed == HTTP_BAD ||
-		   parsed == HTTP_TOO_LARGE);
+	           parsed == HTTP_TOO_LARGE);
 	if (size < HTTP_REQUEST_MAX)
 		FUZZ_CHECK(parsed != HTTP_TOO_LARGE);
 	else
@@ -332,7 +333,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(h.path[0] == '/' || strcmp(h.path, "*") == 0);
 		FUZZ_CHECK(strpbrk(h.query, " \r\n") == NULL);
 		FUZZ_CHECK(h.method == HTTP_GET || h.method == HTTP_HEAD || h.method == HTTP_OPTIONS ||
-			   h.method == HTTP_OTHER);
+		           h.method == HTTP_OTHER);
 		/* pipelined bytes change nothing */
 		FUZZ_CHECK(longer != NULL);
 		memcpy(longer, buf, size);

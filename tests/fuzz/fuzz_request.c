@@ -31,9 +31,9 @@ reference_parse_bytes(const char *s, int64_t *out)
 	static const struct {
 		const char *unit;
 		int shift;
-	} units[] = {{"", 0},    {"B", 0},    {"k", 10},   {"kB", 10},  {"KB", 10},  {"K", 10},
-		     {"kiB", 10}, {"KiB", 10}, {"M", 20},   {"MB", 20},  {"MiB", 20}, {"G", 30},
-		     {"GB", 30},  {"GiB", 30}, {"T", 40},   {"TB", 40},  {"TiB", 40}};
+	} units[] = {{"", 0},     {"B", 0},    {"k", 10}, {"kB", 10}, {"KB", 10},  {"K", 10},
+	             {"kiB", 10}, {"KiB", 10}, {"M", 20}, {"MB", 20}, {"MiB", 20}, {"G", 30},
+	             {"GB", 30},  {"GiB", 30}, {"T", 40}, {"TB", 40}, {"TiB", 40}};
 	uint64_t v = 0;
 	bool overflow = false;
 	size_t i = 0;

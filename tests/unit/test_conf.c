@@ -180,7 +180,7 @@ test_example_file_reads_back_as_the_defaults(void **state)
 	for (size_t i = 0; i < conf_key_count; i++) {
 		const struct conf_key *k = &conf_keys[i];
 		bool text = k->type == CONF_STR || k->type == CONF_LISTEN || k->type == CONF_ADDRLIST ||
-			    k->type == CONF_APILIST;
+		            k->type == CONF_APILIST;
 		size_t size = k->type == CONF_BOOL ? sizeof(bool) : k->type == CONF_ENUM ? sizeof(int) : 8;
 
 		if (text)

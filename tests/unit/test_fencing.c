@@ -253,18 +253,18 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_primary_without_peer_news_takes_writes),
-		cmocka_unit_test(test_primary_seeing_newer_primary_is_fenced),
-		cmocka_unit_test(test_fenced_primary_refuses_reads_unless_configured),
-		cmocka_unit_test(test_two_primaries_on_one_timeline_are_both_fenced_until_released),
-		cmocka_unit_test(test_release_does_not_lift_a_newer_primary_fence),
-		cmocka_unit_test(test_older_peer_primary_does_not_fence),
-		cmocka_unit_test(test_replica_behind_a_fork_leaves_the_read_pool),
-		cmocka_unit_test(test_replica_on_the_newest_timeline_serves_reads),
-		cmocka_unit_test(test_isolation_fencing_only_when_configured),
-		cmocka_unit_test(test_peer_line_round_trip),
-		cmocka_unit_test(test_peer_line_without_fresh_sample_is_unknown),
-		cmocka_unit_test(test_peer_line_parser_rejects_garbage),
+	    cmocka_unit_test(test_primary_without_peer_news_takes_writes),
+	    cmocka_unit_test(test_primary_seeing_newer_primary_is_fenced),
+	    cmocka_unit_test(test_fenced_primary_refuses_reads_unless_configured),
+	    cmocka_unit_test(test_two_primaries_on_one_timeline_are_both_fenced_until_released),
+	    cmocka_unit_test(test_release_does_not_lift_a_newer_primary_fence),
+	    cmocka_unit_test(test_older_peer_primary_does_not_fence),
+	    cmocka_unit_test(test_replica_behind_a_fork_leaves_the_read_pool),
+	    cmocka_unit_test(test_replica_on_the_newest_timeline_serves_reads),
+	    cmocka_unit_test(test_isolation_fencing_only_when_configured),
+	    cmocka_unit_test(test_peer_line_round_trip),
+	    cmocka_unit_test(test_peer_line_without_fresh_sample_is_unknown),
+	    cmocka_unit_test(test_peer_line_parser_rejects_garbage),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,15 +18,15 @@
 
 /* as HAProxy 2.6.12 printed it for a server-template backend after one claim */
 static const char servers_state[] =
-	"1\n"
-	"# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight "
-	"srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state "
-	"srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port "
-	"srv_check_addr srv_agent_addr srv_agent_port\n"
-	"2 be_replicas 1 pg1 127.0.0.1 0 5 100 100 1 1 0 0 14 22 0 0 - 1 - 0 1 - - 1\n"
-	"2 be_replicas 2 pg2 127.0.0.1 0 4 100 100 1 8 2 0 6 22 0 0 - 25432 - 0 25480 - 127.0.0.1 25480\n"
-	"3 be_primary 1 pg1 127.0.0.1 0 5 100 100 1 1 0 0 14 22 0 0 - 1 - 0 1 - - 1\n"
-	"\n";
+    "1\n"
+    "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight "
+    "srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state "
+    "srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port "
+    "srv_check_addr srv_agent_addr srv_agent_port\n"
+    "2 be_replicas 1 pg1 127.0.0.1 0 5 100 100 1 1 0 0 14 22 0 0 - 1 - 0 1 - - 1\n"
+    "2 be_replicas 2 pg2 127.0.0.1 0 4 100 100 1 8 2 0 6 22 0 0 - 25432 - 0 25480 - 127.0.0.1 25480\n"
+    "3 be_primary 1 pg1 127.0.0.1 0 5 100 100 1 1 0 0 14 22 0 0 - 1 - 0 1 - - 1\n"
+    "\n";
 
 static void
 test_servers_state_is_read_by_column_name(void **state)
@@ -70,7 +70,8 @@ test_servers_state_with_a_needed_column_past_the_kept_fields_is_malformed(void *
 	size_t n = 0;
 
 	(void)state;
-	n += (size_t)snprintf(text + n, sizeof(text) - n, "1\n# c0 be_name c2 srv_name srv_addr srv_op_state "
+	n += (size_t)snprintf(text + n, sizeof(text) - n,
+	                      "1\n# c0 be_name c2 srv_name srv_addr srv_op_state "
 	                      "srv_admin_state srv_port srv_check_port srv_agent_addr srv_agent_port");
 	for (int i = 11; i < 36; i++)
 		n += (size_t)snprintf(text + n, sizeof(text) - n, " c%d", i);
@@ -98,8 +99,9 @@ static void
 test_error_answers_are_recognised(void **state)
 {
 	(void)state;
-	assert_true(runtimeapi_answer_ok("\n\nno need to change the addr, port changed from '1' to '5432' by 'stats socket "
-					 "command'\n\n"));
+	assert_true(
+	    runtimeapi_answer_ok("\n\nno need to change the addr, port changed from '1' to '5432' by 'stats socket "
+	                         "command'\n\n"));
 	assert_true(runtimeapi_answer_ok("New server registered.\n"));
 	assert_false(runtimeapi_answer_ok("\n\nagent checks are not enabled on this server\n"));
 	assert_false(runtimeapi_answer_ok("No such server.\n"));
@@ -122,12 +124,12 @@ test_slot_pick_is_stable_and_in_range(void **state)
 }
 
 static const char show_stat[] =
-	"# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight\n"
-	"fe_read,FRONTEND,,,40,40,,,,,,,,,,,,OPEN,\n"
-	"be_replicas,node1,0,0,0,0,,,,,,,,,,,,DOWN,100\n"
-	"be_replicas,node2,2,2,25,25,,,,,,,,,,,,UP,100\n"
-	"be_replicas,node3,0,0,13,13,,,,,,,,,,,,UP,50\n"
-	"be_replicas,BACKEND,2,2,38,38,,,,,,,,,,,,UP,150\n";
+    "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight\n"
+    "fe_read,FRONTEND,,,40,40,,,,,,,,,,,,OPEN,\n"
+    "be_replicas,node1,0,0,0,0,,,,,,,,,,,,DOWN,100\n"
+    "be_replicas,node2,2,2,25,25,,,,,,,,,,,,UP,100\n"
+    "be_replicas,node3,0,0,13,13,,,,,,,,,,,,UP,50\n"
+    "be_replicas,BACKEND,2,2,38,38,,,,,,,,,,,,UP,150\n";
 
 static void
 test_show_stat_gives_up_servers_and_their_sessions(void **state)
@@ -146,8 +148,12 @@ test_show_stat_gives_up_servers_and_their_sessions(void **state)
 static struct scaleout_policy
 policy(void)
 {
-	struct scaleout_policy p = {.high_sessions = 20, .low_sessions = 2, .cooldown_ms = 60000, .max_pool = 4,
-				    .min_pool = 1, .can_shrink = true};
+	struct scaleout_policy p = {.high_sessions = 20,
+	                            .low_sessions = 2,
+	                            .cooldown_ms = 60000,
+	                            .max_pool = 4,
+	                            .min_pool = 1,
+	                            .can_shrink = true};
 	return p;
 }
 
@@ -219,7 +225,8 @@ test_show_stat_finds_its_columns_anywhere_in_a_long_header(void **state)
 		n += (size_t)snprintf(csv + n, sizeof(csv) - n, ",c%d", i);
 	n += (size_t)snprintf(csv + n, sizeof(csv) - n, ",pxname,svname\n");
 	for (int row = 0; row < 2; row++) {
-		n += (size_t)snprintf(csv + n, sizeof(csv) - n, "%d,1,%s", row == 0 ? 4 : 100, row == 0 ? "UP" : "DOWN");
+		n +=
+		    (size_t)snprintf(csv + n, sizeof(csv) - n, "%d,1,%s", row == 0 ? 4 : 100, row == 0 ? "UP" : "DOWN");
 		for (int i = 3; i < 45; i++)
 			n += (size_t)snprintf(csv + n, sizeof(csv) - n, ",x");
 		n += (size_t)snprintf(csv + n, sizeof(csv) - n, ",be_read,pg%d\n", row + 1);
@@ -279,20 +286,20 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_servers_state_is_read_by_column_name),
-		cmocka_unit_test(test_servers_state_without_header_is_malformed),
-		cmocka_unit_test(test_servers_state_with_a_needed_column_past_the_kept_fields_is_malformed),
-		cmocka_unit_test(test_servers_state_numbers_out_of_range_are_clamped),
-		cmocka_unit_test(test_error_answers_are_recognised),
-		cmocka_unit_test(test_slot_pick_is_stable_and_in_range),
-		cmocka_unit_test(test_registration_settings_that_move_the_node_are_a_change),
-		cmocka_unit_test(test_show_stat_gives_up_servers_and_their_sessions),
-		cmocka_unit_test(test_show_stat_finds_its_columns_anywhere_in_a_long_header),
-		cmocka_unit_test(test_show_stat_numbers_are_finite_and_clamped),
-		cmocka_unit_test(test_scale_up_needs_a_full_window_over_the_threshold),
-		cmocka_unit_test(test_scale_up_waits_for_the_cooldown_and_a_running_command),
-		cmocka_unit_test(test_pool_never_grows_past_its_maximum),
-		cmocka_unit_test(test_pool_shrinks_only_with_a_command_and_above_its_minimum),
+	    cmocka_unit_test(test_servers_state_is_read_by_column_name),
+	    cmocka_unit_test(test_servers_state_without_header_is_malformed),
+	    cmocka_unit_test(test_servers_state_with_a_needed_column_past_the_kept_fields_is_malformed),
+	    cmocka_unit_test(test_servers_state_numbers_out_of_range_are_clamped),
+	    cmocka_unit_test(test_error_answers_are_recognised),
+	    cmocka_unit_test(test_slot_pick_is_stable_and_in_range),
+	    cmocka_unit_test(test_registration_settings_that_move_the_node_are_a_change),
+	    cmocka_unit_test(test_show_stat_gives_up_servers_and_their_sessions),
+	    cmocka_unit_test(test_show_stat_finds_its_columns_anywhere_in_a_long_header),
+	    cmocka_unit_test(test_show_stat_numbers_are_finite_and_clamped),
+	    cmocka_unit_test(test_scale_up_needs_a_full_window_over_the_threshold),
+	    cmocka_unit_test(test_scale_up_waits_for_the_cooldown_and_a_running_command),
+	    cmocka_unit_test(test_pool_never_grows_past_its_maximum),
+	    cmocka_unit_test(test_pool_shrinks_only_with_a_command_and_above_its_minimum),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -115,7 +115,7 @@ assert_sniff(const char *s, enum http_sniff want)
 
 	if (got != want)
 		print_error("http_sniff(\"%s\") = %s, expected %s\n", show(s, strlen(s)), sniff_name(got),
-			    sniff_name(want));
+		            sniff_name(want));
 	assert_int_equal(got, want);
 }
 
@@ -148,7 +148,7 @@ assert_parse_n(const char *buf, size_t len, enum http_parse want)
 
 	if (got != want)
 		print_error("http_parse_request(\"%s\") = %s, expected %s\n", show(buf, len), parse_name(got),
-			    parse_name(want));
+		            parse_name(want));
 	assert_int_equal(got, want);
 }
 
@@ -167,7 +167,7 @@ assert_request(const char *s, enum http_method method, const char *path, const c
 
 	if (got != HTTP_COMPLETE)
 		print_error("http_parse_request(\"%s\") = %s, expected HTTP_COMPLETE\n", show(s, strlen(s)),
-			    parse_name(got));
+		            parse_name(got));
 	assert_int_equal(got, HTTP_COMPLETE);
 	assert_int_equal(h.method, method);
 	assert_non_null(memchr(h.path, '\0', sizeof(h.path)));
@@ -199,7 +199,7 @@ assert_route(const char *path, const char *query, enum http_route want)
 
 	if (got != want)
 		print_error("http_route(\"%s\", \"%s\") = %s, expected %s\n", path, query, route_name(got),
-			    route_name(want));
+		            route_name(want));
 	assert_int_equal(got, want);
 }
 
@@ -215,7 +215,7 @@ assert_check(const char *path, enum request_kind kind)
 	assert_int_equal(got, HTTP_ROUTE_CHECK);
 	if (r.kind != kind)
 		print_error("http_route(\"%s\") asks %s, expected %s\n", path, request_kind_name(r.kind),
-			    request_kind_name(kind));
+		            request_kind_name(kind));
 	assert_int_equal(r.kind, kind);
 	assert_false(r.has_max_lag_bytes);
 	assert_false(r.has_max_lag_s);
@@ -342,10 +342,10 @@ test_parse_curl_request_with_headers(void **state)
 {
 	(void)state;
 	assert_request("GET /status HTTP/1.1\r\nHost: 127.0.0.1:5480\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n",
-		       HTTP_GET, "/status", "");
+	               HTTP_GET, "/status", "");
 	assert_request("GET /metrics HTTP/1.1\r\nHost: [::1]:5480\r\nAccept: text/plain;version=0.0.4;q=1,*/*;q=0.1\r\n"
-		       "Accept-Encoding: gzip\r\nX-Empty:\r\n\r\n",
-		       HTTP_GET, "/metrics", "");
+	               "Accept-Encoding: gzip\r\nX-Empty:\r\n\r\n",
+	               HTTP_GET, "/metrics", "");
 }
 
 static void
@@ -419,7 +419,7 @@ test_parse_every_prefix_of_a_good_request_is_incomplete(void **state)
 	(void)state;
 	assert_every_prefix_is_incomplete("GET /primary HTTP/1.0\r\n\r\n");
 	assert_every_prefix_is_incomplete("GET /status HTTP/1.1\r\nHost: 127.0.0.1:5480\r\nUser-Agent: curl/7.88.1\r\n"
-					  "Accept: */*\r\n\r\n");
+	                                  "Accept: */*\r\n\r\n");
 	assert_every_prefix_is_incomplete("GET /replica HTTP/1.1\nHost: x\n\n");
 	assert_every_prefix_is_incomplete("HEAD /replica?lag=16MB HTTP/1.1\r\n\r\n");
 	assert_every_prefix_is_incomplete("OPTIONS /primary HTTP/1.1\r\n\r\n");
@@ -505,7 +505,8 @@ test_parse_request_of_exactly_the_limit_is_complete(void **state)
 static void
 test_parse_pipelined_requests_answer_the_first(void **state)
 {
-	static const char two[] = "GET /primary HTTP/1.1\r\nHost: a\r\n\r\nGET /replica?lag=1MB HTTP/1.1\r\nHost: a\r\n\r\n";
+	static const char two[] =
+	    "GET /primary HTTP/1.1\r\nHost: a\r\n\r\nGET /replica?lag=1MB HTTP/1.1\r\nHost: a\r\n\r\n";
 	struct http_request h;
 
 	(void)state;
@@ -1060,13 +1061,13 @@ test_response_status_lines(void **state)
 		int status;
 		const char *line;
 	} cases[] = {
-		{200, "HTTP/1.1 200 OK"},
-		{400, "HTTP/1.1 400 Bad Request"},
-		{404, "HTTP/1.1 404 Not Found"},
-		{405, "HTTP/1.1 405 Method Not Allowed"},
-		{408, "HTTP/1.1 408 Request Timeout"},
-		{431, "HTTP/1.1 431 Request Header Fields Too Large"},
-		{503, "HTTP/1.1 503 Service Unavailable"},
+	    {200, "HTTP/1.1 200 OK"},
+	    {400, "HTTP/1.1 400 Bad Request"},
+	    {404, "HTTP/1.1 404 Not Found"},
+	    {405, "HTTP/1.1 405 Method Not Allowed"},
+	    {408, "HTTP/1.1 408 Request Timeout"},
+	    {431, "HTTP/1.1 431 Request Header Fields Too Large"},
+	    {503, "HTTP/1.1 503 Service Unavailable"},
 	};
 	char out[1024];
 	struct response res;
@@ -1231,19 +1232,19 @@ test_response_too_small_buffer_is_zero(void **state)
 			char *out = malloc(outlen > 0 ? outlen : 1);
 
 			assert_non_null(out);
-			if (http_response(methods[m], 200, "application/json", json_body, strlen(json_body), out, outlen) !=
-			    0)
-				fail_msg("method %d: http_response into %zu bytes (needs %zu) did not return 0", (int)methods[m],
-					 outlen, need);
+			if (http_response(methods[m], 200, "application/json", json_body, strlen(json_body), out,
+			                  outlen) != 0)
+				fail_msg("method %d: http_response into %zu bytes (needs %zu) did not return 0",
+				         (int)methods[m], outlen, need);
 			free(out);
 		}
 		{
 			char *out = malloc(need + 1);
 
 			assert_non_null(out);
-			assert_int_equal(
-			    http_response(methods[m], 200, "application/json", json_body, strlen(json_body), out, need + 1),
-			    need);
+			assert_int_equal(http_response(methods[m], 200, "application/json", json_body,
+			                               strlen(json_body), out, need + 1),
+			                 need);
 			free(out);
 		}
 	}
@@ -1253,70 +1254,70 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sniff_method_and_target_is_http),
-		cmocka_unit_test(test_sniff_prefix_of_a_method_waits_for_more),
-		cmocka_unit_test(test_sniff_nothing_yet_waits_for_more),
-		cmocka_unit_test(test_sniff_upper_case_agent_word_waits_for_more),
-		cmocka_unit_test(test_sniff_agent_lines_are_not_http),
-		cmocka_unit_test(test_sniff_lower_case_or_malformed_request_is_not_http),
-		cmocka_unit_test(test_sniff_binary_is_not_http),
-		cmocka_unit_test(test_sniff_long_upper_case_word_is_not_http),
-		cmocka_unit_test(test_sniff_reads_only_len_bytes),
-		cmocka_unit_test(test_parse_haproxy_bare_httpchk_request),
-		cmocka_unit_test(test_parse_curl_request_with_headers),
-		cmocka_unit_test(test_parse_lf_only_line_ends),
-		cmocka_unit_test(test_parse_options_and_head_http_1_1),
-		cmocka_unit_test(test_parse_keeps_the_query_as_sent),
-		cmocka_unit_test(test_parse_decodes_the_path),
-		cmocka_unit_test(test_parse_other_methods_are_complete_for_a_405),
-		cmocka_unit_test(test_parse_every_prefix_of_a_good_request_is_incomplete),
-		cmocka_unit_test(test_parse_request_line_without_the_empty_line_is_incomplete),
-		cmocka_unit_test(test_parse_no_end_within_the_limit_is_too_large),
-		cmocka_unit_test(test_parse_end_past_the_limit_is_too_large),
-		cmocka_unit_test(test_parse_request_of_exactly_the_limit_is_complete),
-		cmocka_unit_test(test_parse_pipelined_requests_answer_the_first),
-		cmocka_unit_test(test_parse_ignores_any_bytes_after_the_request),
-		cmocka_unit_test(test_parse_binary_is_bad),
-		cmocka_unit_test(test_parse_nul_byte_is_bad),
-		cmocka_unit_test(test_parse_missing_version_is_bad),
-		cmocka_unit_test(test_parse_other_versions_are_bad),
-		cmocka_unit_test(test_parse_lower_case_method_is_bad),
-		cmocka_unit_test(test_parse_overlong_method_is_bad),
-		cmocka_unit_test(test_parse_header_line_without_colon_is_bad),
-		cmocka_unit_test(test_parse_one_character_header_line_is_bad),
-		cmocka_unit_test(test_parse_target_not_starting_with_slash_is_bad),
-		cmocka_unit_test(test_parse_bad_percent_escape_is_bad),
-		cmocka_unit_test(test_parse_control_characters_in_the_request_line_are_bad),
-		cmocka_unit_test(test_parse_overlong_path_is_bad),
-		cmocka_unit_test(test_parse_overlong_query_is_bad),
-		cmocka_unit_test(test_route_primary_paths),
-		cmocka_unit_test(test_route_replica_paths),
-		cmocka_unit_test(test_route_read_only_paths),
-		cmocka_unit_test(test_route_health_path),
-		cmocka_unit_test(test_route_liveness_status_and_metrics),
-		cmocka_unit_test(test_route_unknown_path_is_not_found),
-		cmocka_unit_test(test_route_after_parsing_a_request),
-		cmocka_unit_test(test_route_query_lag_sets_the_byte_limit),
-		cmocka_unit_test(test_route_query_lag_s_sets_the_seconds_limit),
-		cmocka_unit_test(test_route_query_both_limits),
-		cmocka_unit_test(test_route_query_replication_state_streaming_is_accepted),
-		cmocka_unit_test(test_route_query_other_replication_state_is_bad),
-		cmocka_unit_test(test_route_query_unknown_key_is_bad),
-		cmocka_unit_test(test_route_query_bad_value_is_bad),
-		cmocka_unit_test(test_route_query_values_are_percent_decoded),
-		cmocka_unit_test(test_route_empty_query_parts_are_ignored),
-		cmocka_unit_test(test_route_overlong_query_value_is_bad),
-		cmocka_unit_test(test_route_clears_the_request),
-		cmocka_unit_test(test_response_get_has_the_body_and_its_length),
-		cmocka_unit_test(test_response_get_503_has_the_body_too),
-		cmocka_unit_test(test_response_status_lines),
-		cmocka_unit_test(test_response_head_has_headers_only),
-		cmocka_unit_test(test_response_head_content_length_is_absent_or_the_get_length),
-		cmocka_unit_test(test_response_options_has_headers_only_and_allow),
-		cmocka_unit_test(test_response_405_lists_the_allowed_methods),
-		cmocka_unit_test(test_response_always_closes_the_connection),
-		cmocka_unit_test(test_response_empty_body),
-		cmocka_unit_test(test_response_too_small_buffer_is_zero),
+	    cmocka_unit_test(test_sniff_method_and_target_is_http),
+	    cmocka_unit_test(test_sniff_prefix_of_a_method_waits_for_more),
+	    cmocka_unit_test(test_sniff_nothing_yet_waits_for_more),
+	    cmocka_unit_test(test_sniff_upper_case_agent_word_waits_for_more),
+	    cmocka_unit_test(test_sniff_agent_lines_are_not_http),
+	    cmocka_unit_test(test_sniff_lower_case_or_malformed_request_is_not_http),
+	    cmocka_unit_test(test_sniff_binary_is_not_http),
+	    cmocka_unit_test(test_sniff_long_upper_case_word_is_not_http),
+	    cmocka_unit_test(test_sniff_reads_only_len_bytes),
+	    cmocka_unit_test(test_parse_haproxy_bare_httpchk_request),
+	    cmocka_unit_test(test_parse_curl_request_with_headers),
+	    cmocka_unit_test(test_parse_lf_only_line_ends),
+	    cmocka_unit_test(test_parse_options_and_head_http_1_1),
+	    cmocka_unit_test(test_parse_keeps_the_query_as_sent),
+	    cmocka_unit_test(test_parse_decodes_the_path),
+	    cmocka_unit_test(test_parse_other_methods_are_complete_for_a_405),
+	    cmocka_unit_test(test_parse_every_prefix_of_a_good_request_is_incomplete),
+	    cmocka_unit_test(test_parse_request_line_without_the_empty_line_is_incomplete),
+	    cmocka_unit_test(test_parse_no_end_within_the_limit_is_too_large),
+	    cmocka_unit_test(test_parse_end_past_the_limit_is_too_large),
+	    cmocka_unit_test(test_parse_request_of_exactly_the_limit_is_complete),
+	    cmocka_unit_test(test_parse_pipelined_requests_answer_the_first),
+	    cmocka_unit_test(test_parse_ignores_any_bytes_after_the_request),
+	    cmocka_unit_test(test_parse_binary_is_bad),
+	    cmocka_unit_test(test_parse_nul_byte_is_bad),
+	    cmocka_unit_test(test_parse_missing_version_is_bad),
+	    cmocka_unit_test(test_parse_other_versions_are_bad),
+	    cmocka_unit_test(test_parse_lower_case_method_is_bad),
+	    cmocka_unit_test(test_parse_overlong_method_is_bad),
+	    cmocka_unit_test(test_parse_header_line_without_colon_is_bad),
+	    cmocka_unit_test(test_parse_one_character_header_line_is_bad),
+	    cmocka_unit_test(test_parse_target_not_starting_with_slash_is_bad),
+	    cmocka_unit_test(test_parse_bad_percent_escape_is_bad),
+	    cmocka_unit_test(test_parse_control_characters_in_the_request_line_are_bad),
+	    cmocka_unit_test(test_parse_overlong_path_is_bad),
+	    cmocka_unit_test(test_parse_overlong_query_is_bad),
+	    cmocka_unit_test(test_route_primary_paths),
+	    cmocka_unit_test(test_route_replica_paths),
+	    cmocka_unit_test(test_route_read_only_paths),
+	    cmocka_unit_test(test_route_health_path),
+	    cmocka_unit_test(test_route_liveness_status_and_metrics),
+	    cmocka_unit_test(test_route_unknown_path_is_not_found),
+	    cmocka_unit_test(test_route_after_parsing_a_request),
+	    cmocka_unit_test(test_route_query_lag_sets_the_byte_limit),
+	    cmocka_unit_test(test_route_query_lag_s_sets_the_seconds_limit),
+	    cmocka_unit_test(test_route_query_both_limits),
+	    cmocka_unit_test(test_route_query_replication_state_streaming_is_accepted),
+	    cmocka_unit_test(test_route_query_other_replication_state_is_bad),
+	    cmocka_unit_test(test_route_query_unknown_key_is_bad),
+	    cmocka_unit_test(test_route_query_bad_value_is_bad),
+	    cmocka_unit_test(test_route_query_values_are_percent_decoded),
+	    cmocka_unit_test(test_route_empty_query_parts_are_ignored),
+	    cmocka_unit_test(test_route_overlong_query_value_is_bad),
+	    cmocka_unit_test(test_route_clears_the_request),
+	    cmocka_unit_test(test_response_get_has_the_body_and_its_length),
+	    cmocka_unit_test(test_response_get_503_has_the_body_too),
+	    cmocka_unit_test(test_response_status_lines),
+	    cmocka_unit_test(test_response_head_has_headers_only),
+	    cmocka_unit_test(test_response_head_content_length_is_absent_or_the_get_length),
+	    cmocka_unit_test(test_response_options_has_headers_only_and_allow),
+	    cmocka_unit_test(test_response_405_lists_the_allowed_methods),
+	    cmocka_unit_test(test_response_always_closes_the_connection),
+	    cmocka_unit_test(test_response_empty_body),
+	    cmocka_unit_test(test_response_too_small_buffer_is_zero),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,7 +33,7 @@
 
 struct json_value {
 	char path[128];
-	char type; /* 'o' object, 'a' array, 's' string, 'n' number, 't' true, 'f' false, 'z' null */
+	char type;        /* 'o' object, 'a' array, 's' string, 'n' number, 't' true, 'f' false, 'z' null */
 	const char *text; /* the value as written; for strings without the quotes */
 	size_t len;
 };
@@ -308,7 +308,8 @@ json_must(const struct json_doc *doc, const char *path, char type)
 	if (v == NULL)
 		fail_msg("JSON has no \"%s\"", path);
 	if (v->type != type)
-		fail_msg("JSON \"%s\" is of type '%c', expected '%c' (%.*s)", path, v->type, type, (int)v->len, v->text);
+		fail_msg("JSON \"%s\" is of type '%c', expected '%c' (%.*s)", path, v->type, type, (int)v->len,
+		         v->text);
 	return v;
 }
 
@@ -371,7 +372,7 @@ assert_json_absent(const struct json_doc *doc, const char *path)
 
 /* A Prometheus text-format (0.0.4) checker: HELP, TYPE, then samples "name{labels} value". */
 
-#define PROM_MAX_SAMPLES 128
+#define PROM_MAX_SAMPLES  128
 #define PROM_MAX_FAMILIES 64
 
 struct prom_sample {
@@ -497,7 +498,8 @@ prom_parse(const char *text, size_t len, struct prom_doc *d)
 						return prom_fail(d, lineno, "unterminated label value", line);
 					if (*q == '\\') {
 						if (q[1] != '\\' && q[1] != '"' && q[1] != 'n')
-							return prom_fail(d, lineno, "bad escape in a label value", line);
+							return prom_fail(d, lineno, "bad escape in a label value",
+							                 line);
 						q++;
 					}
 					q++;
@@ -532,7 +534,8 @@ prom_parse(const char *text, size_t len, struct prom_doc *d)
 				return prom_fail(d, lineno, "no value", line);
 			s->value = strtod(q + 1, &vend);
 			if (*vend != '\0' || !isfinite(s->value))
-				return prom_fail(d, lineno, "value is not a finite number (or a timestamp follows)", line);
+				return prom_fail(d, lineno, "value is not a finite number (or a timestamp follows)",
+				                 line);
 			for (int i = 0; i < d->n; i++)
 				if (strcmp(d->s[i].series, s->series) == 0)
 					return prom_fail(d, lineno, "series given twice", line);
@@ -753,7 +756,7 @@ view_number(int i)
 /* render_json_doc renders into a large buffer and parses the result strictly. */
 static size_t
 render_json_doc(const struct node_view *v, const struct policy *p, const struct request *r,
-		const struct render_counters *c, char *buf, size_t len, struct json_doc *doc)
+                const struct render_counters *c, char *buf, size_t len, struct json_doc *doc)
 {
 	size_t n;
 
@@ -771,7 +774,7 @@ render_json_doc(const struct node_view *v, const struct policy *p, const struct 
 
 static size_t
 render_metrics_doc(const struct node_view *v, const struct policy *p, const struct render_counters *c, char *buf,
-		   size_t len, struct prom_doc *doc)
+                   size_t len, struct prom_doc *doc)
 {
 	size_t n;
 
@@ -792,33 +795,33 @@ static void
 test_json_checker_refuses_broken_json(void **state)
 {
 	static const char *const bad[] = {
-		"",
-		"{",
-		"{\"a\":1,}",
-		"{\"a\":1 \"b\":2}",
-		"{\"a\":1}{",
-		"{'a':1}",
-		"{\"a\":nan}",
-		"{\"a\":-}",
-		"{\"a\":01}",
-		"{\"a\":1.}",
-		"{\"a\":.5}",
-		"{\"a\":+1}",
-		"{\"a\":\"x\ny\"}",
-		"{\"a\":\"\\x\"}",
-		"{\"a\":\"\\u12\"}",
-		"{\"a\":tru}",
-		"{\"a\":1,\"a\":2}",
-		"{\"a\":{\"b\":1,\"b\":1}}",
-		"{a:1}",
-		"[1]",
-		"{\"a\":[1,]}",
-		"{\"a\":\"unterminated}",
+	    "",
+	    "{",
+	    "{\"a\":1,}",
+	    "{\"a\":1 \"b\":2}",
+	    "{\"a\":1}{",
+	    "{'a':1}",
+	    "{\"a\":nan}",
+	    "{\"a\":-}",
+	    "{\"a\":01}",
+	    "{\"a\":1.}",
+	    "{\"a\":.5}",
+	    "{\"a\":+1}",
+	    "{\"a\":\"x\ny\"}",
+	    "{\"a\":\"\\x\"}",
+	    "{\"a\":\"\\u12\"}",
+	    "{\"a\":tru}",
+	    "{\"a\":1,\"a\":2}",
+	    "{\"a\":{\"b\":1,\"b\":1}}",
+	    "{a:1}",
+	    "[1]",
+	    "{\"a\":[1,]}",
+	    "{\"a\":\"unterminated}",
 	};
 	static const char *const good[] = {
-		"{}",
-		"{\"a\":-0.5e+3,\"b\":[true,false,null,\"\\u00e9\\\"\"],\"c\":{\"a\":1}}\n",
-		" { \"a\" : 0 } ",
+	    "{}",
+	    "{\"a\":-0.5e+3,\"b\":[true,false,null,\"\\u00e9\\\"\"],\"c\":{\"a\":1}}\n",
+	    " { \"a\" : 0 } ",
 	};
 	struct json_doc *doc = malloc(sizeof(*doc));
 
@@ -842,27 +845,27 @@ static void
 test_metrics_checker_refuses_broken_text(void **state)
 {
 	static const char *const bad[] = {
-		"",
-		"# HELP a x\n# TYPE a gauge\na 1",
-		"a 1\n",
-		"# HELP a x\na 1\n",
-		"# TYPE a gauge\na 1\n",
-		"# HELP a x\n# TYPE a gauge\na nan\n",
-		"# HELP a x\n# TYPE a gauge\na one\n",
-		"# HELP a x\n# TYPE a gauge\na  1\n",
-		"# HELP a x\n# TYPE a gauge\na{l=\"x} 1\n",
-		"# HELP a x\n# TYPE a gauge\na{l=x} 1\n",
-		"# HELP a x\n# TYPE a gauge\na{l=\"x\",} 1\n",
-		"# HELP a x\n# TYPE a gauge\na 1\na 2\n",
-		"# HELP a x\n# TYPE a gauge\na 1 1700000000\n",
-		"# HELP a x\n# TYPE a gauge\na 1\n\n",
-		"# HELP a x\n# TYPE a gauge\n",
-		"# HELP a x\n# TYPE a gauge\na 1\n# HELP b y\n# TYPE b gauge\nb 1\na{l=\"2\"} 1\n",
-		"# HELP a x\n# TYPE a histogrm\na 1\n",
-		"# HELP 1a x\n# TYPE 1a gauge\n1a 1\n",
+	    "",
+	    "# HELP a x\n# TYPE a gauge\na 1",
+	    "a 1\n",
+	    "# HELP a x\na 1\n",
+	    "# TYPE a gauge\na 1\n",
+	    "# HELP a x\n# TYPE a gauge\na nan\n",
+	    "# HELP a x\n# TYPE a gauge\na one\n",
+	    "# HELP a x\n# TYPE a gauge\na  1\n",
+	    "# HELP a x\n# TYPE a gauge\na{l=\"x} 1\n",
+	    "# HELP a x\n# TYPE a gauge\na{l=x} 1\n",
+	    "# HELP a x\n# TYPE a gauge\na{l=\"x\",} 1\n",
+	    "# HELP a x\n# TYPE a gauge\na 1\na 2\n",
+	    "# HELP a x\n# TYPE a gauge\na 1 1700000000\n",
+	    "# HELP a x\n# TYPE a gauge\na 1\n\n",
+	    "# HELP a x\n# TYPE a gauge\n",
+	    "# HELP a x\n# TYPE a gauge\na 1\n# HELP b y\n# TYPE b gauge\nb 1\na{l=\"2\"} 1\n",
+	    "# HELP a x\n# TYPE a histogrm\na 1\n",
+	    "# HELP 1a x\n# TYPE 1a gauge\n1a 1\n",
 	};
 	static const char good[] = "# HELP a x y\n# TYPE a counter\na{l=\"x\",m=\"y\\\"\"} 1.5\na{l=\"z\"} -2\n"
-				   "# HELP b z\n# TYPE b gauge\nb 0\n";
+	                           "# HELP b z\n# TYPE b gauge\nb 0\n";
 	struct prom_doc *doc = malloc(sizeof(*doc));
 
 	(void)state;
@@ -1111,8 +1114,8 @@ test_json_for_one_request_matches_verdict_for(void **state)
 
 			verdict_for(&v, &r, &p, &vd);
 			render_json_doc(&v, &p, &r, &c, buf, sizeof(buf), doc);
-			print_message("%s, %s: up=%d weight=%d reason=\"%s\"\n", view_names[i], request_kind_name(r.kind),
-				      vd.up, vd.weight_pct, vd.reason);
+			print_message("%s, %s: up=%d weight=%d reason=\"%s\"\n", view_names[i],
+			              request_kind_name(r.kind), vd.up, vd.weight_pct, vd.reason);
 			assert_json_string(doc, "request", request_kind_name(r.kind));
 			assert_json_verdict(doc, "", &vd);
 		}
@@ -1220,8 +1223,9 @@ test_json_too_small_buffer_is_zero(void **state)
 
 				assert_non_null(buf);
 				if (render_json(&v, &p, rp, &c, buf, len) != 0)
-					fail_msg("%s: render_json into %zu bytes (needs %zu and a NUL) did not return 0",
-						 view_names[i], len, need);
+					fail_msg(
+					    "%s: render_json into %zu bytes (needs %zu and a NUL) did not return 0",
+					    view_names[i], len, need);
 				free(buf);
 			}
 			{
@@ -1239,23 +1243,23 @@ test_json_too_small_buffer_is_zero(void **state)
 /* render_metrics */
 
 static const char *const readme_metric_names[] = {
-	"pgcheckd_up",
-	"pgcheckd_weight_percent",
-	"pgcheckd_role",
-	"pgcheckd_sample_fresh",
-	"pgcheckd_sample_age_seconds",
-	"pgcheckd_poll_duration_seconds",
-	"pgcheckd_timeline",
-	"pgcheckd_lag_bytes",
-	"pgcheckd_lag_seconds",
-	"pgcheckd_client_backends",
-	"pgcheckd_streaming_replicas",
-	"pgcheckd_polls_total",
-	"pgcheckd_checks_total",
-	"pgcheckd_clients_refused_total",
-	"pgcheckd_role_changes_total",
-	"pgcheckd_override",
-	"pgcheckd_info",
+    "pgcheckd_up",
+    "pgcheckd_weight_percent",
+    "pgcheckd_role",
+    "pgcheckd_sample_fresh",
+    "pgcheckd_sample_age_seconds",
+    "pgcheckd_poll_duration_seconds",
+    "pgcheckd_timeline",
+    "pgcheckd_lag_bytes",
+    "pgcheckd_lag_seconds",
+    "pgcheckd_client_backends",
+    "pgcheckd_streaming_replicas",
+    "pgcheckd_polls_total",
+    "pgcheckd_checks_total",
+    "pgcheckd_clients_refused_total",
+    "pgcheckd_role_changes_total",
+    "pgcheckd_override",
+    "pgcheckd_info",
 };
 
 static void
@@ -1311,10 +1315,16 @@ static void
 test_metrics_without_a_sample_still_answer(void **state)
 {
 	static const char *const always[] = {
-		"pgcheckd_up",          "pgcheckd_weight_percent",     "pgcheckd_role",
-		"pgcheckd_sample_fresh", "pgcheckd_polls_total",       "pgcheckd_checks_total",
-		"pgcheckd_clients_refused_total", "pgcheckd_role_changes_total", "pgcheckd_override",
-		"pgcheckd_info",
+	    "pgcheckd_up",
+	    "pgcheckd_weight_percent",
+	    "pgcheckd_role",
+	    "pgcheckd_sample_fresh",
+	    "pgcheckd_polls_total",
+	    "pgcheckd_checks_total",
+	    "pgcheckd_clients_refused_total",
+	    "pgcheckd_role_changes_total",
+	    "pgcheckd_override",
+	    "pgcheckd_info",
 	};
 	struct node_view v = no_sample_view();
 	struct policy p = test_policy();
@@ -1334,7 +1344,8 @@ test_metrics_without_a_sample_still_answer(void **state)
 	for (int k = 0; k < REQUEST_KIND_COUNT; k++) {
 		char series[96];
 
-		snprintf(series, sizeof(series), "pgcheckd_up{request=\"%s\"}", request_kind_name((enum request_kind)k));
+		snprintf(series, sizeof(series), "pgcheckd_up{request=\"%s\"}",
+		         request_kind_name((enum request_kind)k));
 		assert_prom_value(doc, series, 0);
 	}
 	free(doc);
@@ -1420,10 +1431,11 @@ test_metrics_agree_with_verdict_for(void **state)
 				char series[96];
 
 				verdict_for(&v, &r, &p, &vd);
-				snprintf(series, sizeof(series), "pgcheckd_up{request=\"%s\"}", request_kind_name(r.kind));
+				snprintf(series, sizeof(series), "pgcheckd_up{request=\"%s\"}",
+				         request_kind_name(r.kind));
 				assert_prom_value(doc, series, vd.up ? 1 : 0);
 				snprintf(series, sizeof(series), "pgcheckd_weight_percent{request=\"%s\"}",
-					 request_kind_name(r.kind));
+				         request_kind_name(r.kind));
 				assert_prom_value(doc, series, vd.up ? vd.weight_pct : 0);
 			}
 			assert_prom_value(doc, "pgcheckd_override{override=\"drain\"}", o == OVERRIDE_DRAIN);
@@ -1451,7 +1463,7 @@ test_metrics_counters_reflect_the_inputs(void **state)
 	render_metrics_doc(&v, &p, &c, buf, sizeof(buf), doc);
 	for (int k = 0; k < POLL_RESULT_COUNT; k++) {
 		snprintf(series, sizeof(series), "pgcheckd_polls_total{result=\"%s\"}",
-			 poll_result_name((enum poll_result)k));
+		         poll_result_name((enum poll_result)k));
 		assert_prom_value(doc, series, (double)v.polls[k]);
 	}
 	for (int k = 0; k < PROTOCOL_COUNT; k++) {
@@ -1529,7 +1541,7 @@ test_metrics_too_small_buffer_is_zero(void **state)
 			assert_non_null(buf);
 			if (render_metrics(&v, &p, &c, buf, len) != 0)
 				fail_msg("%s: render_metrics into %zu bytes (needs %zu and a NUL) did not return 0",
-					 view_names[i], len, need);
+				         view_names[i], len, need);
 			free(buf);
 		}
 		{
@@ -1547,28 +1559,28 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_json_checker_refuses_broken_json),
-		cmocka_unit_test(test_metrics_checker_refuses_broken_text),
-		cmocka_unit_test(test_json_without_a_sample),
-		cmocka_unit_test(test_json_for_a_primary),
-		cmocka_unit_test(test_json_for_a_replica_with_lag),
-		cmocka_unit_test(test_json_lag_seconds_unknown_is_null),
-		cmocka_unit_test(test_json_for_a_failing_node),
-		cmocka_unit_test(test_json_overrides),
-		cmocka_unit_test(test_json_for_one_request_matches_verdict_for),
-		cmocka_unit_test(test_json_status_has_every_verdict_and_the_counters),
-		cmocka_unit_test(test_json_status_counts_up_to_64_bits),
-		cmocka_unit_test(test_json_too_small_buffer_is_zero),
-		cmocka_unit_test(test_metrics_are_valid_exposition_text),
-		cmocka_unit_test(test_metrics_has_every_name_in_the_readme),
-		cmocka_unit_test(test_metrics_without_a_sample_still_answer),
-		cmocka_unit_test(test_metrics_fresh_primary_is_up_for_primary),
-		cmocka_unit_test(test_metrics_replica_is_not_up_for_primary),
-		cmocka_unit_test(test_metrics_agree_with_verdict_for),
-		cmocka_unit_test(test_metrics_counters_reflect_the_inputs),
-		cmocka_unit_test(test_metrics_info_carries_the_version),
-		cmocka_unit_test(test_metrics_failing_node_is_not_fresh),
-		cmocka_unit_test(test_metrics_too_small_buffer_is_zero),
+	    cmocka_unit_test(test_json_checker_refuses_broken_json),
+	    cmocka_unit_test(test_metrics_checker_refuses_broken_text),
+	    cmocka_unit_test(test_json_without_a_sample),
+	    cmocka_unit_test(test_json_for_a_primary),
+	    cmocka_unit_test(test_json_for_a_replica_with_lag),
+	    cmocka_unit_test(test_json_lag_seconds_unknown_is_null),
+	    cmocka_unit_test(test_json_for_a_failing_node),
+	    cmocka_unit_test(test_json_overrides),
+	    cmocka_unit_test(test_json_for_one_request_matches_verdict_for),
+	    cmocka_unit_test(test_json_status_has_every_verdict_and_the_counters),
+	    cmocka_unit_test(test_json_status_counts_up_to_64_bits),
+	    cmocka_unit_test(test_json_too_small_buffer_is_zero),
+	    cmocka_unit_test(test_metrics_are_valid_exposition_text),
+	    cmocka_unit_test(test_metrics_has_every_name_in_the_readme),
+	    cmocka_unit_test(test_metrics_without_a_sample_still_answer),
+	    cmocka_unit_test(test_metrics_fresh_primary_is_up_for_primary),
+	    cmocka_unit_test(test_metrics_replica_is_not_up_for_primary),
+	    cmocka_unit_test(test_metrics_agree_with_verdict_for),
+	    cmocka_unit_test(test_metrics_counters_reflect_the_inputs),
+	    cmocka_unit_test(test_metrics_info_carries_the_version),
+	    cmocka_unit_test(test_metrics_failing_node_is_not_fresh),
+	    cmocka_unit_test(test_metrics_too_small_buffer_is_zero),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
