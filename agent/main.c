@@ -107,6 +107,9 @@ daemon_listener_conf(const struct conf *c, struct listener_conf *lc)
 	lc->request_wait_ms = c->agent_request_wait_ms;
 	lc->client_timeout_ms = c->agent_client_timeout_ms;
 	lc->maxconn_pct = (int)c->agent_maxconn_pct;
+	lc->max_clients_per_source = (int)c->agent_max_clients_per_source;
+	(void)conf_parse_cidr_list(c->agent_allow, lc->allow, CONF_CIDR_LIST_MAX,
+	                           &lc->allow_count); /* checked by conf_load */
 }
 
 /* daemon_snapshot is node_view() plus what the node itself cannot know: peers, isolation, a release. */
@@ -599,6 +602,12 @@ main(int argc, char **argv)
 	log_conninfo_safe(d.conf.pg_conninfo, safe, sizeof(safe));
 	log_info("pgcheckd %s: agent port %s:%d, PostgreSQL '%s', a sample every %lld ms", PGCHECKD_VERSION,
 	         d.conf.listen_host, d.conf.listen_port, safe, (long long)d.conf.pg_poll_interval_ms);
+	if (d.conf.agent_allow[0] != '\0')
+		log_info(
+		    "answering clients from %s only ([agent] allow: add a remote HAProxy's or peer's address there)",
+		    d.conf.agent_allow);
+	else
+		log_warning("[agent] allow is empty: answering clients from every address");
 	if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
 		/* the loop is alive when this timer runs: tell the service manager twice per period */
 		ev_timer_init(&d.watchdog, daemon_on_watchdog, 0., (double)watchdog_usec / 2e6);

@@ -220,6 +220,79 @@ conf_parse_pairs(const char *list, char names[][64], char values[][64], int max,
 	return true;
 }
 
+bool
+conf_parse_cidr_list(const char *list, struct conf_cidr *out, int max, int *count)
+{
+	const char *cursor = list, *item;
+	size_t n;
+
+	*count = 0;
+	while ((item = conf_list_next(&cursor, &n)) != NULL) {
+		char text[INET6_ADDRSTRLEN + 8], *slash, *end;
+		struct conf_cidr *c = &out[*count];
+		int bits;
+
+		if (n >= sizeof(text) || *count >= max)
+			return false;
+		memcpy(text, item, n);
+		text[n] = '\0';
+		slash = strchr(text, '/');
+		if (slash != NULL)
+			*slash = '\0';
+		memset(c, 0, sizeof(*c));
+		if (inet_pton(AF_INET, text, c->addr) == 1) {
+			c->family = AF_INET;
+			bits = 32;
+		} else if (inet_pton(AF_INET6, text, c->addr) == 1) {
+			c->family = AF_INET6;
+			bits = 128;
+		} else {
+			return false;
+		}
+		c->prefix_bits = bits;
+		if (slash != NULL) {
+			long v;
+
+			if (!isdigit((unsigned char)slash[1]))
+				return false;
+			errno = 0;
+			v = strtol(slash + 1, &end, 10);
+			if (errno != 0 || *end != '\0' || v < 0 || v > bits)
+				return false;
+			c->prefix_bits = (int)v;
+		}
+		(*count)++;
+	}
+	return true;
+}
+
+static bool
+conf_cidr_prefix_match(const unsigned char *a, const unsigned char *b, int bits)
+{
+	int whole = bits / 8, rest = bits % 8;
+
+	if (memcmp(a, b, (size_t)whole) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	return ((a[whole] ^ b[whole]) & (unsigned char)(0xff << (8 - rest))) == 0;
+}
+
+bool
+conf_cidr_match(const struct conf_cidr *ranges, int count, int family, const unsigned char *addr)
+{
+	static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	if (family == AF_INET6 && memcmp(addr, v4mapped, sizeof(v4mapped)) == 0) {
+		family = AF_INET;
+		addr += sizeof(v4mapped);
+	}
+	for (int i = 0; i < count; i++)
+		if (ranges[i].family == family && conf_cidr_prefix_match(ranges[i].addr, addr, ranges[i].prefix_bits))
+			return true;
+	return false;
+}
+
 /* conf_api_list_ok checks "/path, host:port": HAProxy runtime API addresses. */
 static bool
 conf_api_list_ok(const char *list)
@@ -420,6 +493,20 @@ conf_set(struct conf *c, const struct conf_key *k, const char *value, char *why,
 			if (!conf_parse_addr_list(value, list, CONF_ADDR_LIST_MAX, &count)) {
 				snprintf(why, whylen, "'%s' is not a list of at most %d HOST:PORT addresses", value,
 				         CONF_ADDR_LIST_MAX);
+				return false;
+			}
+		}
+		/* FALLTHROUGH */
+	case CONF_CIDRLIST:
+		if (k->type == CONF_CIDRLIST) {
+			struct conf_cidr ranges[CONF_CIDR_LIST_MAX];
+			int count;
+
+			if (!conf_parse_cidr_list(value, ranges, CONF_CIDR_LIST_MAX, &count)) {
+				snprintf(
+				    why, whylen,
+				    "'%s' is not a list of at most %d addresses or ranges (127.0.0.0/8, ::1, 10.1.2.3)",
+				    value, CONF_CIDR_LIST_MAX);
 				return false;
 			}
 		}
@@ -922,6 +1009,7 @@ conf_field_size(const struct conf_key *k)
 	case CONF_LISTEN:
 	case CONF_ADDRLIST:
 	case CONF_APILIST:
+	case CONF_CIDRLIST:
 		return CONF_STR_MAX;
 	case CONF_INT:
 	case CONF_BYTES:
@@ -947,10 +1035,10 @@ conf_keep_unreloadable(const struct conf *running, struct conf *next, char *kept
 		const struct conf_key *k = &conf_keys[i];
 		const char *a = (const char *)running + k->offset;
 		char *b = (char *)next + k->offset;
-		bool differ =
-		    k->type == CONF_STR || k->type == CONF_LISTEN || k->type == CONF_ADDRLIST || k->type == CONF_APILIST
-		        ? strcmp(a, b) != 0
-		        : memcmp(a, b, conf_field_size(k)) != 0;
+		bool differ = k->type == CONF_STR || k->type == CONF_LISTEN || k->type == CONF_ADDRLIST ||
+		                      k->type == CONF_APILIST || k->type == CONF_CIDRLIST
+		                  ? strcmp(a, b) != 0
+		                  : memcmp(a, b, conf_field_size(k)) != 0;
 
 		if (k->reloadable || !differ)
 			continue;
@@ -1024,6 +1112,9 @@ conf_range(const struct conf_key *k, char *buf, size_t len)
 		break;
 	case CONF_APILIST:
 		snprintf(buf, len, "/socket/path or HOST:PORT, ... or empty");
+		break;
+	case CONF_CIDRLIST:
+		snprintf(buf, len, "ADDRESS[/BITS], ... (up to %d); empty: every address", CONF_CIDR_LIST_MAX);
 		break;
 	default:
 		snprintf(buf, len, "text, up to %.0f bytes", k->max >= 1 ? k->max : CONF_STR_MAX - 1);

@@ -39,7 +39,8 @@ enum conf_type {
 	CONF_ENUM,
 	CONF_LISTEN,
 	CONF_ADDRLIST,
-	CONF_APILIST
+	CONF_APILIST,
+	CONF_CIDRLIST
 };
 
 #define CONF_CTYPE_INT      int64_t
@@ -51,6 +52,7 @@ enum conf_type {
 #define CONF_CTYPE_LISTEN   char
 #define CONF_CTYPE_ADDRLIST char
 #define CONF_CTYPE_APILIST  char
+#define CONF_CTYPE_CIDRLIST char
 #define CONF_DIM_INT
 #define CONF_DIM_BYTES
 #define CONF_DIM_DOUBLE
@@ -60,6 +62,7 @@ enum conf_type {
 #define CONF_DIM_LISTEN   [CONF_STR_MAX]
 #define CONF_DIM_ADDRLIST [CONF_STR_MAX]
 #define CONF_DIM_APILIST  [CONF_STR_MAX]
+#define CONF_DIM_CIDRLIST [CONF_STR_MAX]
 
 struct conf {
 #define CONF_FIELD(sec, name, type, def, min, max, reload, enums, help) CONF_CTYPE_##type sec##_##name CONF_DIM_##type;
@@ -135,6 +138,24 @@ bool conf_parse_listen(const char *s, char *host, size_t hostlen, int *port);
  * *cursor (which it advances), with its length in *len; NULL at the end.
  */
 const char *conf_list_next(const char **cursor, size_t *len);
+
+/* An address range, as "10.0.0.0/8", "::1" or "192.0.2.7" (a single address: the whole length). */
+struct conf_cidr {
+	int family;             /* AF_INET or AF_INET6 */
+	unsigned char addr[16]; /* network order; 4 bytes for AF_INET */
+	int prefix_bits;
+};
+
+#define CONF_CIDR_LIST_MAX 64
+
+/* conf_parse_cidr_list splits "127.0.0.0/8, ::1" into at most max ranges; false on a bad entry. */
+bool conf_parse_cidr_list(const char *list, struct conf_cidr *out, int max, int *count);
+
+/*
+ * conf_cidr_match tells whether the address (family AF_INET or AF_INET6, network order) is in one of
+ * the ranges; an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is matched as the IPv4 address.
+ */
+bool conf_cidr_match(const struct conf_cidr *ranges, int count, int family, const unsigned char *addr);
 
 /* conf_parse_addr_list splits "a:1, b:2" (HOST:PORT each, not "*") into at most max entries. */
 bool conf_parse_addr_list(const char *list, char out[][CONF_ADDR_MAX], int max, int *count);

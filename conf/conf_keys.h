@@ -6,7 +6,8 @@
  * X(section, name, type, default, min, max, reloadable, enum_names, help)
  *   type: INT (integer, unit in the name), BYTES (integer with optional kB/MB/GB/TB), DOUBLE, BOOL,
  *         STR (text; max is its longest length in bytes, 0 for CONF_STR_MAX - 1), ENUM (one of
- *         enum_names), LISTEN (HOST:PORT; min 1 means it may not be empty).
+ *         enum_names), LISTEN (HOST:PORT; min 1 means it may not be empty), ADDRLIST (HOST:PORT, ...),
+ *         APILIST (/socket/path or HOST:PORT, ...), CIDRLIST (ADDRESS[/BITS], ...).
  */
 #ifndef PGCHECKD_CONF_KEYS_H
 #define PGCHECKD_CONF_KEYS_H
@@ -20,8 +21,18 @@
 	  "'*:PORT' for every IPv4 address, '[::]:PORT' for IPv6, 'HOST:PORT' for one address.")    \
 	X(agent, default_request, ENUM, "replica", 0, 0, true, conf_request_names,                \
 	  "Request answered when a client sends nothing (HAProxy agent-check without agent-send).") \
+	X(agent, allow, CIDRLIST, "127.0.0.0/8, ::1", 0, 0, true, NULL,                            \
+	  "Client addresses the TCP ports (agent, HTTP, role ports) answer: ADDRESS[/BITS], ... "  \
+	  "A connection from elsewhere is closed at accept, before a byte is read (counted; "      \
+	  "logged once a minute per address). Loopback only by default: add the addresses of "     \
+	  "your HAProxy hosts and of the peers. Empty allows every address.")                       \
 	X(agent, max_clients, INT, "256", 1, 65536, true, NULL,                                    \
-	  "Most client connections served at once; connections over the cap are closed at once.")  \
+	  "Most client connections served at once. At the cap, a new connection takes the slot "   \
+	  "of the oldest one that has not finished its request (none: it is closed at once), so "  \
+	  "idle connections cannot lock checks out.")                                              \
+	X(agent, max_clients_per_source, INT, "64", 1, 65536, true, NULL,                          \
+	  "Most connections from one address at once; past it a new one takes the slot of that "   \
+	  "address's oldest unfinished one. Keeps one flooding address from holding every slot.")  \
 	X(agent, request_idle_ms, INT, "20", 1, 1000, true, NULL,                                  \
 	  "A request without a newline ends after this many ms without new bytes (HAProxy's "      \
 	  "runtime API cannot put a newline into agent-send).")                                    \

@@ -18,15 +18,32 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include "agentline.h"
 #include "http.h"
 #include "log.h"
+#include "monoclock.h"
 #include "respond.h"
 
 /* Connections accepted per wake-up, so a flood cannot starve the rest of the loop. */
 #define LISTENER_ACCEPT_BATCH 64
+/* Refused sources remembered for rate-limiting their log line, and how long one line covers. */
+#define LISTENER_REFUSALS_LOGGED 32
+#define LISTENER_REFUSAL_LOG_MS  60000
 /* Pause after the process ran out of descriptors, instead of spinning on accept. */
 #define LISTENER_EMFILE_PAUSE_S 0.1
+
+/* A client's address, IPv4-mapped IPv6 taken as IPv4: one source, however it came. */
+struct listener_source {
+	int family; /* AF_INET, AF_INET6; 0 for a Unix socket */
+	unsigned char addr[16];
+};
+
+struct listener_refusal {
+	struct listener_source source;
+	int64_t logged_ms;
+};
 
 struct client {
 	struct listener *l;
@@ -38,7 +55,9 @@ struct client {
 	size_t len;
 	char *out; /* the answer being written */
 	size_t out_len, out_off;
-	struct client *prev, *next;
+	struct client *prev, *next; /* newest first */
+	struct listener_source source;
+	unsigned batch; /* the accept batch it came in: never evicted by that same batch */
 	char buf[HTTP_REQUEST_MAX];
 };
 
@@ -58,7 +77,9 @@ struct listener {
 	char host[256];     /* a role port's address, to bind again if it ever had to be released */
 	int port;
 	int nclients;
-	struct client *clients;
+	struct client *clients, *oldest;
+	unsigned batch;                                             /* accept batches so far */
+	struct listener_refusal refusals[LISTENER_REFUSALS_LOGGED]; /* last logged, per source */
 };
 
 static void
@@ -76,6 +97,8 @@ listener_client_close(struct client *c)
 		l->clients = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
+	else
+		l->oldest = c->prev;
 	l->nclients--;
 	free(c->out);
 	free(c);
@@ -293,13 +316,129 @@ listener_on_client_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
+listener_source_of(const struct sockaddr_storage *ss, struct listener_source *out)
+{
+	static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	memset(out, 0, sizeof(*out));
+	if (ss->ss_family == AF_INET) {
+		out->family = AF_INET;
+		memcpy(out->addr, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	} else if (ss->ss_family == AF_INET6) {
+		const unsigned char *a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+
+		if (memcmp(a, v4mapped, sizeof(v4mapped)) == 0) {
+			out->family = AF_INET;
+			memcpy(out->addr, a + sizeof(v4mapped), 4);
+		} else {
+			out->family = AF_INET6;
+			memcpy(out->addr, a, 16);
+		}
+	}
+}
+
+static bool
+listener_same_source(const struct listener_source *a, const struct listener_source *b)
+{
+	return a->family == b->family && memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
+}
+
+/* listener_allowed applies [agent] allow to a TCP client; the admin socket is guarded by its file mode. */
+static bool
+listener_allowed(const struct listener *l, const struct listener_source *src)
+{
+	if (l->mode == LISTENER_ADMIN || l->conf.allow_count == 0)
+		return true;
+	return src->family != 0 && conf_cidr_match(l->conf.allow, l->conf.allow_count, src->family, src->addr);
+}
+
+/* listener_log_refusal says once a minute per source that it was refused, and what would let it in. */
+static void
+listener_log_refusal(struct listener *l, const struct listener_source *src)
+{
+	int64_t now = monoclock_ms();
+	struct listener_refusal *slot = &l->refusals[0];
+	char text[INET6_ADDRSTRLEN];
+
+	for (int i = 0; i < LISTENER_REFUSALS_LOGGED; i++) {
+		struct listener_refusal *r = &l->refusals[i];
+
+		if (r->logged_ms != 0 && listener_same_source(&r->source, src)) {
+			if (now - r->logged_ms < LISTENER_REFUSAL_LOG_MS)
+				return;
+			slot = r;
+			break;
+		}
+		if (r->logged_ms < slot->logged_ms)
+			slot = r; /* the least recently logged makes room */
+	}
+	slot->source = *src;
+	slot->logged_ms = now;
+	if (inet_ntop(src->family, src->addr, text, sizeof(text)) == NULL)
+		snprintf(text, sizeof(text), "?");
+	log_warning("refused a connection from %s: not in [agent] allow (add it, or its network as ADDRESS/BITS, "
+	            "for a remote HAProxy or peer); more from it are counted, not logged, for a minute",
+	            text);
+}
+
+/* listener_evictable: not yet answered, and not accepted by the batch running now (it had no chance yet) */
+static bool
+listener_evictable(const struct listener *l, const struct client *c)
+{
+	return c->out == NULL && c->batch != l->batch;
+}
+
+/*
+ * listener_make_room finds a slot for a new client from src: at the per-source cap it closes that
+ * source's oldest client that has not finished its request, at the overall cap the oldest such client
+ * of all. A check is answered within a millisecond, so an idle or slow connection always goes first.
+ * False when every slot is taken by clients being answered.
+ */
+static bool
+listener_make_room(struct listener *l, const struct listener_source *src)
+{
+	struct client *victim = NULL;
+	int same = 0;
+
+	if (l->nclients >= l->conf.max_clients_per_source) {
+		for (struct client *c = l->oldest; c != NULL; c = c->prev) {
+			if (!listener_same_source(&c->source, src))
+				continue;
+			same++;
+			if (victim == NULL && listener_evictable(l, c))
+				victim = c;
+		}
+		if (same < l->conf.max_clients_per_source)
+			victim = NULL;
+		else if (victim == NULL)
+			return false;
+	}
+	if (victim == NULL && l->nclients >= l->conf.max_clients) {
+		for (struct client *c = l->oldest; c != NULL && victim == NULL; c = c->prev)
+			if (listener_evictable(l, c))
+				victim = c;
+		if (victim == NULL)
+			return false;
+	}
+	if (victim != NULL) {
+		l->counters->evicted++;
+		listener_client_close(victim);
+	}
+	return true;
+}
+
+static void
 listener_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct listener *l = w->data;
 
 	(void)revents;
+	l->batch++;
 	for (int i = 0; i < LISTENER_ACCEPT_BATCH; i++) {
-		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage ss;
+		socklen_t sslen = sizeof(ss);
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct listener_source source;
 		struct client *c;
 		int one = 1;
 
@@ -321,7 +460,14 @@ listener_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			l->accept_paused = false;
 			log_info("accepting again");
 		}
-		if (l->nclients >= l->conf.max_clients || (c = calloc(1, sizeof(*c))) == NULL) {
+		listener_source_of(&ss, &source);
+		if (!listener_allowed(l, &source)) {
+			l->counters->denied++;
+			listener_log_refusal(l, &source);
+			close(fd);
+			continue;
+		}
+		if (!listener_make_room(l, &source) || (c = calloc(1, sizeof(*c))) == NULL) {
 			l->counters->refused++;
 			close(fd);
 			continue;
@@ -340,9 +486,13 @@ listener_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		ev_timer_init(&c->deadline, listener_on_client_deadline, (double)l->conf.client_timeout_ms / 1000.0,
 		              0.);
 		c->deadline.data = c;
+		c->source = source;
+		c->batch = l->batch;
 		c->next = l->clients;
 		if (c->next != NULL)
 			c->next->prev = c;
+		else
+			l->oldest = c;
 		l->clients = c;
 		l->nclients++;
 		ev_timer_start(loop, &c->deadline);
@@ -352,6 +502,9 @@ listener_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		ev_io_start(loop, &c->io);
 		ev_timer_again(loop, &c->idle);
+		/* a check's request is usually there already: answer it now, before the next accept can need its slot
+		 */
+		listener_on_client_io(loop, &c->io, EV_READ);
 	}
 }
 

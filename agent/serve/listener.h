@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "conf.h"
 #include "render.h"
 #include "request.h"
 #include "verdict.h"
@@ -28,6 +29,9 @@ struct listener_conf {
 	int64_t request_wait_ms; /* silence with nothing received that means "no request" */
 	int64_t client_timeout_ms;
 	int maxconn_pct; /* > 0: agent "up" replies carry maxconn:N, that share of the usable connection slots */
+	int max_clients_per_source;
+	struct conf_cidr allow[CONF_CIDR_LIST_MAX]; /* TCP clients answered; none: every address */
+	int allow_count;
 };
 
 /* What the listeners need from the daemon: a snapshot of the node, and (admin) commands. */

@@ -150,7 +150,10 @@ render_json(const struct node_view *v, const struct policy *p, const struct requ
 		render_add(&b, "},\"checks\":{");
 		for (int k = 0; k < PROTOCOL_COUNT; k++)
 			render_add(&b, "%s\"%s\":%" PRIu64, k > 0 ? "," : "", render_protocol_names[k], c->checks[k]);
-		render_add(&b, "},\"refused\":%" PRIu64 ",\"role_changes\":%" PRIu64 ",", c->refused, v->role_changes);
+		render_add(&b,
+		           "},\"refused\":%" PRIu64 ",\"denied\":%" PRIu64 ",\"evicted\":%" PRIu64
+		           ",\"role_changes\":%" PRIu64 ",",
+		           c->refused, c->denied, c->evicted, v->role_changes);
 		render_add(
 		    &b,
 		    "\"peers\":{\"configured\":%d,\"fresh\":%d,\"other_cluster\":%d,\"newest_primary_timeline\":%d,"
@@ -245,8 +248,14 @@ render_metrics(const struct node_view *v, const struct policy *p, const struct r
 		render_add(&b, "pgcheckd_checks_total{protocol=\"%s\"} %" PRIu64 "\n", render_protocol_names[k],
 		           c->checks[k]);
 	render_metric_head(&b, "clients_refused_total", "counter",
-	                   "Connections closed because max_clients was reached.");
+	                   "Connections closed because max_clients was reached and no slot could be taken.");
 	render_add(&b, "pgcheckd_clients_refused_total %" PRIu64 "\n", c->refused);
+	render_metric_head(&b, "clients_denied_total", "counter",
+	                   "Connections closed at accept: the address is not in [agent] allow.");
+	render_add(&b, "pgcheckd_clients_denied_total %" PRIu64 "\n", c->denied);
+	render_metric_head(&b, "clients_evicted_total", "counter",
+	                   "Unfinished connections closed to make room for a new one (a cap was reached).");
+	render_add(&b, "pgcheckd_clients_evicted_total %" PRIu64 "\n", c->evicted);
 	render_metric_head(&b, "role_changes_total", "counter", "Role changes seen since start.");
 	render_add(&b, "pgcheckd_role_changes_total %" PRIu64 "\n", v->role_changes);
 	render_metric_head(&b, "override", "gauge", "1 for the operator override in force.");

@@ -104,8 +104,10 @@ def test_primary_port_closes_when_the_sample_goes_stale_without_an_event(report)
     """The poller's idle connection is cut while the postmaster is frozen: the poller retries at once
     (no report) and that connect hangs until its deadline, past the stale limit. The primary port must
     close at the stale limit, not at the connect deadline."""
-    stale_ms, connect_ms = 3000, 2900
-    c, ports = role_cluster({"pg": {"stale_after_ms": stale_ms, "poll_interval_ms": 2000,
+    # the longest deadlines the configuration accepts (poll_interval_ms + connect_timeout_ms may not pass
+    # stale_after_ms): before that rule, 2000 + 2900 against 3000 kept the port open 307 and 1458 ms late
+    stale_ms, connect_ms = 3000, 1950
+    c, ports = role_cluster({"pg": {"stale_after_ms": stale_ms, "poll_interval_ms": 1000,
                                     "query_timeout_ms": 500, "connect_timeout_ms": connect_ms}})
     with c:
         a = c.agents[0]
@@ -119,7 +121,7 @@ def test_primary_port_closes_when_the_sample_goes_stale_without_an_event(report)
                 pids = [r[0] for r in c.pg[0].sql(
                     "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")]
             assert pids, "pgcheckd's session not found"
-            time.sleep(0.3 + 1.2 * _round)  # a different phase against the 2 s poll interval each round
+            time.sleep(0.3 + 0.6 * _round)  # a different phase against the 1 s poll interval each round
             age_ms = status(a.port)["sample_age_ms"]
             t_sample = time.monotonic() - age_ms / 1000.0
             postmaster = c.pg[0].pid

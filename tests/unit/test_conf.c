@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+
 #include "conf.h"
 
 #define KB 1024LL
@@ -114,6 +116,7 @@ test_defaults_agree_with_the_key_table(void **state)
 		case CONF_LISTEN:
 		case CONF_ADDRLIST:
 		case CONF_APILIST:
+		case CONF_CIDRLIST:
 			assert_string_equal(field, k->default_value);
 			break;
 		case CONF_ENUM: {
@@ -510,10 +513,65 @@ test_reload_counts_every_unreloadable_key(void **state)
 	assert_int_equal(next.pg_poll_interval_ms, 300);
 }
 
+/* conf_parse_cidr_list and conf_cidr_match: [agent] allow */
+static bool
+allowed(const char *list, const char *addr)
+{
+	struct conf_cidr ranges[CONF_CIDR_LIST_MAX];
+	unsigned char bytes[16];
+	int count, family = strchr(addr, ':') != NULL ? AF_INET6 : AF_INET;
+
+	assert_true(conf_parse_cidr_list(list, ranges, CONF_CIDR_LIST_MAX, &count));
+	assert_int_equal(inet_pton(family, addr, bytes), 1);
+	return conf_cidr_match(ranges, count, family, bytes);
+}
+
+static void
+test_allow_list_matches_addresses_and_ranges(void **state)
+{
+	(void)state;
+	assert_true(allowed("127.0.0.0/8, ::1", "127.0.0.1"));
+	assert_true(allowed("127.0.0.0/8, ::1", "127.255.0.9"));
+	assert_true(allowed("127.0.0.0/8, ::1", "::1"));
+	assert_false(allowed("127.0.0.0/8, ::1", "10.0.0.1"));
+	assert_false(allowed("127.0.0.0/8, ::1", "::2"));
+	assert_true(allowed("10.1.2.3", "10.1.2.3"));
+	assert_false(allowed("10.1.2.3", "10.1.2.4"));
+	assert_true(allowed("192.0.2.0/25", "192.0.2.127"));
+	assert_false(allowed("192.0.2.0/25", "192.0.2.128"));
+	assert_true(allowed("0.0.0.0/0", "203.0.113.9"));
+	assert_true(allowed("2001:db8::/32", "2001:db8:ffff::1"));
+	assert_false(allowed("2001:db8::/33", "2001:db8:8000::1"));
+	/* an IPv4 client on an IPv6 socket is matched as IPv4 */
+	assert_true(allowed("127.0.0.0/8", "::ffff:127.0.0.1"));
+	assert_false(allowed("::1", "::ffff:127.0.0.1"));
+}
+
+static void
+test_allow_list_rejects_what_is_not_a_range(void **state)
+{
+	struct conf_cidr ranges[CONF_CIDR_LIST_MAX];
+	int count;
+
+	(void)state;
+	assert_true(conf_parse_cidr_list("", ranges, CONF_CIDR_LIST_MAX, &count));
+	assert_int_equal(count, 0);
+	assert_false(conf_parse_cidr_list("localhost", ranges, CONF_CIDR_LIST_MAX, &count));
+	assert_false(conf_parse_cidr_list("10.0.0.0/33", ranges, CONF_CIDR_LIST_MAX, &count));
+	assert_false(conf_parse_cidr_list("10.0.0.0/", ranges, CONF_CIDR_LIST_MAX, &count));
+	assert_false(conf_parse_cidr_list("10.0.0.0/-1", ranges, CONF_CIDR_LIST_MAX, &count));
+	assert_false(conf_parse_cidr_list("10.0.0.0/8x", ranges, CONF_CIDR_LIST_MAX, &count));
+	assert_false(conf_parse_cidr_list("::1/129", ranges, CONF_CIDR_LIST_MAX, &count));
+	assert_false(conf_parse_cidr_list("10.0.0", ranges, CONF_CIDR_LIST_MAX, &count));
+	assert_false(conf_parse_cidr_list("1.2.3.4, 1.2.3.4, 1.2.3.4", ranges, 2, &count));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_allow_list_matches_addresses_and_ranges),
+	    cmocka_unit_test(test_allow_list_rejects_what_is_not_a_range),
 	    cmocka_unit_test(test_defaults_match_the_documented_values),
 	    cmocka_unit_test(test_defaults_derive_the_listen_host_and_port),
 	    cmocka_unit_test(test_defaults_agree_with_the_key_table),
