@@ -4,7 +4,6 @@
  */
 #include "fencing.h"
 
-#include <stdio.h>
 #include <string.h>
 
 void
@@ -48,14 +47,16 @@ fencing_release(struct fencing *f, const struct node_view *v)
 enum fencing_change
 fencing_note(struct fencing *f, const struct verdict *primary)
 {
-	bool fenced = strncmp(primary->reason, "fenced", 6) == 0;
+	bool fenced = verdict_is_fenced(primary);
+	int timeline = primary->why == REASON_FENCED_NEWER_PRIMARY ? primary->other_timeline : primary->timeline;
 	enum fencing_change change = FENCING_SAME;
 
-	if (fenced && (!f->fenced || strcmp(primary->reason, f->reason) != 0))
+	if (fenced && (!f->fenced || primary->why != f->why || timeline != f->timeline))
 		change = FENCING_BEGAN;
 	else if (!fenced && f->fenced)
 		change = FENCING_ENDED;
 	f->fenced = fenced;
-	snprintf(f->reason, sizeof(f->reason), "%s", fenced ? primary->reason : "");
+	f->why = fenced ? primary->why : REASON_NONE;
+	f->timeline = fenced ? timeline : 0;
 	return change;
 }

@@ -13,11 +13,12 @@
 #include "verdict.h"
 
 struct fencing {
-	int64_t started_ms;              /* isolation counts from the start until first contact */
-	int64_t last_replica_ms;         /* as a primary, a streaming replica was last seen; 0 never */
-	bool released;                   /* an operator released this primary from split fencing */
-	bool fenced;                     /* the last primary verdict noted was fenced ... */
-	char reason[VERDICT_REASON_MAX]; /* ... for this reason */
+	int64_t started_ms;      /* isolation counts from the start until first contact */
+	int64_t last_replica_ms; /* as a primary, a streaming replica was last seen; 0 never */
+	bool released;           /* an operator released this primary from split fencing */
+	bool fenced;             /* the last primary verdict noted was fenced ... */
+	enum verdict_reason why; /* ... for this reason ... */
+	int timeline;            /* ... naming this timeline */
 };
 
 void fencing_init(struct fencing *f, int64_t now_ms);

@@ -24,26 +24,91 @@ verdict_policy(const struct conf *c, struct policy *p)
 	p->fenced_reads = c->peers_fenced_reads;
 }
 
+static const char *const verdict_reason_names[] = {
+#define VERDICT_REASON_NAME(e, s) s,
+    VERDICT_REASONS(VERDICT_REASON_NAME)
+#undef VERDICT_REASON_NAME
+};
+
+const char *
+verdict_reason_name(enum verdict_reason why)
+{
+	return (unsigned)why < VERDICT_REASON_COUNT ? verdict_reason_names[why] : "unknown";
+}
+
+bool
+verdict_is_fenced(const struct verdict *v)
+{
+	return !v->up && (v->why == REASON_FENCED_NEWER_PRIMARY || v->why == REASON_FENCED_SPLIT_BRAIN ||
+	                  v->why == REASON_FENCED_ISOLATED);
+}
+
+void
+verdict_render_reason(const struct verdict *v, char *buf, size_t len)
+{
+	char lag[48];
+
+	switch (v->why) {
+	case REASON_POLL_FAILED:
+		snprintf(buf, len, "%s", poll_result_name(v->failure));
+		break;
+	case REASON_FENCED_NEWER_PRIMARY:
+		snprintf(buf, len, "%s on timeline %d", verdict_reason_name(v->why), v->other_timeline);
+		break;
+	case REASON_FENCED_SPLIT_BRAIN:
+		snprintf(buf, len, "%s on timeline %d", verdict_reason_name(v->why), v->timeline);
+		break;
+	case REASON_FORK:
+		snprintf(buf, len, "fork timeline %d behind %d", v->timeline, v->other_timeline);
+		break;
+	case REASON_LAG:
+		verdict_format_lag(v->lag_bytes, v->have_lag_s, v->lag_s, lag, sizeof(lag));
+		snprintf(buf, len, "lag %s", lag);
+		break;
+	default:
+		snprintf(buf, len, "%s", verdict_reason_name(v->why));
+		break;
+	}
+}
+
+static void
+verdict_because(struct verdict *out, enum verdict_reason why)
+{
+	out->why = why;
+	verdict_render_reason(out, out->reason, sizeof(out->reason));
+}
+
+void
+verdict_set_down(struct verdict *v, enum verdict_reason why)
+{
+	memset(v, 0, sizeof(*v));
+	verdict_because(v, why);
+}
+
 /*
  * verdict_fence tells whether a primary must refuse writes because of what its peers say: a peer
  * primary on a newer timeline (this one is stale), another on the same timeline (two promotions;
  * until one is demoted or an operator releases one), or, when configured, no contact for too long.
+ * The reason goes into out (its code and timelines); false and out untouched when not fenced.
  */
 static bool
-verdict_fence(const struct node_view *v, const struct policy *p, char *reason, size_t len)
+verdict_fence(const struct node_view *v, const struct policy *p, struct verdict *out)
 {
 	int tl = v->sample.timeline;
 
 	if (v->peers.newest_primary_timeline > tl) {
-		snprintf(reason, len, "fenced newer primary on timeline %d", v->peers.newest_primary_timeline);
+		out->timeline = tl;
+		out->other_timeline = v->peers.newest_primary_timeline;
+		out->why = REASON_FENCED_NEWER_PRIMARY;
 		return true;
 	}
 	if (v->peers.primaries_on_timeline > 0 && !v->released) {
-		snprintf(reason, len, "fenced split-brain on timeline %d", tl);
+		out->timeline = tl;
+		out->why = REASON_FENCED_SPLIT_BRAIN;
 		return true;
 	}
 	if (p->isolation_fence_ms > 0 && v->isolated_ms > p->isolation_fence_ms) {
-		snprintf(reason, len, "fenced isolated");
+		out->why = REASON_FENCED_ISOLATED;
 		return true;
 	}
 	return false;
@@ -67,11 +132,11 @@ verdict_format_lag(int64_t lag_bytes, bool have_s, double lag_s, char *buf, size
 }
 
 static void
-verdict_down(struct verdict *out, const char *reason)
+verdict_down(struct verdict *out, enum verdict_reason why)
 {
 	out->up = false;
 	out->weight_pct = 0;
-	snprintf(out->reason, sizeof(out->reason), "%s", reason);
+	verdict_because(out, why);
 }
 
 static void
@@ -79,7 +144,7 @@ verdict_up(struct verdict *out, int weight_pct)
 {
 	out->up = true;
 	out->weight_pct = weight_pct < 0 ? 0 : weight_pct > 100 ? 100 : weight_pct;
-	out->reason[0] = '\0';
+	verdict_because(out, REASON_NONE);
 }
 
 /* verdict_lag_over compares against the request's own limits if it has any, else the node's hysteresis. */
@@ -101,17 +166,16 @@ static void
 verdict_replica(const struct node_view *v, const struct request *r, const struct policy *p, struct verdict *out)
 {
 	const struct sample *s = &v->sample;
-	char lag[48];
 
 	if (!s->in_recovery) {
-		verdict_down(out, "is-primary");
+		verdict_down(out, REASON_IS_PRIMARY);
 		return;
 	}
 	if (s->timeline > 0 && v->peers.newest_primary_timeline > s->timeline) {
 		/* replaying a timeline the newest primary has left: behind a fork */
-		snprintf(out->reason, sizeof(out->reason), "fork timeline %d behind %d", s->timeline,
-		         v->peers.newest_primary_timeline);
-		out->up = false;
+		out->timeline = s->timeline;
+		out->other_timeline = v->peers.newest_primary_timeline;
+		verdict_down(out, REASON_FORK);
 		return;
 	}
 	if (!s->receiver_streaming) {
@@ -122,23 +186,24 @@ verdict_replica(const struct node_view *v, const struct request *r, const struct
 		double limit_s = r->has_max_lag_s ? r->max_lag_s : p->max_lag_s;
 
 		if (!v->was_streaming || limit_s <= 0 || (double)v->not_streaming_ms > limit_s * 1000.0) {
-			verdict_down(out, "disconnected");
+			verdict_down(out, REASON_DISCONNECTED);
 			return;
 		}
 	} else if (p->receiver_silence_max_ms > 0 && s->have_receiver_silence &&
 	           s->receiver_silence_s * 1000.0 > (double)p->receiver_silence_max_ms) {
-		verdict_down(out, "disconnected");
+		verdict_down(out, REASON_DISCONNECTED);
 		return;
 	}
 	if (verdict_lag_over(v, r)) {
-		verdict_format_lag(s->lag_bytes, s->have_lag_s, s->lag_s, lag, sizeof(lag));
+		out->lag_bytes = s->lag_bytes;
+		out->have_lag_s = s->have_lag_s;
+		out->lag_s = s->lag_s;
 		if (p->over_lag == OVER_LAG_DRAIN) {
-			verdict_up(out, 0);
-			snprintf(out->reason, sizeof(out->reason), "lag %s", lag);
-		} else {
-			out->up = false;
+			out->up = true; /* drained: up 0%, with the lag as its reason */
 			out->weight_pct = 0;
-			snprintf(out->reason, sizeof(out->reason), "lag %s", lag);
+			verdict_because(out, REASON_LAG);
+		} else {
+			verdict_down(out, REASON_LAG);
 		}
 		return;
 	}
@@ -149,33 +214,33 @@ void
 verdict_for(const struct node_view *v, const struct request *r, const struct policy *p, struct verdict *out)
 {
 	const struct sample *s = &v->sample;
-	char fence[VERDICT_REASON_MAX];
 
 	memset(out, 0, sizeof(*out));
 	if (v->override == OVERRIDE_MAINT) {
-		verdict_down(out, "maint");
+		verdict_down(out, REASON_MAINT);
 		return;
 	}
 	if (v->failing) {
-		verdict_down(out, poll_result_name(v->failure));
+		out->failure = v->failure;
+		verdict_down(out, REASON_POLL_FAILED);
 		return;
 	}
 	if (!v->have_sample) {
-		verdict_down(out, "starting");
+		verdict_down(out, REASON_STARTING);
 		return;
 	}
 	if (v->sample_age_ms > p->stale_after_ms) {
-		verdict_down(out, "stale");
+		verdict_down(out, REASON_STALE);
 		return;
 	}
 	switch (r->kind) {
 	case REQUEST_PRIMARY:
 		if (s->in_recovery)
-			verdict_down(out, "is-replica");
+			verdict_down(out, REASON_IS_REPLICA);
 		else if (s->read_only || s->default_read_only)
-			verdict_down(out, "read-only");
-		else if (verdict_fence(v, p, fence, sizeof(fence)))
-			verdict_down(out, fence);
+			verdict_down(out, REASON_READ_ONLY);
+		else if (verdict_fence(v, p, out))
+			verdict_down(out, out->why);
 		else
 			verdict_up(out, 100);
 		break;
@@ -185,8 +250,8 @@ verdict_for(const struct node_view *v, const struct request *r, const struct pol
 	case REQUEST_READ_ONLY:
 		if (s->in_recovery) {
 			verdict_replica(v, r, p, out);
-		} else if (!p->fenced_reads && verdict_fence(v, p, fence, sizeof(fence))) {
-			verdict_down(out, fence);
+		} else if (!p->fenced_reads && verdict_fence(v, p, out)) {
+			verdict_down(out, out->why);
 		} else {
 			int step = p->step_pct > 0 ? p->step_pct : 1;
 			double w = (double)p->primary_read_pct * v->load_weight_pct / 100.0;
@@ -201,6 +266,6 @@ verdict_for(const struct node_view *v, const struct request *r, const struct pol
 	}
 	if (out->up && (v->override == OVERRIDE_DRAIN || v->shutting_down)) {
 		out->weight_pct = 0;
-		snprintf(out->reason, sizeof(out->reason), "%s", v->shutting_down ? "shutdown" : "drain");
+		verdict_because(out, v->shutting_down ? REASON_SHUTDOWN : REASON_DRAIN);
 	}
 }

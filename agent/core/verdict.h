@@ -53,11 +53,63 @@ struct policy {
 
 #define VERDICT_REASON_MAX 64
 
+/*
+ * Why an answer is what it is: data, compared as enums; its text (the "#reason" of the agent line, the
+ * JSON "reason", log lines) is rendered from it in one place, verdict_render_reason. X(code, word).
+ */
+#define VERDICT_REASONS(X)                                                                                             \
+	X(REASON_NONE, "")                                                                                             \
+	X(REASON_MAINT, "maint")                                                                                       \
+	X(REASON_POLL_FAILED, "poll-failed") /* rendered as the poll's outcome: pg-unreachable, timeout, ... */        \
+	X(REASON_STARTING, "starting")                                                                                 \
+	X(REASON_STALE, "stale")                                                                                       \
+	X(REASON_IS_REPLICA, "is-replica")                                                                             \
+	X(REASON_IS_PRIMARY, "is-primary")                                                                             \
+	X(REASON_READ_ONLY, "read-only")                                                                               \
+	X(REASON_FENCED_NEWER_PRIMARY, "fenced newer primary")                                                         \
+	X(REASON_FENCED_SPLIT_BRAIN, "fenced split-brain")                                                             \
+	X(REASON_FENCED_ISOLATED, "fenced isolated")                                                                   \
+	X(REASON_FORK, "fork")                                                                                         \
+	X(REASON_DISCONNECTED, "disconnected")                                                                         \
+	X(REASON_LAG, "lag")                                                                                           \
+	X(REASON_DRAIN, "drain")                                                                                       \
+	X(REASON_SHUTDOWN, "shutdown")                                                                                 \
+	X(REASON_BAD_REQUEST, "bad-request")
+
+enum verdict_reason {
+#define VERDICT_REASON_ENUM(e, s) e,
+	VERDICT_REASONS(VERDICT_REASON_ENUM)
+#undef VERDICT_REASON_ENUM
+	    VERDICT_REASON_COUNT
+};
+
 struct verdict {
 	bool up;
 	int weight_pct;
-	char reason[VERDICT_REASON_MAX]; /* "" when up without remark */
+	enum verdict_reason why;
+	/* what the reason's text names: timelines (fenced newer primary, fork), lag, the poll's outcome */
+	int timeline, other_timeline;
+	int64_t lag_bytes;
+	bool have_lag_s;
+	double lag_s;
+	enum poll_result failure;
+	char reason[VERDICT_REASON_MAX]; /* the rendered text of why; "" when up without remark */
 };
+
+/* verdict_reason_name is the word of a reason code (its table entry). */
+const char *verdict_reason_name(enum verdict_reason why);
+
+/* verdict_is_fenced: the answer is down because this primary is fenced (any fencing reason). */
+bool verdict_is_fenced(const struct verdict *v);
+
+/*
+ * verdict_render_reason writes v's reason as text ("fenced newer primary on timeline 3", "lag 35MB/12s",
+ * "pg-unreachable"); the one place a reason becomes words. verdict_for fills v->reason with it.
+ */
+void verdict_render_reason(const struct verdict *v, char *buf, size_t len);
+
+/* verdict_set_down makes v a down answer for why (no parameters), rendered. */
+void verdict_set_down(struct verdict *v, enum verdict_reason why);
 
 /* verdict_policy takes the decision's settings out of the configuration. */
 void verdict_policy(const struct conf *c, struct policy *p);

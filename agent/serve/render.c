@@ -185,7 +185,7 @@ render_peer_line(const struct node_view *v, const struct policy *p, char *buf, s
 		role = s->in_recovery ? "replica" : s->read_only || s->default_read_only ? "read-only" : "primary";
 	verdict_for(v, &r, p, &vd);
 	n = snprintf(buf, len, "state role=%s timeline=%d sysid=%" PRIu64 " fenced=%d\n", role, s->timeline,
-	             s->system_identifier, strncmp(vd.reason, "fenced", 6) == 0 ? 1 : 0);
+	             s->system_identifier, verdict_is_fenced(&vd) ? 1 : 0);
 	return n > 0 && (size_t)n < len ? (size_t)n : 0;
 }
 
@@ -264,7 +264,7 @@ render_metrics(const struct node_view *v, const struct policy *p, const struct r
 	r = (struct request){.kind = REQUEST_PRIMARY};
 	verdict_for(v, &r, p, &vd);
 	render_metric_head(&b, "fenced", "gauge", "1 while this primary refuses writes because of its peers.");
-	render_add(&b, "pgcheckd_fenced %d\n", strncmp(vd.reason, "fenced", 6) == 0 ? 1 : 0);
+	render_add(&b, "pgcheckd_fenced %d\n", verdict_is_fenced(&vd) ? 1 : 0);
 	render_metric_head(&b, "peers", "gauge", "Peers by what is known of them.");
 	render_add(&b,
 	           "pgcheckd_peers{state=\"configured\"} %d\npgcheckd_peers{state=\"fresh\"} %d\n"

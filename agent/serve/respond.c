@@ -23,9 +23,8 @@ respond_agent_line(const struct respond_ctx *x, const struct request *r, bool wh
 	struct verdict vd;
 	size_t n;
 
-	memset(&vd, 0, sizeof(vd));
 	if (r == NULL) {
-		snprintf(vd.reason, sizeof(vd.reason), "bad-request");
+		verdict_set_down(&vd, REASON_BAD_REQUEST);
 		return agentline_render(&vd, out, outlen);
 	}
 	verdict_for(v, r, x->policy, &vd);

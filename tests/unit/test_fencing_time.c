@@ -151,19 +151,53 @@ static void
 test_fence_transitions_are_noted_once(void **state)
 {
 	struct fencing f;
-	struct verdict up = {.up = true}, fenced = {.up = false}, other = {.up = false}, stale = {.up = false};
+	struct verdict up, newer, newer4, split, stale;
 
 	(void)state;
 	fencing_init(&f, 0);
-	snprintf(fenced.reason, sizeof(fenced.reason), "fenced newer-timeline");
-	snprintf(other.reason, sizeof(other.reason), "fenced split");
-	snprintf(stale.reason, sizeof(stale.reason), "stale");
+	memset(&up, 0, sizeof(up));
+	up.up = true;
+	verdict_set_down(&newer, REASON_FENCED_NEWER_PRIMARY);
+	newer.other_timeline = 3;
+	newer4 = newer;
+	newer4.other_timeline = 4;
+	verdict_set_down(&split, REASON_FENCED_SPLIT_BRAIN);
+	verdict_set_down(&stale, REASON_STALE);
 	assert_int_equal(fencing_note(&f, &up), FENCING_SAME);
-	assert_int_equal(fencing_note(&f, &fenced), FENCING_BEGAN);
-	assert_int_equal(fencing_note(&f, &fenced), FENCING_SAME);
-	assert_int_equal(fencing_note(&f, &other), FENCING_BEGAN); /* another reason: said again */
+	assert_int_equal(fencing_note(&f, &newer), FENCING_BEGAN);
+	assert_int_equal(fencing_note(&f, &newer), FENCING_SAME);
+	assert_int_equal(fencing_note(&f, &newer4), FENCING_BEGAN); /* another timeline: said again */
+	assert_int_equal(fencing_note(&f, &split), FENCING_BEGAN);  /* another reason: said again */
 	assert_int_equal(fencing_note(&f, &stale), FENCING_ENDED);
 	assert_int_equal(fencing_note(&f, &up), FENCING_SAME);
+}
+
+/* the reason is data: its text comes from one renderer, and fencing is told by its code */
+static void
+test_reasons_render_from_their_codes(void **state)
+{
+	struct verdict v;
+	char buf[VERDICT_REASON_MAX];
+
+	(void)state;
+	verdict_set_down(&v, REASON_FENCED_NEWER_PRIMARY);
+	v.other_timeline = 5;
+	verdict_render_reason(&v, buf, sizeof(buf));
+	assert_string_equal(buf, "fenced newer primary on timeline 5");
+	assert_true(verdict_is_fenced(&v));
+	verdict_set_down(&v, REASON_LAG);
+	v.lag_bytes = 35LL * 1024 * 1024;
+	v.have_lag_s = true;
+	v.lag_s = 12.4;
+	verdict_render_reason(&v, buf, sizeof(buf));
+	assert_string_equal(buf, "lag 35MB/12s");
+	assert_false(verdict_is_fenced(&v));
+	verdict_set_down(&v, REASON_POLL_FAILED);
+	v.failure = POLL_CONNECT_TIMEOUT;
+	verdict_render_reason(&v, buf, sizeof(buf));
+	assert_string_equal(buf, "connect-timeout");
+	for (int i = 0; i < VERDICT_REASON_COUNT; i++)
+		assert_string_not_equal(verdict_reason_name((enum verdict_reason)i), "unknown");
 }
 
 int
@@ -175,6 +209,7 @@ main(void)
 	    cmocka_unit_test(test_a_fresh_peer_is_contact),
 	    cmocka_unit_test(test_release_lifts_a_split_and_ends_with_it),
 	    cmocka_unit_test(test_fence_transitions_are_noted_once),
+	    cmocka_unit_test(test_reasons_render_from_their_codes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
