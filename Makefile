@@ -44,7 +44,7 @@ MAIN := agent/main.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 HEADERS := $(wildcard conf/*.h checks/*.h agent/*.h agent/*/*.h)
 
-.PHONY: format format-check lint demo-scaleout readme all check unit unit-asan unit-valgrind integration integration-asan asan generated-check demo install clean deps
+.PHONY: core-check format format-check lint demo-scaleout readme all check unit unit-asan unit-valgrind integration integration-asan asan generated-check demo install clean deps
 all: build/pgcheckd
 
 build/%.o: %.c $(HEADERS) Makefile
@@ -90,6 +90,13 @@ lint:
 		-Iagent/haproxy conf checks agent
 	@echo "lint: clean"
 
+# agent/core is pure: none of its files may include libev, libpq, threads or sockets, even indirectly
+core-check:
+	@for f in $(CORE_SRCS); do \
+		if $(CC) $(ALL_CFLAGS) -E -H $$f -o /dev/null 2>&1 | grep -E '^\.+ .*/(ev|libpq-fe|pthread|socket|ssl)\.h$$'; then \
+			echo "$$f: agent/core must not include I/O headers"; exit 1; fi; done
+	@echo "core: pure (no libev, libpq, threads or sockets)"
+
 # conf/pgcheckd.ini is generated from the key table: fail when it drifted
 generated-check: build/pgcheckd
 	@./build/pgcheckd --help-config=ini | diff -u conf/pgcheckd.ini - \
@@ -109,7 +116,7 @@ integration-asan: build-asan/pgcheckd
 	PGCHECKD_BIN=$(CURDIR)/build-asan/pgcheckd PGCHECKD_SANITIZED=1 $(PYTHON) -m pytest -q tests/integration
 
 check: deps
-	@$(MAKE) --no-print-directory format-check lint unit unit-asan unit-valgrind generated-check fuzz FUZZ_SECONDS=10 integration integration-asan package-check bench-smoke
+	@$(MAKE) --no-print-directory format-check lint core-check unit unit-asan unit-valgrind generated-check fuzz FUZZ_SECONDS=10 integration integration-asan package-check bench-smoke
 
 deps:
 	bash scripts/install-deps

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "peer_summary.h"
 
 #define PEERS_MAX CONF_ADDR_LIST_MAX
 
@@ -24,16 +25,6 @@ struct peer_state {
 	uint32_t timeline;          /* PostgreSQL's TimeLineID; 0 unknown (never from a primary) */
 	uint64_t system_identifier; /* 0: the peer does not know its cluster */
 	bool fenced;                /* the peer refuses writes itself */
-};
-
-/* What verdict_for() needs from the peers, as seen at one moment. */
-struct peer_summary {
-	int configured;              /* peers in the list */
-	int fresh;                   /* answered within the freshness limit, same cluster */
-	int foreign;                 /* answered, but another system identifier: ignored */
-	int newest_primary_timeline; /* highest timeline of a fresh, unfenced peer primary; 0 none */
-	int primaries_on_timeline;   /* fresh peer primaries on the timeline given to peers_summary */
-	int64_t last_fresh_ms;       /* monotonic time any same-cluster peer last answered; 0 never */
 };
 
 struct peers_conf {

@@ -71,18 +71,6 @@ enum poller_col {
 	COL_COUNT
 };
 
-static const char *const poll_result_names[] = {
-#define POLL_NAME(e, s) s,
-    POLL_RESULTS(POLL_NAME)
-#undef POLL_NAME
-};
-
-const char *
-poll_result_name(enum poll_result r)
-{
-	return (unsigned)r < POLL_RESULT_COUNT ? poll_result_names[r] : "unknown";
-}
-
 enum poller_state { PS_WAITING, PS_CONNECTING, PS_QUERYING, PS_IDLE };
 
 struct poller {

@@ -11,25 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "poll_result.h"
 #include "sample.h"
-
-#define POLL_RESULTS(X)                                                                                                \
-	X(POLL_OK, "ok")                                                                                               \
-	X(POLL_CONNECT_FAILED, "pg-unreachable")                                                                       \
-	X(POLL_CONNECT_TIMEOUT, "connect-timeout")                                                                     \
-	X(POLL_TIMEOUT, "timeout")                                                                                     \
-	X(POLL_QUERY_FAILED, "query-failed")                                                                           \
-	X(POLL_CONNECTION_LOST, "connection-lost")
-
-enum poll_result {
-#define POLL_ENUM(e, s) e,
-	POLL_RESULTS(POLL_ENUM)
-#undef POLL_ENUM
-	    POLL_RESULT_COUNT
-};
-
-/* poll_result_name is the short, machine-readable name used in logs, #reason and metrics. */
-const char *poll_result_name(enum poll_result r);
 
 struct poller_conf {
 	const char *conninfo;

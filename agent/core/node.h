@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "conf.h"
-#include "poller.h"
+#include "poll_result.h"
 #include "sample.h"
 #include "verdict.h"
 #include "weight.h"

@@ -9,8 +9,8 @@
 #include <stdint.h>
 
 #include "conf.h"
-#include "peers.h"
-#include "poller.h"
+#include "peer_summary.h"
+#include "poll_result.h"
 #include "request.h"
 #include "sample.h"
 
