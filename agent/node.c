@@ -34,19 +34,30 @@ node_init(struct node *n, const struct conf *c)
 	node_configure(n, c);
 }
 
-/* node_lag_update applies the lag limits with hysteresis: over at the limit, back under recover_pct of it. */
+/*
+ * node_lag_update applies the lag limits with hysteresis: over at a limit, back under recover_pct of
+ * every limit. Each limit also keeps its own state (over it, until back under recover_pct of it), for
+ * requests that replace the other limit with one of their own.
+ */
 static void
 node_lag_update(struct node *n, const struct sample *s)
 {
 	const struct weight_policy *wp = &n->wp;
 	bool over_bytes = wp->max_lag_bytes > 0 && s->lag_bytes > wp->max_lag_bytes;
 	bool over_s = wp->max_lag_s > 0 && s->have_lag_s && s->lag_s > wp->max_lag_s;
+	double f = n->recover_pct / 100.0;
+	bool under_bytes = wp->max_lag_bytes <= 0 || (double)s->lag_bytes <= (double)wp->max_lag_bytes * f;
+	bool under_s = wp->max_lag_s <= 0 || !s->have_lag_s || s->lag_s <= wp->max_lag_s * f;
 	char lag[48], limit[48];
 
 	if (!s->in_recovery) {
 		n->lag_over = false;
+		n->lag_over_bytes = false;
+		n->lag_over_s = false;
 		return;
 	}
+	n->lag_over_bytes = over_bytes || (n->lag_over_bytes && !under_bytes);
+	n->lag_over_s = over_s || (n->lag_over_s && !under_s);
 	verdict_format_lag(s->lag_bytes, s->have_lag_s, s->lag_s, lag, sizeof(lag));
 	if (!n->lag_over && (over_bytes || over_s)) {
 		n->lag_over = true;
@@ -55,15 +66,9 @@ node_lag_update(struct node *n, const struct sample *s)
 		            s->replay_paused ? " (replay paused)" : "");
 		return;
 	}
-	if (n->lag_over) {
-		double f = n->recover_pct / 100.0;
-		bool under_bytes = wp->max_lag_bytes <= 0 || (double)s->lag_bytes <= (double)wp->max_lag_bytes * f;
-		bool under_s = wp->max_lag_s <= 0 || !s->have_lag_s || s->lag_s <= wp->max_lag_s * f;
-
-		if (under_bytes && under_s) {
-			n->lag_over = false;
-			log_info("replica lag %s back under %d%% of the limit", lag, n->recover_pct);
-		}
+	if (n->lag_over && under_bytes && under_s) {
+		n->lag_over = false;
+		log_info("replica lag %s back under %d%% of the limit", lag, n->recover_pct);
 	}
 }
 
@@ -197,6 +202,8 @@ node_view(const struct node *n, int64_t now_ms, struct node_view *out)
 	out->failing = n->failing;
 	out->failure = n->failure;
 	out->lag_over = n->lag_over;
+	out->lag_over_bytes = n->lag_over_bytes;
+	out->lag_over_s = n->lag_over_s;
 	if (n->have_sample && n->sample.in_recovery && !n->sample.receiver_streaming && n->ever_streaming) {
 		out->was_streaming = true;
 		out->not_streaming_ms = now_ms - n->last_streaming_ms;

@@ -20,7 +20,9 @@ struct node {
 	struct sample sample;
 	bool failing;
 	enum poll_result failure;
-	bool lag_over;
+	bool lag_over;       /* over the configured limits: over one, until under recover_pct of every one */
+	bool lag_over_bytes; /* over the byte limit, until under recover_pct of it */
+	bool lag_over_s;     /* over the seconds limit, until under recover_pct of it */
 	double replica_weight_smoothed;
 	double load_weight_smoothed;
 	int replica_weight_pct;

@@ -401,6 +401,37 @@ test_lag_recovers_only_under_every_limit(void **state)
 }
 
 static void
+test_each_lag_limit_keeps_its_own_hysteresis(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s;
+	struct node_view v;
+
+	(void)state;
+	node_init(&n, &c);
+	s = replica_sample(1000, 20 * MB); /* over 16MB, seconds 0 */
+	node_sample(&n, &s);
+	v = view_at(&n, 1000);
+	assert_true(v.lag_over && v.lag_over_bytes && !v.lag_over_s);
+	s = replica_sample(1200, 12 * MB); /* under 16MB, over 8MB */
+	s.lag_s = 11.0;                    /* over 10 s */
+	node_sample(&n, &s);
+	v = view_at(&n, 1200);
+	assert_true(v.lag_over && v.lag_over_bytes && v.lag_over_s);
+	s = replica_sample(1400, 7 * MB); /* under 8MB */
+	s.lag_s = 6.0;                    /* under 10 s, over 5 s */
+	node_sample(&n, &s);
+	v = view_at(&n, 1400);
+	assert_true(v.lag_over && !v.lag_over_bytes && v.lag_over_s);
+	s = replica_sample(1600, 7 * MB);
+	s.lag_s = 4.0;
+	node_sample(&n, &s);
+	v = view_at(&n, 1600);
+	assert_true(!v.lag_over && !v.lag_over_bytes && !v.lag_over_s);
+}
+
+static void
 test_lag_limit_zero_disables_it(void **state)
 {
 	struct conf c = test_conf();
@@ -677,6 +708,7 @@ main(void)
 	    cmocka_unit_test(test_idle_replica_receiving_a_few_bytes_is_not_seconds_behind),
 	    cmocka_unit_test(test_replica_behind_at_first_sight_keeps_its_seconds_lag),
 	    cmocka_unit_test(test_lag_recovers_only_under_every_limit),
+	    cmocka_unit_test(test_each_lag_limit_keeps_its_own_hysteresis),
 	    cmocka_unit_test(test_lag_limit_zero_disables_it),
 	    cmocka_unit_test(test_primary_sample_clears_lag_over),
 	    cmocka_unit_test(test_failure_keeps_lag_over),
