@@ -15,6 +15,9 @@
 #include "verdict.h"
 #include "weight.h"
 
+/* how many not-yet-replayed WAL positions a node keeps; past that, neighbours are merged */
+#define NODE_LAG_MARKS 64
+
 struct node {
 	bool have_sample;
 	struct sample sample;
@@ -31,9 +34,16 @@ struct node {
 	bool shutting_down;
 	uint64_t polls[POLL_RESULT_COUNT];
 	uint64_t role_changes;
-	bool ever_streaming;       /* as a replica, its WAL receiver was seen streaming */
-	bool seen_caught_up;       /* as a replica, replay was seen caught up with receive */
-	int64_t behind_since_ms;   /* the last sample before replay fell behind receive; 0 none */
+	bool ever_streaming; /* as a replica, its WAL receiver was seen streaming */
+	/* lag seconds from pgcheckd's own clock (node_lag_seconds): WAL positions seen and not yet replayed */
+	struct node_lag_mark {
+		uint64_t lsn;        /* the primary's WAL reached at least this far ... */
+		int64_t first_ms;    /* ... when pgcheckd first saw it (or a lower mark merged into this one) */
+		int64_t last_ms;     /* ... and it was still the furthest seen at this sample */
+	} lag_marks[NODE_LAG_MARKS]; /* oldest first, lsn rising; all above the replay position */
+	int lag_nmarks;
+	int64_t lag_reached_ms;    /* last_ms of the newest mark replay has reached; 0 none yet */
+	uint64_t lag_system_id;    /* the node these marks are about */
 	int64_t last_streaming_ms; /* when, last */
 	/* settings */
 	struct weight_policy wp;
