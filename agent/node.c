@@ -148,9 +148,9 @@ node_lag_mark(struct node *n, uint64_t lsn, int64_t taken_ms)
  * idle spell a few bytes of WAL without a commit (a checkpoint) would otherwise make a replica that is
  * milliseconds behind look as old as the idle spell. Before that (a fresh start while replay is behind)
  * the larger of the commit age and the lower bound stands; without a commit age, the lower bound.
- * Positions above what the primary now reports (another upstream) are lowered to it, so what another
- * server's history left behind is passed as soon as this one has replayed what it received. A primary
- * sample or a new system identifier starts over.
+ * On a new timeline, positions above what the primary now reports are lowered to it (WAL the old
+ * primary reported but never sent is not waited for). A primary sample or a new system identifier
+ * starts over.
  */
 static void
 node_lag_seconds(struct node *n, struct sample *s)
@@ -167,19 +167,26 @@ node_lag_seconds(struct node *n, struct sample *s)
 	if (!n->have_sample || !n->sample.in_recovery || s->system_identifier != n->lag_system_id)
 		node_lag_forget(n);
 	n->lag_system_id = s->system_identifier;
-	/* the primary's reported end went back (another upstream, a new timeline): no mark above it */
-	while (n->lag_nmarks > 0 && m[n->lag_nmarks - 1].lsn > target) {
-		if (n->lag_nmarks > 1 && m[n->lag_nmarks - 2].lsn >= target) {
-			m[n->lag_nmarks - 2].last_ms = m[n->lag_nmarks - 1].last_ms;
-			n->lag_nmarks--;
-		} else {
-			m[n->lag_nmarks - 1].lsn = target;
+	/*
+	 * On a new timeline (a failover), WAL the old primary reported may never come: no mark stays above
+	 * what is reported now. On the same timeline a position that goes back (a receiver that restarted
+	 * from the start of a segment) takes nothing back: that WAL existed, and replay has not reached it.
+	 */
+	if (s->timeline != 0 && s->timeline != n->lag_timeline) { /* 0: no receiver, timeline unknown */
+		while (n->lag_nmarks > 0 && m[n->lag_nmarks - 1].lsn > target) {
+			if (n->lag_nmarks > 1 && m[n->lag_nmarks - 2].lsn >= target) {
+				m[n->lag_nmarks - 2].last_ms = m[n->lag_nmarks - 1].last_ms;
+				n->lag_nmarks--;
+			} else {
+				m[n->lag_nmarks - 1].lsn = target;
+			}
 		}
+		n->lag_timeline = s->timeline;
 	}
 	if (target > s->replay_lsn) {
 		if (n->lag_nmarks > 0 && m[n->lag_nmarks - 1].lsn == target)
 			m[n->lag_nmarks - 1].last_ms = s->taken_ms;
-		else
+		else if (n->lag_nmarks == 0 || m[n->lag_nmarks - 1].lsn < target)
 			node_lag_mark(n, target, s->taken_ms);
 	}
 	while (popped < n->lag_nmarks && m[popped].lsn <= s->replay_lsn) {

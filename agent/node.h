@@ -34,7 +34,8 @@ struct node {
 	bool shutting_down;
 	uint64_t polls[POLL_RESULT_COUNT];
 	uint64_t role_changes;
-	bool ever_streaming; /* as a replica, its WAL receiver was seen streaming */
+	bool ever_streaming;       /* as a replica, its WAL receiver was seen streaming */
+	int64_t last_streaming_ms; /* when, last */
 	/* lag seconds from pgcheckd's own clock (node_lag_seconds): WAL positions seen and not yet replayed */
 	struct node_lag_mark {
 		uint64_t lsn;        /* the primary's WAL reached at least this far ... */
@@ -42,9 +43,9 @@ struct node {
 		int64_t last_ms;     /* ... and it was still the furthest seen at this sample */
 	} lag_marks[NODE_LAG_MARKS]; /* oldest first, lsn rising; all above the replay position */
 	int lag_nmarks;
-	int64_t lag_reached_ms;    /* last_ms of the newest mark replay has reached; 0 none yet */
-	uint64_t lag_system_id;    /* the node these marks are about */
-	int64_t last_streaming_ms; /* when, last */
+	int64_t lag_reached_ms; /* last_ms of the newest mark replay has reached; 0 none yet */
+	uint64_t lag_system_id; /* the node these marks are about */
+	int lag_timeline;       /* the timeline they were last checked against */
 	/* settings */
 	struct weight_policy wp;
 	int recover_pct;

@@ -494,12 +494,13 @@ test_long_stall_never_understates_the_seconds_lag(void **state)
 	}
 	/* caught up: 0 */
 	s = replica_sample(3700200, 0);
+	s.replay_lsn = s.receive_lsn = s.latest_end_lsn = base + (uint64_t)(3700200 - 1000) * 5;
 	node_sample(&n, &s);
 	assert_true(view_at(&n, 3700200).sample.lag_s == 0.0);
 }
 
 static void
-test_replica_that_replays_a_different_history_starts_over(void **state)
+test_replica_on_a_new_timeline_does_not_wait_for_wal_the_old_primary_lost(void **state)
 {
 	struct conf c = test_conf();
 	struct node n;
@@ -509,22 +510,55 @@ test_replica_that_replays_a_different_history_starts_over(void **state)
 	(void)state;
 	c.replica_max_lag_bytes = 0;
 	node_init(&n, &c);
-	/* stalled 30 s */
+	/* stalled 30 s behind what the old primary reported */
 	for (int64_t t = 1000; t <= 31000; t += 200) {
 		s = replica_behind(t, 0x40000000, 0x40000000 + (uint64_t)t, 0.0);
 		node_sample(&n, &s);
 	}
 	assert_true(view_at(&n, 31000).lag_over);
-	/* the conninfo now names another replica, far lower in its WAL, caught up: current */
+	/* failover: the new primary forked at 0x40000000 on timeline 3 and the replica has what it sent */
 	s = replica_sample(31200, 0);
-	s.replay_lsn = s.receive_lsn = s.latest_end_lsn = 0x1000000;
+	s.timeline = 3;
+	s.replay_lsn = s.receive_lsn = s.latest_end_lsn = 0x40000100;
 	node_sample(&n, &s);
 	s = replica_sample(31400, 0);
-	s.replay_lsn = 0x1000000;
-	s.receive_lsn = s.latest_end_lsn = 0x1000100;
+	s.timeline = 3;
+	s.replay_lsn = 0x40000100;
+	s.receive_lsn = s.latest_end_lsn = 0x40000200;
 	node_sample(&n, &s);
 	v = view_at(&n, 31400);
 	assert_true(v.sample.lag_s <= 0.2);
+}
+
+static void
+test_receiver_restart_on_the_same_timeline_keeps_the_seconds_lag(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s;
+	struct node_view v;
+	uint64_t replay = 0x40000000;
+
+	(void)state;
+	c.replica_max_lag_bytes = 0;
+	node_init(&n, &c);
+	s = replica_sample(1000, 0);
+	s.replay_lsn = s.receive_lsn = s.latest_end_lsn = replay;
+	node_sample(&n, &s);
+	for (int64_t t = 1200; t <= 13000; t += 200) {
+		s = replica_behind(t, replay, replay + (uint64_t)t, 0.0);
+		node_sample(&n, &s);
+	}
+	assert_true(view_at(&n, 13000).lag_over);
+	/* the receiver restarts: it reports the start of the segment, below replay, then catches up */
+	s = replica_behind(13200, replay, replay - 0x1000, 0.0);
+	s.lag_bytes = 0;
+	node_sample(&n, &s);
+	s = replica_behind(13400, replay, replay + 0x100, 0.0);
+	node_sample(&n, &s);
+	v = view_at(&n, 13400);
+	assert_true(v.sample.lag_s >= 12.0);
+	assert_true(v.lag_over);
 }
 
 static void
@@ -871,7 +905,8 @@ main(void)
 	    cmocka_unit_test(test_replica_clock_ahead_does_not_keep_a_current_replica_over),
 	    cmocka_unit_test(test_replica_without_commit_time_gets_seconds_from_what_pgcheckd_saw),
 	    cmocka_unit_test(test_long_stall_never_understates_the_seconds_lag),
-	    cmocka_unit_test(test_replica_that_replays_a_different_history_starts_over),
+	    cmocka_unit_test(test_replica_on_a_new_timeline_does_not_wait_for_wal_the_old_primary_lost),
+	    cmocka_unit_test(test_receiver_restart_on_the_same_timeline_keeps_the_seconds_lag),
 	    cmocka_unit_test(test_lag_recovers_only_under_every_limit),
 	    cmocka_unit_test(test_each_lag_limit_keeps_its_own_hysteresis),
 	    cmocka_unit_test(test_lag_limit_zero_disables_it),
