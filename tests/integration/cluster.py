@@ -469,13 +469,16 @@ class PgNode:
         self.sql("ALTER SYSTEM SET primary_slot_name = %s", (self.name,))
         self.sql("SELECT pg_reload_conf()")
 
-    def settle_faketime(self, timeout=60):
-        """Make sure this replica's WAL receiver runs on the shifted clock. With libfaketime 0.9.10 the
-        first walreceiver of a postmaster was often seen on the real clock (its receipt times equal to the
-        primary's send times, its backend_start off the backends' clock by the offset) while the
-        backends, pgcheckd's session among them, and later walreceivers were shifted. A receiver that
-        started on another clock than the backends' is restarted (the startup process starts a new one
-        after wal_retrieve_retry_interval, 5 s)."""
+    def settle_faketime(self, timeout=120):
+        """Make sure this replica's WAL receiver runs on the shifted clock. With libfaketime 0.9.10 a
+        walreceiver was often seen on the real clock (its receipt times equal to the primary's send
+        times, its backend_start off the backends' clock by the offset) while the backends, pgcheckd's
+        session among them, were shifted: sometimes only the postmaster's first walreceiver, sometimes
+        every one it started. A receiver that started on another clock than the backends' is restarted
+        (the startup process starts a new one after wal_retrieve_retry_interval, 5 s); after two such
+        restarts, the whole postmaster is."""
+        tries = {"receiver": 0}
+
         def consistent():
             row = self.sql("SELECT w.pid, extract(epoch FROM clock_timestamp() - a.backend_start) "
                            "FROM pg_stat_wal_receiver w JOIN pg_stat_activity a USING (pid) "
@@ -485,8 +488,13 @@ class PgNode:
             pid, age = row[0]
             if -5 < float(age) < 30:  # this young a receiver started on the backends' clock
                 return True
-            os.kill(pid, signal.SIGTERM)
-            time.sleep(1)
+            if tries["receiver"] >= 2:
+                tries["receiver"] = 0
+                self.restart()
+            else:
+                tries["receiver"] += 1
+                os.kill(pid, signal.SIGTERM)
+                time.sleep(1)
             return False
         wait_until(consistent, timeout, interval=0.5, desc=f"{self.name}'s walreceiver on the shifted clock")
 
@@ -853,7 +861,7 @@ class Cluster:
             self.wait_streaming(timeout=timeout)
             for r in self.pg[1:]:
                 if "FAKETIME" in r.env:
-                    r.settle_faketime(timeout=timeout)
+                    r.settle_faketime(timeout=4 * timeout)
         for i, node in enumerate(self.pg):
             conf = merge_conf(self.pgcheckd_common, self.pgcheckd_conf.get(i))
             self.agents.append(Pgcheckd(self, node, self.ports["agent"][i], conf))

@@ -80,7 +80,8 @@ def _writer(primary, stop, stats):
 def test_replica_clock_ahead_does_not_look_lagging_while_it_keeps_up(cluster, report):
     """Replica clock 60 s ahead, the primary committing without pause, pgcheckd started in the middle of
     it (so it has not seen the replica idle): after a few seconds every answer is up; then, with replay
-    paused and resumed, the replica is back up once it has caught up, well before the 60 s offset."""
+    paused until over the limit and resumed (writes stopped), it is back up once it has caught up, well
+    before the 60 s offset."""
     c = cluster
     primary, r2 = c.pg
     a2 = c.agents[1]
@@ -108,6 +109,8 @@ def test_replica_clock_ahead_does_not_look_lagging_while_it_keeps_up(cluster, re
 
         r2.pause_replay()
         cl.wait_until(lambda: LAG_RE.match(a2.ask("replica")), 20, desc="over the limit with replay paused")
+        stop.set()
+        writer.join(10)
         r2.resume_replay()
         t1 = time.monotonic()
         cl.wait_until(lambda: cl.parse_pct(a2.ask("replica")), 30, desc="up again after resume")
