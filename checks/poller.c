@@ -35,9 +35,8 @@ const char poller_sql[] = "SELECT r.rec,"
                           " pg_last_wal_receive_lsn(),"
                           " pg_last_wal_replay_lsn(),"
                           " w.latest_end_lsn,"
-                          " CASE WHEN r.rec THEN"
-                          "  CASE WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0"
-                          "  ELSE extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) END END,"
+                          " CASE WHEN r.rec THEN extract(epoch FROM (clock_timestamp() - w.last_msg_receipt_time)"
+                          "  + (w.last_msg_send_time - pg_last_xact_replay_timestamp())) END,"
                           " CASE WHEN NOT r.rec THEN pg_current_wal_lsn() END,"
                           " (SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'),"
                           " a.clients, a.active,"
@@ -61,7 +60,7 @@ enum poller_col {
 	COL_RECEIVE_LSN,
 	COL_REPLAY_LSN,
 	COL_LATEST_END_LSN,
-	COL_LAG_S,
+	COL_COMMIT_AGE_S,
 	COL_CURRENT_LSN,
 	COL_STREAMING_REPLICAS,
 	COL_CLIENTS,
@@ -243,10 +242,22 @@ poller_read_sample(struct poller *p, const PGresult *res, struct sample *s)
 		if (s->receive_lsn > s->replay_lsn && (int64_t)(s->receive_lsn - s->replay_lsn) > s->lag_bytes)
 			s->lag_bytes = (int64_t)(s->receive_lsn - s->replay_lsn);
 	}
-	s->have_lag_s = !PQgetisnull(res, 0, COL_LAG_S);
-	s->lag_s = s->have_lag_s ? strtod(PQgetvalue(res, 0, COL_LAG_S), NULL) : 0;
-	if (s->lag_s < 0)
+	/*
+	 * Lag seconds as the replica reports it: 0 when replay has every position received or reported,
+	 * else the commit age. That is (replica's now - when the primary's last message arrived) + (that
+	 * message's send time - the last replayed commit's time): each difference on one host's clock, so
+	 * skew between the hosts cancels out; only the message's transit time is missed. node.c bounds it
+	 * further by what pgcheckd saw on its own clock.
+	 */
+	if (s->in_recovery && s->replay_lsn >= s->receive_lsn && s->replay_lsn >= s->latest_end_lsn) {
+		s->have_lag_s = true;
 		s->lag_s = 0;
+	} else {
+		s->have_lag_s = s->in_recovery && !PQgetisnull(res, 0, COL_COMMIT_AGE_S);
+		s->lag_s = s->have_lag_s ? strtod(PQgetvalue(res, 0, COL_COMMIT_AGE_S), NULL) : 0;
+		if (!(s->lag_s >= 0))
+			s->lag_s = 0;
+	}
 	s->current_lsn = poller_lsn(res, COL_CURRENT_LSN);
 	s->streaming_replicas = (int)poller_int(res, COL_STREAMING_REPLICAS);
 	s->client_backends = (int)poller_int(res, COL_CLIENTS);

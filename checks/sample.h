@@ -27,7 +27,13 @@ struct sample {
 	uint64_t latest_end_lsn;   /* pg_stat_wal_receiver.latest_end_lsn: primary's WAL end as last reported */
 	int64_t lag_bytes;         /* max(latest_end - replay, receive - replay), >= 0 */
 	bool have_lag_s;
-	double lag_s; /* 0 when replay caught up with receive, else now - last replayed xact */
+	/*
+	 * From the poller: 0 when replay has caught up with receive_lsn and latest_end_lsn, else the age of
+	 * the last replayed commit measured without comparing the two hosts' clocks (poller.c). node.c then
+	 * clamps it to what pgcheckd saw on its own monotonic clock (node_lag_seconds); the node's view holds
+	 * that value.
+	 */
+	double lag_s;
 	/* primary only */
 	uint64_t current_lsn;   /* pg_current_wal_lsn() */
 	int streaming_replicas; /* pg_stat_replication where state = 'streaming' */

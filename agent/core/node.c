@@ -34,19 +34,30 @@ node_init(struct node *n, const struct conf *c)
 	node_configure(n, c);
 }
 
-/* node_lag_update applies the lag limits with hysteresis: over at the limit, back under recover_pct of it. */
+/*
+ * node_lag_update applies the lag limits with hysteresis: over at a limit, back under recover_pct of
+ * every limit. Each limit also keeps its own state (over it, until back under recover_pct of it), for
+ * requests that replace the other limit with one of their own.
+ */
 static void
 node_lag_update(struct node *n, const struct sample *s)
 {
 	const struct weight_policy *wp = &n->wp;
 	bool over_bytes = wp->max_lag_bytes > 0 && s->lag_bytes > wp->max_lag_bytes;
 	bool over_s = wp->max_lag_s > 0 && s->have_lag_s && s->lag_s > wp->max_lag_s;
+	double f = n->recover_pct / 100.0;
+	bool under_bytes = wp->max_lag_bytes <= 0 || (double)s->lag_bytes <= (double)wp->max_lag_bytes * f;
+	bool under_s = wp->max_lag_s <= 0 || !s->have_lag_s || s->lag_s <= wp->max_lag_s * f;
 	char lag[48], limit[48];
 
 	if (!s->in_recovery) {
 		n->lag_over = false;
+		n->lag_over_bytes = false;
+		n->lag_over_s = false;
 		return;
 	}
+	n->lag_over_bytes = over_bytes || (n->lag_over_bytes && !under_bytes);
+	n->lag_over_s = over_s || (n->lag_over_s && !under_s);
 	verdict_format_lag(s->lag_bytes, s->have_lag_s, s->lag_s, lag, sizeof(lag));
 	if (!n->lag_over && (over_bytes || over_s)) {
 		n->lag_over = true;
@@ -55,15 +66,9 @@ node_lag_update(struct node *n, const struct sample *s)
 		            s->replay_paused ? " (replay paused)" : "");
 		return;
 	}
-	if (n->lag_over) {
-		double f = n->recover_pct / 100.0;
-		bool under_bytes = wp->max_lag_bytes <= 0 || (double)s->lag_bytes <= (double)wp->max_lag_bytes * f;
-		bool under_s = wp->max_lag_s <= 0 || !s->have_lag_s || s->lag_s <= wp->max_lag_s * f;
-
-		if (under_bytes && under_s) {
-			n->lag_over = false;
-			log_info("replica lag %s back under %d%% of the limit", lag, n->recover_pct);
-		}
+	if (n->lag_over && under_bytes && under_s) {
+		n->lag_over = false;
+		log_info("replica lag %s back under %d%% of the limit", lag, n->recover_pct);
 	}
 }
 
@@ -92,38 +97,125 @@ node_log_role(struct node *n, const struct sample *s)
 	n->logged_timeline = s->timeline;
 }
 
+/* node_lag_forget drops what pgcheckd saw of replay: a fresh start for lag seconds. */
+static void
+node_lag_forget(struct node *n)
+{
+	n->lag_nmarks = 0;
+	n->lag_reached_ms = 0;
+}
+
+/* node_lag_mark records that the primary's WAL reached lsn at taken_ms (lsn above every mark). */
+static void
+node_lag_mark(struct node *n, uint64_t lsn, int64_t taken_ms)
+{
+	struct node_lag_mark *m = n->lag_marks;
+
+	if (n->lag_nmarks == NODE_LAG_MARKS) {
+		/*
+		 * Full: merge neighbours pairwise, each pair into (earlier first_ms, higher lsn, later last_ms).
+		 * A merged mark claims its higher position a little earlier than seen, so lag seconds can only be
+		 * over-stated by the merge, by at most the gap between the pair.
+		 */
+		for (int i = 0; i < NODE_LAG_MARKS / 2; i++) {
+			struct node_lag_mark a = m[2 * i], b = m[2 * i + 1];
+
+			m[i].lsn = b.lsn;
+			m[i].first_ms = a.first_ms;
+			m[i].last_ms = b.last_ms;
+		}
+		n->lag_nmarks = NODE_LAG_MARKS / 2;
+	}
+	m[n->lag_nmarks].lsn = lsn;
+	m[n->lag_nmarks].first_ms = taken_ms;
+	m[n->lag_nmarks].last_ms = taken_ms;
+	n->lag_nmarks++;
+}
+
 /*
- * node_bound_lag_s lowers a replica's lag in seconds to what pgcheckd saw itself. The sample's value
- * is "now - last replayed commit" whenever replay is behind what was received; after an idle spell a
- * few bytes of WAL without a commit (a checkpoint, a snapshot) make that the whole idle time although
- * replay is milliseconds behind. Replay that was caught up at behind_since_ms is at most
- * now - behind_since_ms behind, so the smaller of the two is still an upper bound. Until pgcheckd has
- * seen the replica caught up once, the sample's value stands (a fresh start trusts nothing).
+ * node_lag_seconds sets a replica's lag in seconds so that no clock skew between hosts can hide it or
+ * keep it up. The sample's own value (the poller's "commit age": how long before the primary's last
+ * message the last replayed transaction committed, plus how long ago that message arrived; each a
+ * difference of one host's clock) is clamped between two bounds pgcheckd measures on its own monotonic
+ * clock, from the WAL positions it has seen (the larger of the received position and latest_end_lsn,
+ * the primary's WAL end as last reported):
+ *   at least  now - when pgcheckd first saw a position the replica has not yet replayed (that WAL, and
+ *             so a change the replica lacks, already existed then);
+ *   at most   now - when pgcheckd last saw, as the furthest position, one the replica has since
+ *             replayed (it then had everything the primary had reported by that time).
+ * Replay caught up with every position seen is 0. Once pgcheckd has seen replay pass a position, the two
+ * bounds are about one poll interval apart and the commit time only picks a value between them: after an
+ * idle spell a few bytes of WAL without a commit (a checkpoint) would otherwise make a replica that is
+ * milliseconds behind look as old as the idle spell. Before that (a fresh start while replay is behind)
+ * the larger of the commit age and the lower bound stands; without a commit age, the lower bound.
+ * On a new timeline, positions above what the primary now reports are lowered to it (WAL the old
+ * primary reported but never sent is not waited for). A primary sample or a new system identifier
+ * starts over.
  */
 static void
-node_bound_lag_s(struct node *n, struct sample *s)
+node_lag_seconds(struct node *n, struct sample *s)
 {
-	bool behind = s->in_recovery && s->receive_lsn > s->replay_lsn;
+	uint64_t target = s->receive_lsn > s->latest_end_lsn ? s->receive_lsn : s->latest_end_lsn;
+	struct node_lag_mark *m = n->lag_marks;
+	double lower_s, upper_s, lag_s;
+	int popped = 0;
 
 	if (!s->in_recovery) {
-		n->seen_caught_up = false;
-		n->behind_since_ms = 0;
+		node_lag_forget(n);
 		return;
 	}
-	if (!behind) {
-		n->seen_caught_up = true;
-		n->behind_since_ms = 0;
+	if (!n->have_sample || !n->sample.in_recovery || s->system_identifier != n->lag_system_id)
+		node_lag_forget(n);
+	n->lag_system_id = s->system_identifier;
+	/*
+	 * On a new timeline (a failover), WAL the old primary reported may never come: no mark stays above
+	 * what is reported now. On the same timeline a position that goes back (a receiver that restarted
+	 * from the start of a segment) takes nothing back: that WAL existed, and replay has not reached it.
+	 */
+	if (s->timeline != 0 && s->timeline != n->lag_timeline) { /* 0: no receiver, timeline unknown */
+		while (n->lag_nmarks > 0 && m[n->lag_nmarks - 1].lsn > target) {
+			if (n->lag_nmarks > 1 && m[n->lag_nmarks - 2].lsn >= target) {
+				m[n->lag_nmarks - 2].last_ms = m[n->lag_nmarks - 1].last_ms;
+				n->lag_nmarks--;
+			} else {
+				m[n->lag_nmarks - 1].lsn = target;
+			}
+		}
+		n->lag_timeline = s->timeline;
+	}
+	if (target > s->replay_lsn) {
+		if (n->lag_nmarks > 0 && m[n->lag_nmarks - 1].lsn == target)
+			m[n->lag_nmarks - 1].last_ms = s->taken_ms;
+		else if (n->lag_nmarks == 0 || m[n->lag_nmarks - 1].lsn < target)
+			node_lag_mark(n, target, s->taken_ms);
+	}
+	while (popped < n->lag_nmarks && m[popped].lsn <= s->replay_lsn) {
+		n->lag_reached_ms = m[popped].last_ms;
+		popped++;
+	}
+	if (popped > 0) {
+		memmove(m, m + popped, (size_t)(n->lag_nmarks - popped) * sizeof(*m));
+		n->lag_nmarks -= popped;
+	}
+	if (n->lag_nmarks == 0) {
+		/* replay has every position seen, this sample's included */
+		n->lag_reached_ms = s->taken_ms;
+		s->have_lag_s = true;
+		s->lag_s = 0;
 		return;
 	}
-	if (n->behind_since_ms == 0 && n->seen_caught_up)
-		n->behind_since_ms =
-		    n->have_sample ? n->sample.taken_ms : s->taken_ms; /* caught up at the last sample */
-	if (n->behind_since_ms > 0 && s->have_lag_s) {
-		double seen_s = (double)(s->taken_ms - n->behind_since_ms) / 1000.0;
-
-		if (seen_s < s->lag_s)
-			s->lag_s = seen_s;
+	lower_s = (double)(s->taken_ms - m[0].first_ms) / 1000.0;
+	if (n->lag_reached_ms > 0) {
+		upper_s = (double)(s->taken_ms - n->lag_reached_ms) / 1000.0;
+		lag_s = !s->have_lag_s       ? upper_s
+		        : s->lag_s < lower_s ? lower_s
+		        : s->lag_s > upper_s ? upper_s
+		                             : s->lag_s;
+	} else {
+		lag_s = s->have_lag_s && s->lag_s > lower_s ? s->lag_s : lower_s;
 	}
+	s->have_lag_s = true;
+	s->lag_s = lag_s;
 }
 
 void
@@ -133,7 +225,7 @@ node_sample(struct node *n, const struct sample *taken)
 	int64_t dt = n->have_sample ? s->taken_ms - n->sample.taken_ms : 0;
 	double load, replica;
 
-	node_bound_lag_s(n, s);
+	node_lag_seconds(n, s);
 	load = 100.0 * weight_load_factor(s, &n->wp);
 	replica = load * weight_lag_factor(s, &n->wp);
 	if (n->failing || n->logged_failing) {
@@ -197,6 +289,8 @@ node_view(const struct node *n, int64_t now_ms, struct node_view *out)
 	out->failing = n->failing;
 	out->failure = n->failure;
 	out->lag_over = n->lag_over;
+	out->lag_over_bytes = n->lag_over_bytes;
+	out->lag_over_s = n->lag_over_s;
 	if (n->have_sample && n->sample.in_recovery && !n->sample.receiver_streaming && n->ever_streaming) {
 		out->was_streaming = true;
 		out->not_streaming_ms = now_ms - n->last_streaming_ms;

@@ -15,12 +15,17 @@
 #include "verdict.h"
 #include "weight.h"
 
+/* how many not-yet-replayed WAL positions a node keeps; past that, neighbours are merged */
+#define NODE_LAG_MARKS 64
+
 struct node {
 	bool have_sample;
 	struct sample sample;
 	bool failing;
 	enum poll_result failure;
-	bool lag_over;
+	bool lag_over;       /* over the configured limits: over one, until under recover_pct of every one */
+	bool lag_over_bytes; /* over the byte limit, until under recover_pct of it */
+	bool lag_over_s;     /* over the seconds limit, until under recover_pct of it */
 	double replica_weight_smoothed;
 	double load_weight_smoothed;
 	int replica_weight_pct;
@@ -30,9 +35,17 @@ struct node {
 	uint64_t polls[POLL_RESULT_COUNT];
 	uint64_t role_changes;
 	bool ever_streaming;       /* as a replica, its WAL receiver was seen streaming */
-	bool seen_caught_up;       /* as a replica, replay was seen caught up with receive */
-	int64_t behind_since_ms;   /* the last sample before replay fell behind receive; 0 none */
 	int64_t last_streaming_ms; /* when, last */
+	/* lag seconds from pgcheckd's own clock (node_lag_seconds): WAL positions seen and not yet replayed */
+	struct node_lag_mark {
+		uint64_t lsn;        /* the primary's WAL reached at least this far ... */
+		int64_t first_ms;    /* ... when pgcheckd first saw it (or a lower mark merged into this one) */
+		int64_t last_ms;     /* ... and it was still the furthest seen at this sample */
+	} lag_marks[NODE_LAG_MARKS]; /* oldest first, lsn rising; all above the replay position */
+	int lag_nmarks;
+	int64_t lag_reached_ms; /* last_ms of the newest mark replay has reached; 0 none yet */
+	uint64_t lag_system_id; /* the node these marks are about */
+	int lag_timeline;       /* the timeline they were last checked against */
 	/* settings */
 	struct weight_policy wp;
 	int recover_pct;

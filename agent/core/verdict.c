@@ -147,19 +147,29 @@ verdict_up(struct verdict *out, int weight_pct)
 	verdict_because(out, REASON_NONE);
 }
 
-/* verdict_lag_over compares against the request's own limits if it has any, else the node's hysteresis. */
+/*
+ * verdict_lag_over tells whether the replica is over the lag limits that apply to request r. Without
+ * parameters: the configured limits, with the node's hysteresis. A parameter replaces only the limit it
+ * names ("lag_s=5" is a seconds limit of 5 s); the limit it does not name stays the configured one, with
+ * that limit's own hysteresis, so a request can never drop a limit it did not mention.
+ */
 static bool
-verdict_lag_over(const struct node_view *v, const struct request *r)
+verdict_lag_over(const struct node_view *v, const struct request *r, const struct policy *p)
 {
 	const struct sample *s = &v->sample;
+	bool over_bytes, over_s;
 
 	if (!r->has_max_lag_bytes && !r->has_max_lag_s)
 		return v->lag_over;
-	if (r->has_max_lag_bytes && s->lag_bytes > r->max_lag_bytes)
-		return true;
-	if (r->has_max_lag_s && s->have_lag_s && s->lag_s > r->max_lag_s)
-		return true;
-	return false;
+	if (r->has_max_lag_bytes)
+		over_bytes = s->lag_bytes > r->max_lag_bytes;
+	else
+		over_bytes = p->max_lag_bytes > 0 && (v->lag_over_bytes || s->lag_bytes > p->max_lag_bytes);
+	if (r->has_max_lag_s)
+		over_s = s->have_lag_s && s->lag_s > r->max_lag_s;
+	else
+		over_s = p->max_lag_s > 0 && (v->lag_over_s || (s->have_lag_s && s->lag_s > p->max_lag_s));
+	return over_bytes || over_s;
 }
 
 static void
@@ -194,7 +204,7 @@ verdict_replica(const struct node_view *v, const struct request *r, const struct
 		verdict_down(out, REASON_DISCONNECTED);
 		return;
 	}
-	if (verdict_lag_over(v, r)) {
+	if (verdict_lag_over(v, r, p)) {
 		out->lag_bytes = s->lag_bytes;
 		out->have_lag_s = s->have_lag_s;
 		out->lag_s = s->lag_s;

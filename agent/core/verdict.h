@@ -24,6 +24,8 @@ struct node_view {
 	bool failing; /* the last poll failed: its outcome is in failure */
 	enum poll_result failure;
 	bool lag_over;            /* over the configured lag limits (with hysteresis) */
+	bool lag_over_bytes;      /* over the configured byte limit alone (its own hysteresis) */
+	bool lag_over_s;          /* over the configured seconds limit alone (its own hysteresis) */
 	bool was_streaming;       /* a replica not streaming now was seen streaming before ... */
 	int64_t not_streaming_ms; /* ... this long ago: its data is at most about that old */
 	int replica_weight_pct;   /* smoothed and stepped, from load and lag */

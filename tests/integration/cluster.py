@@ -220,6 +220,16 @@ def _pg_popen_kw():
     return {"user": uid, "group": gid, "extra_groups": []}
 
 
+LIBFAKETIME = os.environ.get("LIBFAKETIME", "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+def faketime_env(offset):
+    """Environment that shifts a process's clocks by offset ("-60s", "+60s") with Debian's libfaketime
+    (package libfaketime). Monotonic clocks move by the same constant, which changes no interval. See
+    PgNode.settle_faketime for a walreceiver that does not follow."""
+    return {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": offset}
+
+
 def _clean_env():
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["LC_ALL"] = "C"
@@ -265,6 +275,7 @@ class PgNode:
         self.logfile = self.dir / "postgresql.log"
         self.frozen = []  # pids stopped by freeze()
         self.proc = None  # the postmaster (our child)
+        self.env = dict(cluster.pg_env.get(index, {}))  # extra environment (e.g. libfaketime's)
         uid, gid = _pg_ids()
         self.dir.mkdir()
         self.sockdir.mkdir()
@@ -337,7 +348,8 @@ class PgNode:
         try:
             self.proc = subprocess.Popen([str(PG_BIN / "postgres"), "-D", str(self.datadir)],
                                          stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                                         env=_clean_env(), start_new_session=True, **_pg_popen_kw())
+                                         env={**_clean_env(), **self.env}, start_new_session=True,
+                                         **_pg_popen_kw())
         finally:
             logf.close()
         self.cluster._procs.append(self.proc)
@@ -457,6 +469,35 @@ class PgNode:
         self.sql("ALTER SYSTEM SET primary_conninfo = %s", (conninfo,))
         self.sql("ALTER SYSTEM SET primary_slot_name = %s", (self.name,))
         self.sql("SELECT pg_reload_conf()")
+
+    def settle_faketime(self, timeout=120):
+        """Make sure this replica's WAL receiver runs on the shifted clock. With libfaketime 0.9.10 a
+        walreceiver was often seen on the real clock (its receipt times equal to the primary's send
+        times, its backend_start off the backends' clock by the offset) while the backends, pgcheckd's
+        session among them, were shifted: sometimes only the postmaster's first walreceiver, sometimes
+        every one it started. A receiver that started on another clock than the backends' is restarted
+        (the startup process starts a new one after wal_retrieve_retry_interval, 5 s); after two such
+        restarts, the whole postmaster is."""
+        tries = {"receiver": 0}
+
+        def consistent():
+            row = self.sql("SELECT w.pid, extract(epoch FROM clock_timestamp() - a.backend_start) "
+                           "FROM pg_stat_wal_receiver w JOIN pg_stat_activity a USING (pid) "
+                           "WHERE w.status = 'streaming'")
+            if not row:
+                return False  # (re)starting: wait
+            pid, age = row[0]
+            if -5 < float(age) < 30:  # this young a receiver started on the backends' clock
+                return True
+            if tries["receiver"] >= 2:
+                tries["receiver"] = 0
+                self.restart()
+            else:
+                tries["receiver"] += 1
+                os.kill(pid, signal.SIGTERM)
+                time.sleep(1)
+            return False
+        wait_until(consistent, timeout, interval=0.5, desc=f"{self.name}'s walreceiver on the shifted clock")
 
     def streaming(self):
         """True when this replica's WAL receiver is streaming."""
@@ -758,10 +799,11 @@ class Cluster:
 
     ports: None for free ports, or a dict shaped like DEMO_PORTS (the demo passes DEMO_PORTS).
     pgcheckd_conf: {node index: {section: {key: value}}} per node; pgcheckd_common applies to all.
+    pg_env: {node index: {VAR: value}}, environment added for that node's postmaster (faketime_env()).
     """
 
     def __init__(self, replicas=2, ports=None, pgcheckd_conf=None, pgcheckd_common=None, haproxy_cfg=HAPROXY_CFG,
-                 keep_tmp=None, say=None):
+                 keep_tmp=None, say=None, pg_env=None):
         self.n = 1 + replicas
         if ports is None:
             free = free_ports(3 + 2 * self.n)
@@ -770,6 +812,7 @@ class Cluster:
         self.ports = ports
         self.pgcheckd_conf = pgcheckd_conf or {}
         self.pgcheckd_common = pgcheckd_common or {}
+        self.pg_env = pg_env or {}
         self.haproxy_cfg = haproxy_cfg
         self.keep_tmp = bool(os.environ.get("CLUSTER_KEEP_TMP")) if keep_tmp is None else keep_tmp
         self.say = say or (lambda msg: None)
@@ -817,6 +860,9 @@ class Cluster:
             r.start()
         if wait and self.n > 1:
             self.wait_streaming(timeout=timeout)
+            for r in self.pg[1:]:
+                if "FAKETIME" in r.env:
+                    r.settle_faketime(timeout=4 * timeout)
         for i, node in enumerate(self.pg):
             conf = merge_conf(self.pgcheckd_common, self.pgcheckd_conf.get(i))
             self.agents.append(Pgcheckd(self, node, self.ports["agent"][i], conf))

@@ -20,9 +20,10 @@ import cluster as cl  # noqa: E402
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "cluster_conf(pgcheckd=None, common=None, replicas=2, haproxy=True): how the function-scoped `cluster` "
-        "fixture is built (pgcheckd: {node index: {section: {key: value}}}; common: {section: {key: value}} for "
-        "every node; replicas: how many; haproxy: False to run without HAProxy)")
+        "cluster_conf(pgcheckd=None, common=None, replicas=2, haproxy=True, pg_env=None): how the function-scoped "
+        "`cluster` fixture is built (pgcheckd: {node index: {section: {key: value}}}; common: {section: {key: value}} "
+        "for every node; replicas: how many; haproxy: False to run without HAProxy; pg_env: {node index: {VAR: "
+        "value}} added to that PostgreSQL's environment, e.g. cluster.faketime_env('-60s'))")
 
 
 def require_pgcheckd():
@@ -42,9 +43,10 @@ def pytest_runtest_makereport(item, call):
             rep.sections.append((f"logs of fixture '{name}' ({rep.when})", value.logs()))
 
 
-def _make_cluster(pgcheckd=None, common=None, replicas=2, haproxy=True):
+def _make_cluster(pgcheckd=None, common=None, replicas=2, haproxy=True, pg_env=None):
     require_pgcheckd()
-    return cl.Cluster(replicas=replicas, pgcheckd_conf=pgcheckd, pgcheckd_common=common).start(haproxy=haproxy)
+    return cl.Cluster(replicas=replicas, pgcheckd_conf=pgcheckd, pgcheckd_common=common,
+                      pg_env=pg_env).start(haproxy=haproxy)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """A frozen PostgreSQL and a replica whose replay is paused under write load go down, and come back."""
 
+import http.client
 import re
 import socket
 import time
@@ -137,3 +138,46 @@ def test_replay_paused_goes_over_time_lag_limit(cluster, report):
     assert 1.0 <= down_at <= 6.0, f"down after {down_at:.2f}s with max_lag_s = 2: {seen}"
     r2.resume_replay()
     cl.wait_until(lambda: cl.parse_pct(a2.ask("replica")), 10, desc="node2 up after pg_wal_replay_resume()")
+
+
+def _http_status(port, path, timeout=3):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+@pytest.mark.cluster_conf(pgcheckd={1: {"replica": {"max_lag_bytes": "1MB", "max_lag_s": "3600"}}},
+                          haproxy=False)
+def test_request_limit_keeps_the_limit_it_does_not_name(cluster, report):
+    """A replica over the configured byte limit (replay paused, the primary writes) stays down when a
+    request names only a seconds limit (`replica lag_s=3600`, `/replica?lag_s=3600`): a parameter overrides
+    only what it names. A request that names a byte limit it is under (`lag=1TB`) is up."""
+    c = cluster
+    primary, r2 = c.pg[0], c.pg[1]
+    a2 = c.agents[1]
+    primary.sql("CREATE TABLE it_req_lag (id int, pad text)")
+    cl.wait_until(lambda: r2.sql1("SELECT to_regclass('it_req_lag') IS NOT NULL"), 5, desc="node2 to replay")
+    assert cl.parse_pct(a2.ask("replica"))
+    r2.pause_replay()
+    try:
+        primary.sql("INSERT INTO it_req_lag SELECT g, repeat('x', 900) FROM generate_series(1, 4000) g")
+        cl.wait_until(lambda: LAG_RE.match(a2.ask("replica")), 10, desc="node2 over the 1MB byte limit")
+        answers = {req: a2.ask(req) for req in ("replica", "replica lag_s=3600", "replica lag_s=5",
+                                                 "read-only lag_s=3600", "replica lag=1TB")}
+        http = {path: _http_status(a2.port, path) for path in ("/replica", "/replica?lag_s=3600",
+                                                               "/read-only?lag_s=3600", "/replica?lag=1TB")}
+        report(f"replay paused, over 1MB: {answers}; HTTP {http}")
+        for req in ("replica", "replica lag_s=3600", "replica lag_s=5", "read-only lag_s=3600"):
+            assert LAG_RE.match(answers[req]), f"{req!r} answered {answers[req]!r} over the configured byte limit"
+        assert cl.parse_pct(answers["replica lag=1TB"]) is not None, answers
+        assert http["/replica"] == 503 and http["/replica?lag_s=3600"] == 503 and \
+            http["/read-only?lag_s=3600"] == 503, http
+        assert http["/replica?lag=1TB"] == 200, http
+    finally:
+        r2.resume_replay()
+    cl.wait_until(lambda: cl.parse_pct(a2.ask("replica lag_s=3600")), 10, desc="node2 up after resume")

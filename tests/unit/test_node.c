@@ -367,6 +367,200 @@ test_idle_replica_receiving_a_few_bytes_is_not_seconds_behind(void **state)
 	assert_true(v.sample.lag_s >= 12.0 && v.sample.lag_s <= 12.2);
 }
 
+/* lag seconds that clock skew between the hosts cannot hide or inflate */
+
+/* a replica whose replay stays at replay_lsn while the primary's WAL is at target_lsn */
+static struct sample
+replica_behind(int64_t taken_ms, uint64_t replay_lsn, uint64_t target_lsn, double commit_age_s)
+{
+	struct sample s = replica_sample(taken_ms, 0);
+
+	s.replay_lsn = replay_lsn;
+	s.receive_lsn = target_lsn;
+	s.latest_end_lsn = target_lsn;
+	s.lag_bytes = (int64_t)(target_lsn - replay_lsn);
+	s.have_lag_s = true;
+	s.lag_s = commit_age_s;
+	return s;
+}
+
+static void
+test_replica_clock_behind_does_not_hide_seconds_lag(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s;
+	struct node_view v;
+	uint64_t replay = 0x40000000;
+
+	(void)state;
+	c.replica_max_lag_bytes = 0; /* seconds only */
+	node_init(&n, &c);
+	s = replica_sample(1000, 0); /* caught up */
+	s.replay_lsn = s.receive_lsn = s.latest_end_lsn = replay;
+	node_sample(&n, &s);
+	/* replay paused from here; the primary commits every 200 ms. The replica's clock is 60 s behind
+	 * the primary's: "its now - the primary's commit time" is negative, so the sample says 0 s */
+	for (int64_t t = 1200; t <= 21200; t += 200) {
+		s = replica_behind(t, replay, replay + (uint64_t)(t - 1000) * 10, 0.0);
+		node_sample(&n, &s);
+	}
+	v = view_at(&n, 21200);
+	assert_true(v.sample.have_lag_s);
+	assert_true(v.sample.lag_s >= 20.0 && v.sample.lag_s <= 20.2);
+	assert_true(v.lag_over);
+}
+
+static void
+test_replica_clock_ahead_does_not_keep_a_current_replica_over(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s;
+	struct node_view v;
+	uint64_t replay = 0x40000000;
+
+	(void)state;
+	c.replica_max_lag_bytes = 0;
+	node_init(&n, &c);
+	/* under steady writes replay is a few bytes behind at every sample, never seen caught up; the
+	 * replica's clock is 60 s ahead, so "now - last replayed commit" says 61 s every time */
+	for (int64_t t = 1000; t <= 5000; t += 200) {
+		s = replica_behind(t, replay, replay + 100, 61.0);
+		node_sample(&n, &s);
+		replay += 100; /* by the next sample it has replayed what was received at this one */
+	}
+	v = view_at(&n, 5000);
+	assert_true(v.sample.lag_s <= 0.2);
+	assert_false(v.lag_over);
+}
+
+static void
+test_replica_without_commit_time_gets_seconds_from_what_pgcheckd_saw(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s;
+	struct node_view v;
+
+	(void)state;
+	c.replica_max_lag_bytes = 0;
+	node_init(&n, &c);
+	/* behind at first sight and no commit replayed since the replica started: no commit time at all */
+	for (int64_t t = 1000; t <= 12200; t += 200) {
+		s = replica_behind(t, 0x40000000, 0x40000000 + (uint64_t)t, 0.0);
+		s.have_lag_s = false;
+		node_sample(&n, &s);
+	}
+	v = view_at(&n, 12200);
+	assert_true(v.sample.have_lag_s);
+	assert_true(v.sample.lag_s >= 11.0);
+	assert_true(v.lag_over);
+}
+
+static void
+test_long_stall_never_understates_the_seconds_lag(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s;
+	struct node_view v;
+	uint64_t base = 0x40000000;
+
+	(void)state;
+	c.replica_max_lag_bytes = 0;
+	node_init(&n, &c);
+	s = replica_sample(1000, 0);
+	s.replay_lsn = s.receive_lsn = s.latest_end_lsn = base;
+	node_sample(&n, &s);
+	/* an hour stalled, the primary writing 1000 bytes a sample, then replay moves on, a little at a time */
+	for (int64_t t = 1200; t <= 3601000; t += 200) {
+		s = replica_behind(t, base, base + (uint64_t)(t - 1000) * 5, 0.0);
+		node_sample(&n, &s);
+	}
+	v = view_at(&n, 3601000);
+	assert_true(v.sample.lag_s >= 3599.8 && v.sample.lag_s <= 3600.2);
+	for (int64_t t = 3601200, k = 1; t <= 3700000; t += 200, k++) {
+		/* replay reaches what was received at 1000 + 100 k ms: the replica is at least
+		 * t - (1000 + 100 k + 200) ms behind (the next target pgcheckd saw is not replayed) */
+		uint64_t replay = base + (uint64_t)(100 * k) * 5;
+		double at_least = (double)(t - (1000 + 100 * k + 200)) / 1000.0;
+
+		s = replica_behind(t, replay, base + (uint64_t)(t - 1000) * 5, 0.0);
+		node_sample(&n, &s);
+		v = view_at(&n, t);
+		if (v.sample.lag_s < at_least - 0.001)
+			fail_msg("at %lld ms: lag %.3f s under %.3f s", (long long)t, v.sample.lag_s, at_least);
+	}
+	/* caught up: 0 */
+	s = replica_sample(3700200, 0);
+	s.replay_lsn = s.receive_lsn = s.latest_end_lsn = base + (uint64_t)(3700200 - 1000) * 5;
+	node_sample(&n, &s);
+	assert_true(view_at(&n, 3700200).sample.lag_s == 0.0);
+}
+
+static void
+test_replica_on_a_new_timeline_does_not_wait_for_wal_the_old_primary_lost(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s;
+	struct node_view v;
+
+	(void)state;
+	c.replica_max_lag_bytes = 0;
+	node_init(&n, &c);
+	/* stalled 30 s behind what the old primary reported */
+	for (int64_t t = 1000; t <= 31000; t += 200) {
+		s = replica_behind(t, 0x40000000, 0x40000000 + (uint64_t)t, 0.0);
+		node_sample(&n, &s);
+	}
+	assert_true(view_at(&n, 31000).lag_over);
+	/* failover: the new primary forked at 0x40000000 on timeline 3 and the replica has what it sent */
+	s = replica_sample(31200, 0);
+	s.timeline = 3;
+	s.replay_lsn = s.receive_lsn = s.latest_end_lsn = 0x40000100;
+	node_sample(&n, &s);
+	s = replica_sample(31400, 0);
+	s.timeline = 3;
+	s.replay_lsn = 0x40000100;
+	s.receive_lsn = s.latest_end_lsn = 0x40000200;
+	node_sample(&n, &s);
+	v = view_at(&n, 31400);
+	assert_true(v.sample.lag_s <= 0.2);
+}
+
+static void
+test_receiver_restart_on_the_same_timeline_keeps_the_seconds_lag(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s;
+	struct node_view v;
+	uint64_t replay = 0x40000000;
+
+	(void)state;
+	c.replica_max_lag_bytes = 0;
+	node_init(&n, &c);
+	s = replica_sample(1000, 0);
+	s.replay_lsn = s.receive_lsn = s.latest_end_lsn = replay;
+	node_sample(&n, &s);
+	for (int64_t t = 1200; t <= 13000; t += 200) {
+		s = replica_behind(t, replay, replay + (uint64_t)t, 0.0);
+		node_sample(&n, &s);
+	}
+	assert_true(view_at(&n, 13000).lag_over);
+	/* the receiver restarts: it reports the start of the segment, below replay, then catches up */
+	s = replica_behind(13200, replay, replay - 0x1000, 0.0);
+	s.lag_bytes = 0;
+	node_sample(&n, &s);
+	s = replica_behind(13400, replay, replay + 0x100, 0.0);
+	node_sample(&n, &s);
+	v = view_at(&n, 13400);
+	assert_true(v.sample.lag_s >= 12.0);
+	assert_true(v.lag_over);
+}
+
 static void
 test_replica_behind_at_first_sight_keeps_its_seconds_lag(void **state)
 {
@@ -398,6 +592,37 @@ test_lag_recovers_only_under_every_limit(void **state)
 	s = replica_sample(1400, 1 * MB);
 	s.lag_s = 4.0;
 	assert_false(lag_over_after(&n, &s));
+}
+
+static void
+test_each_lag_limit_keeps_its_own_hysteresis(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct sample s;
+	struct node_view v;
+
+	(void)state;
+	node_init(&n, &c);
+	s = replica_sample(1000, 20 * MB); /* over 16MB, seconds 0 */
+	node_sample(&n, &s);
+	v = view_at(&n, 1000);
+	assert_true(v.lag_over && v.lag_over_bytes && !v.lag_over_s);
+	s = replica_sample(1200, 12 * MB); /* under 16MB, over 8MB */
+	s.lag_s = 11.0;                    /* over 10 s */
+	node_sample(&n, &s);
+	v = view_at(&n, 1200);
+	assert_true(v.lag_over && v.lag_over_bytes && v.lag_over_s);
+	s = replica_sample(1400, 7 * MB); /* under 8MB */
+	s.lag_s = 6.0;                    /* under 10 s, over 5 s */
+	node_sample(&n, &s);
+	v = view_at(&n, 1400);
+	assert_true(v.lag_over && !v.lag_over_bytes && v.lag_over_s);
+	s = replica_sample(1600, 7 * MB);
+	s.lag_s = 4.0;
+	node_sample(&n, &s);
+	v = view_at(&n, 1600);
+	assert_true(!v.lag_over && !v.lag_over_bytes && !v.lag_over_s);
 }
 
 static void
@@ -676,7 +901,14 @@ main(void)
 	    cmocka_unit_test(test_lag_over_seconds_limit_with_hysteresis),
 	    cmocka_unit_test(test_idle_replica_receiving_a_few_bytes_is_not_seconds_behind),
 	    cmocka_unit_test(test_replica_behind_at_first_sight_keeps_its_seconds_lag),
+	    cmocka_unit_test(test_replica_clock_behind_does_not_hide_seconds_lag),
+	    cmocka_unit_test(test_replica_clock_ahead_does_not_keep_a_current_replica_over),
+	    cmocka_unit_test(test_replica_without_commit_time_gets_seconds_from_what_pgcheckd_saw),
+	    cmocka_unit_test(test_long_stall_never_understates_the_seconds_lag),
+	    cmocka_unit_test(test_replica_on_a_new_timeline_does_not_wait_for_wal_the_old_primary_lost),
+	    cmocka_unit_test(test_receiver_restart_on_the_same_timeline_keeps_the_seconds_lag),
 	    cmocka_unit_test(test_lag_recovers_only_under_every_limit),
+	    cmocka_unit_test(test_each_lag_limit_keeps_its_own_hysteresis),
 	    cmocka_unit_test(test_lag_limit_zero_disables_it),
 	    cmocka_unit_test(test_primary_sample_clears_lag_over),
 	    cmocka_unit_test(test_failure_keeps_lag_over),

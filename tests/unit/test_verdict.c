@@ -654,6 +654,127 @@ test_per_request_seconds_limit(void **state)
 	assert_up(decide_req(&r, &q, &p), 70);
 }
 
+/* a parameter overrides only the limit it names; the other stays the configured one */
+
+static void
+test_request_seconds_limit_keeps_the_configured_byte_limit(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+	struct request q = req(REQUEST_REPLICA);
+
+	(void)state;
+	q.has_max_lag_s = true;
+	q.max_lag_s = 5.0;
+	r.lag_over = true; /* over the configured 16MB */
+	r.sample.lag_bytes = 20 * MB;
+	r.sample.lag_s = 0.5; /* under the requested 5 s */
+	assert_down(decide_req(&r, &q, &p), "lag 20MB/0s");
+	assert_down(decide(&r, REQUEST_REPLICA, &p), "lag 20MB/0s");
+}
+
+static void
+test_request_seconds_limit_without_known_seconds_keeps_the_byte_limit(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+	struct request q = req(REQUEST_REPLICA);
+
+	(void)state;
+	q.has_max_lag_s = true;
+	q.max_lag_s = 5.0;
+	r.lag_over = true;
+	r.sample.lag_bytes = 1 * GB;
+	r.sample.have_lag_s = false; /* no time lag known: the byte limit is all there is */
+	r.sample.lag_s = 0.0;
+	assert_down(decide_req(&r, &q, &p), "lag 1GB");
+}
+
+static void
+test_request_byte_limit_keeps_the_configured_seconds_limit(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+	struct request q = req(REQUEST_REPLICA);
+
+	(void)state;
+	q.has_max_lag_bytes = true;
+	q.max_lag_bytes = 1 * GB;
+	r.lag_over = true; /* over the configured 10 s */
+	r.sample.lag_bytes = 2 * MB;
+	r.sample.lag_s = 30.0;
+	assert_down(decide_req(&r, &q, &p), "lag 2MB/30s");
+	/* the same through read-only on a replica */
+	q.kind = REQUEST_READ_ONLY;
+	assert_down(decide_req(&r, &q, &p), "lag 2MB/30s");
+}
+
+static void
+test_request_limit_keeps_a_disabled_configured_limit_disabled(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+	struct request q = req(REQUEST_REPLICA);
+
+	(void)state;
+	p.max_lag_bytes = 0; /* the byte limit is off in the configuration */
+	q.has_max_lag_s = true;
+	q.max_lag_s = 5.0;
+	r.sample.lag_bytes = 1 * GB;
+	r.sample.lag_s = 0.5;
+	assert_up(decide_req(&r, &q, &p), 70);
+}
+
+static void
+test_request_limit_under_the_configured_one_it_names_is_still_up(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+	struct request q = req(REQUEST_REPLICA);
+
+	(void)state;
+	/* over the configured 10 s, under the requested 60 s, bytes under 16MB */
+	q.has_max_lag_s = true;
+	q.max_lag_s = 60.0;
+	r.lag_over = true;
+	r.sample.lag_bytes = 2 * MB;
+	r.sample.lag_s = 30.0;
+	assert_up(decide_req(&r, &q, &p), 70);
+}
+
+static void
+test_request_limit_keeps_the_hysteresis_of_the_limit_it_does_not_name(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+	struct request q = req(REQUEST_REPLICA);
+
+	(void)state;
+	q.has_max_lag_s = true;
+	q.max_lag_s = 5.0;
+	/* went over 16MB, now at 12MB: not yet back under 50% of the byte limit */
+	r.lag_over = true;
+	r.lag_over_bytes = true;
+	r.sample.lag_bytes = 12 * MB;
+	r.sample.lag_s = 0.5;
+	assert_down(decide_req(&r, &q, &p), "lag 12MB/0s");
+	/* over the seconds limit alone (its hysteresis): a byte parameter does not lift it */
+	r = replica_view();
+	q = req(REQUEST_REPLICA);
+	q.has_max_lag_bytes = true;
+	q.max_lag_bytes = 1 * GB;
+	r.lag_over = true;
+	r.lag_over_s = true;
+	r.sample.lag_s = 7.0; /* under 10 s, over 5 s */
+	assert_down(decide_req(&r, &q, &p), "lag 0B/7s");
+	/* the named limit's own state does not count: only the requested value does */
+	q.max_lag_bytes = 0;
+	q.has_max_lag_bytes = false;
+	q.has_max_lag_s = true;
+	q.max_lag_s = 8.0;
+	assert_up(decide_req(&r, &q, &p), 70);
+}
+
 static void
 test_per_request_lag_limit_on_a_primary_is_still_is_primary(void **state)
 {
@@ -911,6 +1032,12 @@ main(void)
 	    cmocka_unit_test(test_per_request_lag_limit_is_stricter_than_the_policy),
 	    cmocka_unit_test(test_per_request_seconds_limit),
 	    cmocka_unit_test(test_per_request_lag_limit_on_a_primary_is_still_is_primary),
+	    cmocka_unit_test(test_request_seconds_limit_keeps_the_configured_byte_limit),
+	    cmocka_unit_test(test_request_seconds_limit_without_known_seconds_keeps_the_byte_limit),
+	    cmocka_unit_test(test_request_byte_limit_keeps_the_configured_seconds_limit),
+	    cmocka_unit_test(test_request_limit_keeps_a_disabled_configured_limit_disabled),
+	    cmocka_unit_test(test_request_limit_under_the_configured_one_it_names_is_still_up),
+	    cmocka_unit_test(test_request_limit_keeps_the_hysteresis_of_the_limit_it_does_not_name),
 	    cmocka_unit_test(test_read_only_request_on_a_replica_behaves_as_replica),
 	    cmocka_unit_test(test_read_only_request_on_a_primary_uses_its_read_weight),
 	    cmocka_unit_test(test_read_only_request_on_a_primary_with_zero_read_pct_is_up_zero),
