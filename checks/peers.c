@@ -54,6 +54,7 @@ struct peer {
 	char nonce[PEERS_NONCE_HEX + 1]; /* the running exchange's challenge, with a key */
 	enum peers_reject rejecting;     /* answers are being rejected, first for this reason; NONE when believed */
 	enum peers_episode news;         /* not yet reported by peers_rejection_news */
+	bool rejected_before_key;        /* rejecting when the key changed: the next believed answer is news */
 };
 
 /* One list's name lookups, shared by the resolver thread and the loop; the last one to let go frees it. */
@@ -436,6 +437,7 @@ peers_record_answer(struct peers *p, int i, const char *nonce, const char *line,
 		p->rejected[why]++;
 		if (pe->rejecting == PEERS_REJECT_NONE) {
 			pe->rejecting = why;
+			pe->rejected_before_key = false;
 			pe->news = PEERS_EPISODE_BEGAN;
 			if (p->changed != NULL)
 				p->changed(p->arg);
@@ -446,8 +448,9 @@ peers_record_answer(struct peers *p, int i, const char *nonce, const char *line,
 		return false; /* it no longer says which cluster it is in: no answer, the last word ages */
 	news = !pe->st.seen || st.primary != pe->st.primary || st.timeline != pe->st.timeline ||
 	       st.fenced != pe->st.fenced || st.system_identifier != pe->st.system_identifier;
-	if (pe->rejecting != PEERS_REJECT_NONE) {
+	if (pe->rejecting != PEERS_REJECT_NONE || pe->rejected_before_key) {
 		pe->rejecting = PEERS_REJECT_NONE;
+		pe->rejected_before_key = false;
 		pe->news = PEERS_EPISODE_ENDED;
 		news = true;
 	}
@@ -845,10 +848,13 @@ peers_reconfigure(struct peers *p, const struct peers_conf *pc)
 		if (next[i] != NULL) /* out of memory: that peer stays unknown, as one unreachable */
 			p->peer[p->count++] = next[i];
 	if (pc->key_len != p->key_len || (pc->key_len > 0 && CRYPTO_memcmp(pc->key, p->key, pc->key_len) != 0)) {
-		/* another key: what was rejected with the old one is a new story */
+		/* another key: a rejection with it is a new episode; a believed answer ends the old one */
 		for (int i = 0; i < p->count; i++) {
-			p->peer[i]->rejecting = PEERS_REJECT_NONE;
-			p->peer[i]->news = PEERS_EPISODE_NONE;
+			struct peer *pe = p->peer[i];
+
+			pe->rejected_before_key = pe->rejected_before_key || pe->rejecting != PEERS_REJECT_NONE;
+			pe->rejecting = PEERS_REJECT_NONE;
+			pe->news = PEERS_EPISODE_NONE;
 		}
 		OPENSSL_cleanse(p->key, sizeof(p->key));
 		p->key_len = pc->key_len <= sizeof(p->key) ? pc->key_len : 0; /* conf holds at most that */

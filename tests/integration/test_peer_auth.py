@@ -17,9 +17,14 @@ import hmac
 import os
 import re
 import secrets
+import shutil
+import signal
 import socket
+import subprocess
 import threading
 import time
+
+import pytest
 
 import cluster as cl
 
@@ -288,5 +293,85 @@ def test_loose_key_file_is_refused_at_start_and_at_reload():
         assert cl.agent_request(a.port, req).decode().startswith("state role=primary")
         assert a.ask("peer-state") == "down #unauthenticated"
         assert KEY not in a.log()
+    finally:
+        c.close()
+
+
+def test_key_is_read_again_at_reload():
+    """Two keyed peers; one reloads with another key: each refuses the other (counted, logged once),
+    and once the key is the same again their answers are believed again."""
+    c = cl.Cluster(replicas=1)
+    try:
+        keyfile, other = write_key(c.tmp / "peers.key"), write_key(c.tmp / "other.key", "9" * 64)
+        ports = c.ports["agent"]
+        c.pgcheckd_conf = {i: {"peers": {"addresses": f"127.0.0.1:{ports[1 - i]}", "key_file": str(keyfile)}}
+                           for i in range(2)}
+        c.start(haproxy=False)
+        a0, a1 = c.agents
+        for a in c.agents:
+            cl.wait_until(lambda a=a: re.search(r'^pgcheckd_peers\{state="fresh"\} 1$', metrics(a.port), re.M), 10)
+        a0.write_conf({"peers": {"key_file": str(other)}})
+        a0.sighup()
+        for a in c.agents:
+            cl.wait_until(lambda a=a: (rejected(a.port, "refused") or 0) >= 3, 10, desc=f"{a.name} refused")
+            cl.wait_until(lambda a=a: re.search(r'^pgcheckd_peers\{state="fresh"\} 0$', metrics(a.port), re.M), 10,
+                          desc=f"{a.name} no longer hears from its peer")
+            assert sum("not believed (refused)" in ln for ln in a.log().splitlines()) == 1, a.log()
+        a0.write_conf({"peers": {"key_file": str(keyfile)}})
+        a0.sighup()
+        for a in c.agents:
+            cl.wait_until(lambda a=a: "its answers are believed again" in a.log(), 10, desc=f"{a.name} believes again")
+            cl.wait_until(lambda a=a: re.search(r'^pgcheckd_peers\{state="fresh"\} 1$', metrics(a.port), re.M), 10)
+            assert KEY not in a.log() and "9" * 64 not in a.log()
+    finally:
+        c.close()
+
+
+VALGRIND = shutil.which("valgrind")
+
+
+@pytest.mark.skipif(VALGRIND is None, reason="valgrind is not installed")
+@pytest.mark.skipif(os.environ.get("PGCHECKD_SANITIZED") == "1",
+                    reason="the sanitizer build cannot run under valgrind")
+def test_authenticated_peers_are_clean_under_valgrind():
+    """Two keyed peers under valgrind read each other (MACs made and checked), answer unauthenticated
+    and signed requests, reload and exit: no memory error, no leak."""
+    c = cl.Cluster(replicas=1)
+    try:
+        keyfile = write_key(c.tmp / "peers.key")
+        ports = c.ports["agent"]
+        c.start(pgcheckd=False, haproxy=False)
+        results = []
+        for i, agent in enumerate(c.agents):
+            agent.write_conf({"peers": {"addresses": f"127.0.0.1:{ports[1 - i]}", "key_file": str(keyfile)},
+                              "agent": {"shutdown_drain_ms": "0"}})
+            vlog = c.tmp / f"valgrind{i}.log"
+            proc = subprocess.Popen([VALGRIND, "--leak-check=full", "--show-leak-kinds=definite,indirect,possible",
+                                     "--errors-for-leak-kinds=definite,indirect,possible", "--error-exitcode=99",
+                                     f"--log-file={vlog}", cl.PGCHECKD_BIN, "-c", str(agent.ini)],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            c._procs.append(proc)
+            results.append((agent, proc, vlog))
+        for agent, _, _ in results:
+            cl.wait_until(lambda: agent.ask("health").startswith("up"), 60, desc="first sample under valgrind")
+        for agent, _, _ in results:
+            cl.wait_until(lambda: re.search(r'^pgcheckd_peers\{state="fresh"\} 1$', metrics(agent.port), re.M), 30,
+                          desc="the keyed peer heard from under valgrind")
+            assert agent.ask("peer-state") == "down #unauthenticated"
+            req, _ = signed_request(KEY)
+            assert cl.agent_request(agent.port, req, timeout=5).decode().startswith("state role=")
+            req, _ = signed_request("0" * 64)
+            assert cl.agent_request(agent.port, req, timeout=5).decode() == "down #unauthenticated\n"
+        for _, proc, _ in results:
+            proc.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        for _, proc, _ in results:
+            proc.send_signal(signal.SIGTERM)
+        for _, proc, vlog in results:
+            code = proc.wait(60)
+            text = vlog.read_text()
+            summary = re.search(r"ERROR SUMMARY: (\d+) errors", text)
+            assert summary is not None, text[-2000:]
+            assert code == 0 and summary.group(1) == "0", text[-4000:]
     finally:
         c.close()
