@@ -270,7 +270,9 @@ daemon_check_rejected(struct daemon *d)
 			log_warning("peer %s: answer not believed (%s): it counts as not heard from, fences no one "
 			            "and lifts no fence%s",
 			            peers_state(d->peers, i)->addr, peers_reject_names[why],
-			            d->conf.peers_key_len > 0 ? "" : " (this node has no [peers] key_file)");
+			            why != PEERS_REJECT_REFUSED ? ""
+			            : d->conf.peers_key_len > 0 ? " (the peer holds another [peers] key_file)"
+			                                        : " (the peer has a [peers] key_file, this node none)");
 			break;
 		case PEERS_EPISODE_ENDED:
 			log_info("peer %s: its answers are believed again", peers_state(d->peers, i)->addr);
