@@ -60,13 +60,17 @@ reference_field(const char *line, const char *key, uint64_t *out)
 #define FUZZ_KEY   "fuzz key: 0123456789abcdef0123456789abcdef"
 #define FUZZ_NONCE "00112233445566778899aabbccddeeff"
 
-/* same_state compares field by field (a struct's padding need not survive a copy). */
+/*
+ * same_state compares field by field, bytes not values (a struct's padding need not survive a copy,
+ * and the untouched fields hold the 0x5a pattern, no valid bool).
+ */
+#define SAME_FIELD(a, b, f) (memcmp(&(a)->f, &(b)->f, sizeof((a)->f)) == 0)
 static bool
 same_state(const struct peer_state *a, const struct peer_state *b)
 {
-	return memcmp(a->addr, b->addr, sizeof(a->addr)) == 0 && a->seen == b->seen && a->seen_ms == b->seen_ms &&
-	       a->primary == b->primary && a->replica == b->replica && a->timeline == b->timeline &&
-	       a->system_identifier == b->system_identifier && a->fenced == b->fenced;
+	return SAME_FIELD(a, b, addr) && SAME_FIELD(a, b, seen) && SAME_FIELD(a, b, seen_ms) &&
+	       SAME_FIELD(a, b, primary) && SAME_FIELD(a, b, replica) && SAME_FIELD(a, b, timeline) &&
+	       SAME_FIELD(a, b, system_identifier) && SAME_FIELD(a, b, fenced);
 }
 
 /* check_authenticated runs the keyed paths on line (NUL-terminated) and checks their invariants. */
