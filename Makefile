@@ -29,9 +29,11 @@ LIBEV = $(eval LIBEV := $(shell $(PKG_CONFIG) --libs libev 2>/dev/null || echo -
 SYSTEMD_CFLAGS = $(eval SYSTEMD_CFLAGS := $(shell $(PKG_CONFIG) --exists libsystemd 2>/dev/null && echo -DHAVE_SYSTEMD))$(SYSTEMD_CFLAGS)
 SYSTEMD_LIBS = $(eval SYSTEMD_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null))$(SYSTEMD_LIBS)
 PKG_LIBS = $(eval PKG_LIBS := $(shell $(PKG_CONFIG) --libs libpq 2>/dev/null || echo -lpq))$(PKG_LIBS)
+# libcrypto (OpenSSL): the MAC of authenticated peers ([peers] key_file)
+CRYPTO_LIBS = $(eval CRYPTO_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto))$(CRYPTO_LIBS)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DPGCHECKD_VERSION='"$(VERSION)"' $(WARNINGS) $(WERROR) $(CFLAGS) \
 	-Iconf -Ichecks -Iagent -Iagent/core -Iagent/serve -Iagent/haproxy $(PKG_CFLAGS) $(SYSTEMD_CFLAGS)
-LIBS = $(SYSTEMD_LIBS) $(LIBEV) -lpthread $(PKG_LIBS) -lm
+LIBS = $(SYSTEMD_LIBS) $(LIBEV) -lpthread $(PKG_LIBS) $(CRYPTO_LIBS) -lm
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
 # the folders are the data flow (DESIGN.md): conf -> checks (what is measured) -> agent/core (pure

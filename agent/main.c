@@ -257,6 +257,33 @@ daemon_peers_conf(const struct conf *c, struct peers_conf *pc)
 	pc->addresses = c->peers_addresses;
 	pc->interval_ms = c->peers_interval_ms;
 	pc->timeout_ms = c->peers_timeout_ms;
+	pc->key = c->peers_key;
+	pc->key_len = c->peers_key_len;
+}
+
+/* daemon_check_rejected logs, once per episode, a peer whose answers are not believed, and its end. */
+static void
+daemon_check_rejected(struct daemon *d)
+{
+	enum peers_reject why;
+
+	for (int i = 0; i < peers_count(d->peers); i++) {
+		switch (peers_rejection_news(d->peers, i, &why)) {
+		case PEERS_EPISODE_BEGAN:
+			log_warning("peer %s: answer not believed (%s): it counts as not heard from, fences no one "
+			            "and lifts no fence%s",
+			            peers_state(d->peers, i)->addr, peers_reject_names[why],
+			            why != PEERS_REJECT_REFUSED ? ""
+			            : d->conf.peers_key_len > 0 ? " (the peer holds another [peers] key_file)"
+			                                        : " (the peer has a [peers] key_file, this node none)");
+			break;
+		case PEERS_EPISODE_ENDED:
+			log_info("peer %s: its answers are believed again", peers_state(d->peers, i)->addr);
+			break;
+		default:
+			break;
+		}
+	}
 }
 
 /* daemon_on_peers runs when a peer's role, timeline, cluster or fencing changed, or names resolved. */
@@ -266,6 +293,7 @@ daemon_on_peers(void *arg)
 	struct daemon *d = arg;
 
 	daemon_check_foreign(d);
+	daemon_check_rejected(d);
 	daemon_roles(d);
 }
 
@@ -351,7 +379,9 @@ daemon_reload(struct daemon *d)
 		log_warning("reload: %s cannot change while running; restart to apply", kept);
 	bool peers_changed = strcmp(next.peers_addresses, d->conf.peers_addresses) != 0 ||
 	                     next.peers_interval_ms != d->conf.peers_interval_ms ||
-	                     next.peers_timeout_ms != d->conf.peers_timeout_ms;
+	                     next.peers_timeout_ms != d->conf.peers_timeout_ms ||
+	                     next.peers_key_len != d->conf.peers_key_len ||
+	                     memcmp(next.peers_key, d->conf.peers_key, next.peers_key_len) != 0;
 
 	d->conf = next;
 	if (peers_changed)

@@ -1,9 +1,9 @@
 /*
  * peers.c: reads the other nodes' pgcheckd state on a timer of its own. Per peer and per round: a
- * non-blocking connect, "peer-state\n", one line back, close; the exchange has a deadline and a byte
- * limit. Numeric addresses are used at once; names resolve on a detached thread per list read, whose
- * result comes back to the loop through an ev_async (no DNS on the loop). Never touches PostgreSQL and
- * never delays a check.
+ * non-blocking connect, "peer-state\n" (with a key: a fresh nonce and a MAC, see peers.h), one line
+ * back, close; the exchange has a deadline and a byte limit. Numeric addresses are used at once; names resolve on a
+ * detached thread per list read, whose result comes back to the loop through an ev_async (no DNS on the loop). Never
+ * touches PostgreSQL and never delays a check.
  */
 #include "peers.h"
 
@@ -20,13 +20,22 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
 #include "conf.h"
 #include "monoclock.h"
 
 #define PEER_REPLY_MAX 256
 #define PEER_KEY_MAX   16
-#define PEER_VALUE_MAX 32
+#define PEER_VALUE_MAX (PEERS_MAC_HEX + 1) /* a nonce's and a MAC's 32 hex digits fit, no longer value */
 #define PEER_HOST_MAX  256
+#define PEER_MAC_BYTES (PEERS_MAC_HEX / 2) /* the first bytes of HMAC-SHA256's 32 */
+
+const char *const peers_reject_names[PEERS_REJECT_COUNT] = {"none",           "no-mac",  "bad-mac",
+                                                            "nonce-mismatch", "refused", "malformed"};
 
 struct peer {
 	struct peers *owner;
@@ -42,6 +51,10 @@ struct peer {
 	bool sent;
 	size_t len;
 	char buf[PEER_REPLY_MAX];
+	char nonce[PEERS_NONCE_HEX + 1]; /* the running exchange's challenge, with a key */
+	enum peers_reject rejecting;     /* answers are being rejected, first for this reason; NONE when believed */
+	enum peers_episode news;         /* not yet reported by peers_rejection_news */
+	bool rejected_before_key;        /* rejecting when the key changed: the next believed answer is news */
 };
 
 /* One list's name lookups, shared by the resolver thread and the loop; the last one to let go frees it. */
@@ -74,6 +87,9 @@ struct peers {
 	struct peer *peer[PEERS_MAX];
 	int held_count; /* removed peers' last words, counted towards fencing until they age */
 	struct peer_state held[PEERS_MAX];
+	unsigned char key[CONF_PEERS_KEY_MAX]; /* [peers] key_file; key_len 0: none */
+	size_t key_len;
+	uint64_t rejected[PEERS_REJECT_COUNT];
 };
 
 static atomic_int peers_resolvers;
@@ -110,13 +126,37 @@ peers_is_word(const char *s, size_t n)
 	return n > 0;
 }
 
-bool
-peers_parse_line(const char *line, struct peer_state *st)
+/* What an answer says about its authentication: its nonce and MAC fields, and where the MAC begins. */
+struct peers_auth_fields {
+	bool have_nonce, have_mac;
+	char nonce[PEERS_NONCE_HEX + 1];
+	char mac[PEERS_MAC_HEX + 1];
+	size_t signed_len; /* the line's bytes before " mac=": what the MAC covers */
+};
+
+static bool
+peers_is_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/*
+ * peers_parse_fields is peers_parse_line that also knows the authentication fields: nonce (exactly
+ * PEERS_NONCE_HEX lower-case hex digits) and mac (PEERS_MAC_HEX of them, the last field), each once.
+ */
+static bool
+peers_parse_fields(const char *line, struct peer_state *st, struct peers_auth_fields *af)
 {
 	enum { HAVE_ROLE = 1, HAVE_TIMELINE = 2, HAVE_SYSID = 4, HAVE_FENCED = 8, HAVE_ALL = 15 };
+	enum { HAVE_NONCE = 16, HAVE_MAC = 32 };
 	struct peer_state out = *st;
 	unsigned have = 0;
 	const char *p;
+
+	memset(af, 0, sizeof(*af));
 
 	if (strncmp(line, "state", 5) != 0 || (line[5] != ' ' && line[5] != '\n' && line[5] != '\0'))
 		return false;
@@ -142,6 +182,8 @@ peers_parse_line(const char *line, struct peer_state *st)
 		    (value[valuelen] != ' ' && value[valuelen] != '\n' && value[valuelen] != '\0'))
 			return false;
 		p = value + valuelen;
+		if (have & HAVE_MAC)
+			return false; /* the MAC is the last field: nothing it does not cover may follow */
 		if (keylen == 4 && memcmp(key, "role", 4) == 0) {
 			if (!peers_is_word(value, valuelen))
 				return false;
@@ -163,17 +205,205 @@ peers_parse_line(const char *line, struct peer_state *st)
 				return false;
 			out.fenced = value[0] == '1';
 			field = HAVE_FENCED;
+		} else if (keylen == 5 && memcmp(key, "nonce", 5) == 0) {
+			if (valuelen != PEERS_NONCE_HEX || !peers_is_hex(value, valuelen))
+				return false;
+			memcpy(af->nonce, value, valuelen);
+			field = HAVE_NONCE;
+		} else if (keylen == 3 && memcmp(key, "mac", 3) == 0) {
+			if (valuelen != PEERS_MAC_HEX || !peers_is_hex(value, valuelen) || key[-1] != ' ')
+				return false;
+			memcpy(af->mac, value, valuelen);
+			af->signed_len = (size_t)(key - 1 - line);
+			field = HAVE_MAC;
 		} /* other keys: from a newer version, skipped */
 		if (have & field)
 			return false; /* given twice: which one would count? */
 		have |= field;
 	}
-	if ((*p != '\n' && *p != '\0') || have != HAVE_ALL)
+	if ((*p != '\n' && *p != '\0') || (have & HAVE_ALL) != HAVE_ALL)
 		return false;
 	if (out.primary && out.timeline == 0)
 		return false; /* a primary knows its timeline */
+	af->have_nonce = (have & HAVE_NONCE) != 0;
+	af->have_mac = (have & HAVE_MAC) != 0;
 	*st = out;
 	return true;
+}
+
+bool
+peers_parse_line(const char *line, struct peer_state *st)
+{
+	struct peers_auth_fields af;
+
+	return peers_parse_fields(line, st, &af);
+}
+
+static void
+peers_hex(const unsigned char *bytes, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[bytes[i] >> 4];
+		out[2 * i + 1] = digits[bytes[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static bool
+peers_unhex(const char *hex, unsigned char *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned v = 0;
+
+		for (int j = 0; j < 2; j++) {
+			char ch = hex[2 * i + (size_t)j];
+
+			if (ch >= '0' && ch <= '9')
+				v = v * 16 + (unsigned)(ch - '0');
+			else if (ch >= 'a' && ch <= 'f')
+				v = v * 16 + (unsigned)(ch - 'a' + 10);
+			else
+				return false;
+		}
+		out[i] = (unsigned char)v;
+	}
+	return true;
+}
+
+/*
+ * peers_mac computes HMAC-SHA256(key, label || nonce_part || body), its first PEER_MAC_BYTES, into mac; false
+ * when it does not fit or OpenSSL failed.
+ */
+static bool
+peers_mac(const unsigned char *key, size_t key_len, const char *label, const char *nonce_part, const char *body,
+          size_t body_len, unsigned char mac[PEER_MAC_BYTES])
+{
+	unsigned char data[64 + PEERS_NONCE_HEX + 1 + PEER_REPLY_MAX + PEERS_REQUEST_MAX];
+	size_t llen = strlen(label), nlen = strlen(nonce_part), n = llen + nlen + body_len;
+	unsigned char full[EVP_MAX_MD_SIZE];
+	unsigned int mlen = 0;
+	bool ok;
+
+	if (key_len == 0 || key_len > INT_MAX || n > sizeof(data))
+		return false;
+	memcpy(data, label, llen);
+	memcpy(data + llen, nonce_part, nlen);
+	memcpy(data + llen + nlen, body, body_len);
+	ok = HMAC(EVP_sha256(), key, (int)key_len, data, n, full, &mlen) != NULL && mlen >= PEER_MAC_BYTES;
+	if (ok)
+		memcpy(mac, full, PEER_MAC_BYTES);
+	OPENSSL_cleanse(data, sizeof(data));
+	OPENSSL_cleanse(full, sizeof(full));
+	return ok;
+}
+
+bool
+peers_new_nonce(char nonce[PEERS_NONCE_HEX + 1])
+{
+	unsigned char bytes[PEERS_NONCE_BYTES];
+
+	if (RAND_bytes(bytes, (int)sizeof(bytes)) != 1) {
+		nonce[0] = '\0';
+		return false;
+	}
+	peers_hex(bytes, sizeof(bytes), nonce);
+	return true;
+}
+
+size_t
+peers_sign_request(const unsigned char *key, size_t key_len, const char *nonce, char *out, size_t outlen)
+{
+	unsigned char mac[PEER_MAC_BYTES];
+	char hex[PEERS_MAC_HEX + 1];
+	int n, m;
+
+	if (strlen(nonce) != PEERS_NONCE_HEX || !peers_is_hex(nonce, PEERS_NONCE_HEX))
+		return 0;
+	n = snprintf(out, outlen, "peer-state nonce=%s", nonce);
+	if (n < 0 || (size_t)n >= outlen || !peers_mac(key, key_len, PEERS_REQUEST_LABEL, "", out, (size_t)n, mac))
+		return 0;
+	peers_hex(mac, sizeof(mac), hex);
+	m = snprintf(out + n, outlen - (size_t)n, " mac=%s\n", hex);
+	if (m < 0 || (size_t)m >= outlen - (size_t)n)
+		return 0;
+	return (size_t)(n + m);
+}
+
+bool
+peers_check_request(const unsigned char *key, size_t key_len, const char *buf, size_t len,
+                    char nonce[PEERS_NONCE_HEX + 1])
+{
+	static const char head[] = "peer-state nonce=";
+	const size_t hlen = sizeof(head) - 1, signed_len = hlen + PEERS_NONCE_HEX,
+	             whole = signed_len + 5 + PEERS_MAC_HEX;
+	unsigned char want[PEER_MAC_BYTES], got[PEER_MAC_BYTES];
+
+	nonce[0] = '\0';
+	if (len < whole || len > whole + 2 || memcmp(buf, head, hlen) != 0 ||
+	    !peers_is_hex(buf + hlen, PEERS_NONCE_HEX) || memcmp(buf + signed_len, " mac=", 5) != 0)
+		return false;
+	if ((len == whole + 1 && buf[whole] != '\n') ||
+	    (len == whole + 2 && (buf[whole] != '\r' || buf[whole + 1] != '\n')))
+		return false;
+	if (!peers_unhex(buf + signed_len + 5, got, sizeof(got)) ||
+	    !peers_mac(key, key_len, PEERS_REQUEST_LABEL, "", buf, signed_len, want) ||
+	    CRYPTO_memcmp(want, got, sizeof(want)) != 0)
+		return false;
+	memcpy(nonce, buf + hlen, PEERS_NONCE_HEX);
+	nonce[PEERS_NONCE_HEX] = '\0';
+	return true;
+}
+
+size_t
+peers_sign_answer(const unsigned char *key, size_t key_len, const char *nonce, char *buf, size_t len, size_t cap)
+{
+	char nonce_part[PEERS_NONCE_HEX + 2], hex[PEERS_MAC_HEX + 1];
+	unsigned char mac[PEER_MAC_BYTES];
+	size_t n = len - 1;
+	int m;
+
+	if (len == 0 || buf[len - 1] != '\n' || strlen(nonce) != PEERS_NONCE_HEX || n >= cap)
+		return 0;
+	m = snprintf(buf + n, cap - n, " nonce=%s", nonce);
+	if (m < 0 || (size_t)m >= cap - n)
+		return 0;
+	n += (size_t)m;
+	snprintf(nonce_part, sizeof(nonce_part), "%s\n", nonce);
+	if (!peers_mac(key, key_len, PEERS_ANSWER_LABEL, nonce_part, buf, n, mac))
+		return 0;
+	peers_hex(mac, sizeof(mac), hex);
+	m = snprintf(buf + n, cap - n, " mac=%s\n", hex);
+	if (m < 0 || (size_t)m >= cap - n)
+		return 0;
+	return n + (size_t)m;
+}
+
+enum peers_reject
+peers_open_answer(const unsigned char *key, size_t key_len, const char *nonce, const char *line, struct peer_state *st)
+{
+	static const char refused[] = "down #unauthenticated";
+	struct peer_state out = *st;
+	struct peers_auth_fields af;
+	char nonce_part[PEERS_NONCE_HEX + 2];
+	unsigned char want[PEER_MAC_BYTES], got[PEER_MAC_BYTES];
+
+	if (!peers_parse_fields(line, &out, &af))
+		return strncmp(line, refused, sizeof(refused) - 1) == 0 ? PEERS_REJECT_REFUSED : PEERS_REJECT_MALFORMED;
+	if (key_len > 0) {
+		if (!af.have_mac)
+			return PEERS_REJECT_NO_MAC;
+		if (nonce == NULL || !af.have_nonce || strcmp(af.nonce, nonce) != 0)
+			return PEERS_REJECT_NONCE_MISMATCH;
+		snprintf(nonce_part, sizeof(nonce_part), "%s\n", nonce);
+		if (!peers_unhex(af.mac, got, sizeof(got)) ||
+		    !peers_mac(key, key_len, PEERS_ANSWER_LABEL, nonce_part, line, af.signed_len, want) ||
+		    CRYPTO_memcmp(want, got, sizeof(want)) != 0)
+			return PEERS_REJECT_BAD_MAC;
+	}
+	*st = out;
+	return PEERS_REJECT_NONE;
 }
 
 static void
@@ -190,28 +420,59 @@ peers_end(struct peer *pe)
 }
 
 bool
-peers_record_answer(struct peers *p, int i, const char *line, int64_t now_ms)
+peers_record_answer(struct peers *p, int i, const char *nonce, const char *line, int64_t now_ms)
 {
 	struct peer *pe;
 	struct peer_state st;
+	enum peers_reject why;
 	bool news;
 
 	if (p == NULL || i < 0 || i >= p->count)
 		return false;
 	pe = p->peer[i];
 	st = pe->st;
-	if (!peers_parse_line(line, &st))
+	why = peers_open_answer(p->key, p->key_len, nonce, line, &st);
+	if (why != PEERS_REJECT_NONE) {
+		/* not heard from: its last believed word stands and ages, as if it had been silent */
+		p->rejected[why]++;
+		if (pe->rejecting == PEERS_REJECT_NONE) {
+			pe->rejecting = why;
+			pe->rejected_before_key = false;
+			pe->news = PEERS_EPISODE_BEGAN;
+			if (p->changed != NULL)
+				p->changed(p->arg);
+		}
 		return false;
+	}
 	if (st.system_identifier == 0 && pe->st.seen && pe->st.system_identifier != 0)
 		return false; /* it no longer says which cluster it is in: no answer, the last word ages */
 	news = !pe->st.seen || st.primary != pe->st.primary || st.timeline != pe->st.timeline ||
 	       st.fenced != pe->st.fenced || st.system_identifier != pe->st.system_identifier;
+	if (pe->rejecting != PEERS_REJECT_NONE || pe->rejected_before_key) {
+		pe->rejecting = PEERS_REJECT_NONE;
+		pe->rejected_before_key = false;
+		pe->news = PEERS_EPISODE_ENDED;
+		news = true;
+	}
 	st.seen = true;
 	st.seen_ms = now_ms;
 	pe->st = st;
 	if (news && p->changed != NULL)
 		p->changed(p->arg);
 	return true;
+}
+
+enum peers_episode
+peers_rejection_news(struct peers *p, int i, enum peers_reject *why)
+{
+	enum peers_episode news;
+
+	if (p == NULL || i < 0 || i >= p->count)
+		return PEERS_EPISODE_NONE;
+	news = p->peer[i]->news;
+	p->peer[i]->news = PEERS_EPISODE_NONE;
+	*why = p->peer[i]->rejecting;
+	return news;
 }
 
 static int
@@ -234,10 +495,22 @@ peers_on_io(struct ev_loop *loop, ev_io *w, int revents)
 	if (!pe->sent) {
 		int err = 0;
 		socklen_t elen = sizeof(err);
-		static const char req[] = "peer-state\n";
+		char req[PEERS_REQUEST_MAX] = "peer-state\n";
+		size_t rlen = strlen(req);
 
+		pe->nonce[0] = '\0';
+		if (p->key_len > 0) {
+			/* a fresh challenge per read: an answer to any other is not believed */
+			rlen = peers_new_nonce(pe->nonce)
+			           ? peers_sign_request(p->key, p->key_len, pe->nonce, req, sizeof(req))
+			           : 0;
+			if (rlen == 0) {
+				peers_end(pe); /* no request without a fresh nonce: the peer ages, as one unreachable */
+				return;
+			}
+		}
 		if (getsockopt(pe->fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0 ||
-		    send(pe->fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(req) - 1)) {
+		    send(pe->fd, req, rlen, MSG_NOSIGNAL) != (ssize_t)rlen) {
 			peers_end(pe);
 			return;
 		}
@@ -259,7 +532,9 @@ peers_on_io(struct ev_loop *loop, ev_io *w, int revents)
 	peers_end(pe);
 	/* only a whole line is an answer: one cut by the byte limit or the peer's close is none */
 	if (memchr(pe->buf, '\n', pe->len) != NULL)
-		(void)peers_record_answer(p, peers_index(p, pe), pe->buf, monoclock_ms());
+		(void)peers_record_answer(p, peers_index(p, pe), p->key_len > 0 ? pe->nonce : NULL, pe->buf,
+		                          monoclock_ms());
+	pe->nonce[0] = '\0'; /* used once */
 }
 
 static void
@@ -572,8 +847,23 @@ peers_reconfigure(struct peers *p, const struct peers_conf *pc)
 	for (int i = 0; i < count; i++)
 		if (next[i] != NULL) /* out of memory: that peer stays unknown, as one unreachable */
 			p->peer[p->count++] = next[i];
+	if (pc->key_len != p->key_len || (pc->key_len > 0 && CRYPTO_memcmp(pc->key, p->key, pc->key_len) != 0)) {
+		/* another key: a rejection with it is a new episode; a believed answer ends the old one */
+		for (int i = 0; i < p->count; i++) {
+			struct peer *pe = p->peer[i];
+
+			pe->rejected_before_key = pe->rejected_before_key || pe->rejecting != PEERS_REJECT_NONE;
+			pe->rejecting = PEERS_REJECT_NONE;
+			pe->news = PEERS_EPISODE_NONE;
+		}
+		OPENSSL_cleanse(p->key, sizeof(p->key));
+		p->key_len = pc->key_len <= sizeof(p->key) ? pc->key_len : 0; /* conf holds at most that */
+		if (p->key_len > 0)
+			memcpy(p->key, pc->key, p->key_len);
+	}
 	p->conf = *pc;
 	p->conf.addresses = NULL;
+	p->conf.key = NULL;
 	p->round.repeat = (double)pc->interval_ms / 1000.0;
 	ev_timer_again(p->loop, &p->round);
 	if (!peers_resolve_names(p))
@@ -623,6 +913,7 @@ peers_free(struct peers *p)
 		free(p->peer[i]);
 	}
 	ev_timer_stop(p->loop, &p->round);
+	OPENSSL_cleanse(p->key, sizeof(p->key));
 	free(p);
 }
 
@@ -678,6 +969,8 @@ peers_summary(const struct peers *p, int64_t now_ms, int64_t fresh_ms, uint64_t 
 {
 	memset(out, 0, sizeof(*out));
 	out->configured = peers_count(p);
+	if (p != NULL)
+		memcpy(out->rejected, p->rejected, sizeof(out->rejected));
 	for (int i = 0; i < out->configured; i++) {
 		const struct peer_state *st = &p->peer[i]->st;
 

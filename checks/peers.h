@@ -27,10 +27,30 @@ struct peer_state {
 	bool fenced;                /* the peer refuses writes itself */
 };
 
+/*
+ * Authenticated peers ([peers] key_file): the reader sends a fresh nonce with a MAC that proves it
+ * holds the key, the peer answers its state with the same nonce and a MAC over the whole line and the
+ * request's nonce. HMAC-SHA256 (OpenSSL) truncated to 128 bits, so that an answer fits the agent
+ * port's line; each MAC has its own context label, so a request's MAC never passes for an answer's.
+ *   request  "peer-state nonce=<32 hex> mac=<32 hex>\n"
+ *            mac = HMAC(key, PEERS_REQUEST_LABEL "peer-state nonce=<hex>")
+ *   answer   "state role=R timeline=T sysid=S fenced=F nonce=<the request's> mac=<32 hex>\n"
+ *            mac = HMAC(key, PEERS_ANSWER_LABEL "<the request's nonce>\n" <the line before " mac=">)
+ * A node with a key answers any other "peer-state" with "down #unauthenticated" (no state, no sysid).
+ */
+#define PEERS_REQUEST_LABEL "pgcheckd peer-state request v1\n"
+#define PEERS_ANSWER_LABEL  "pgcheckd peer-state answer v1\n"
+#define PEERS_NONCE_BYTES   16
+#define PEERS_NONCE_HEX     (2 * PEERS_NONCE_BYTES)
+#define PEERS_MAC_HEX       32 /* HMAC-SHA256 truncated to its first 128 bits (RFC 2104: at least half) */
+#define PEERS_REQUEST_MAX   128
+
 struct peers_conf {
 	const char *addresses; /* "host:port, host:port" */
 	int64_t interval_ms;
 	int64_t timeout_ms;
+	const unsigned char *key; /* [peers] key_file's key (copied); key_len 0: answers are believed as sent */
+	size_t key_len;
 };
 
 struct peers;
@@ -88,10 +108,48 @@ const struct peer_state *peers_state(const struct peers *p, int i);
 bool peers_parse_line(const char *line, struct peer_state *st);
 
 /*
- * peers_record_answer takes peer i's answer received at now_ms: true when it parsed and now stands as
- * the peer's state. An answer without a system identifier from a peer that had one is no answer: its
- * last word stands and ages.
+ * peers_record_answer takes peer i's answer received at now_ms to a request that carried nonce (NULL
+ * without a key): true when it parsed, was authenticated (with a key) and now stands as the peer's
+ * state. An answer without a system identifier from a peer that had one is no answer: its last word
+ * stands and ages. An answer not believed (see enum peers_reject) is counted, changes nothing else,
+ * and begins an episode (reported once by peers_rejection_news) that the next believed answer ends.
  */
-bool peers_record_answer(struct peers *p, int i, const char *line, int64_t now_ms);
+bool peers_record_answer(struct peers *p, int i, const char *nonce, const char *line, int64_t now_ms);
+
+enum peers_episode { PEERS_EPISODE_NONE, PEERS_EPISODE_BEGAN, PEERS_EPISODE_ENDED };
+
+/*
+ * peers_rejection_news tells, once, that peer i's answers began to be rejected (why: the first reason)
+ * or are believed again; PEERS_EPISODE_NONE when nothing changed since the last call.
+ */
+enum peers_episode peers_rejection_news(struct peers *p, int i, enum peers_reject *why);
+
+/* peers_new_nonce writes a fresh random nonce (PEERS_NONCE_HEX hex digits and a NUL); false when the RNG failed. */
+bool peers_new_nonce(char nonce[PEERS_NONCE_HEX + 1]);
+
+/* peers_sign_request writes the request line for nonce into out; its length, 0 when it does not fit or failed. */
+size_t peers_sign_request(const unsigned char *key, size_t key_len, const char *nonce, char *out, size_t outlen);
+
+/*
+ * peers_check_request tells whether buf (len bytes: "peer-state nonce=N mac=M", then an optional "\r"
+ * and "\n") is a request made with key; its nonce goes into nonce.
+ */
+bool peers_check_request(const unsigned char *key, size_t key_len, const char *buf, size_t len,
+                         char nonce[PEERS_NONCE_HEX + 1]);
+
+/*
+ * peers_sign_answer turns the state line in buf (len bytes, ending in its newline) into the
+ * authenticated answer to nonce, in place; returns its length, 0 when it does not fit into cap.
+ */
+size_t peers_sign_answer(const unsigned char *key, size_t key_len, const char *nonce, char *buf, size_t len,
+                         size_t cap);
+
+/*
+ * peers_open_answer reads an answer to the request that carried nonce: with a key (key_len > 0) only
+ * one that carries that nonce and a MAC made with the key; without, any state line (as
+ * peers_parse_line). PEERS_REJECT_NONE and st set when it is believed; else st is unchanged.
+ */
+enum peers_reject peers_open_answer(const unsigned char *key, size_t key_len, const char *nonce, const char *line,
+                                    struct peer_state *st);
 
 #endif

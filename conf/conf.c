@@ -18,7 +18,10 @@
 #include <strings.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 const char *const conf_request_names[] = {"primary", "replica", "read-only", "health", NULL};
 const char *const conf_over_lag_names[] = {"down", "drain", NULL};
@@ -769,6 +772,82 @@ conf_parse_line(struct conf_parse *cp, size_t len, bool too_long)
 
 static bool conf_check(struct conf *c, const char *name, const int *lines, char *err, size_t errlen);
 
+/*
+ * conf_read_key reads [peers] key_file (set on line, 0: not from the file) into c->peers_key: the
+ * file's bytes less trailing white space. Refused, as libpq refuses a loose .pgpass, when it is not a
+ * regular file, when group or others have any permission on it, when empty, shorter than
+ * CONF_PEERS_KEY_MIN or longer than CONF_PEERS_KEY_MAX. Messages name the file, never a byte of it.
+ */
+static bool
+conf_read_key(struct conf *c, const char *name, int line, char *err, size_t errlen)
+{
+	const char *path = c->peers_key_file;
+	unsigned char buf[CONF_PEERS_KEY_MAX + 2];
+	char where[CONF_ERR_MAX / 2];
+	struct stat sb;
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	c->peers_key_len = 0;
+	if (path[0] == '\0')
+		return true;
+	if (line > 0)
+		snprintf(where, sizeof(where), "%s:%d: [peers] key_file", name, line);
+	else
+		snprintf(where, sizeof(where), "%s: [peers] key_file", name);
+	/* non-blocking: a FIFO or a device named here must not stall the start or a reload */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: cannot open %s: %s", where, path, strerror(errno));
+		return false;
+	}
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s: %s is not a regular file", where, path);
+		close(fd);
+		return false;
+	}
+	if ((sb.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		snprintf(err, errlen,
+		         "%s: %s has group or world access (mode %04o): refused, as libpq refuses a loose .pgpass; "
+		         "chmod 600 %s",
+		         where, path, (unsigned)(sb.st_mode & 07777), path);
+		close(fd);
+		return false;
+	}
+	while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "%s: cannot read %s: %s", where, path, strerror(errno));
+			close(fd);
+			explicit_bzero(buf, sizeof(buf));
+			return false;
+		}
+		len += (size_t)n;
+	}
+	close(fd);
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' || buf[len - 1] == '\t'))
+		len--;
+	if (len == 0)
+		snprintf(err, errlen,
+		         "%s: %s is empty: write a key of at least %d bytes into it (openssl rand -hex 32 > %s)", where,
+		         path, CONF_PEERS_KEY_MIN, path);
+	else if (len < CONF_PEERS_KEY_MIN)
+		snprintf(err, errlen,
+		         "%s: %s holds a key of %zu bytes: a key needs at least %d bytes (openssl rand -hex 32 > %s)",
+		         where, path, len, CONF_PEERS_KEY_MIN, path);
+	else if (len > CONF_PEERS_KEY_MAX)
+		snprintf(err, errlen, "%s: %s is longer than %d bytes: it should hold one key", where, path,
+		         CONF_PEERS_KEY_MAX);
+	else {
+		memcpy(c->peers_key, buf, len);
+		c->peers_key_len = len;
+	}
+	explicit_bzero(buf, sizeof(buf));
+	return c->peers_key_len > 0;
+}
+
 bool
 conf_load_stream(FILE *f, const char *name, struct conf *c, char *err, size_t errlen)
 {
@@ -792,7 +871,8 @@ conf_load_stream(FILE *f, const char *name, struct conf *c, char *err, size_t er
 	}
 	if (!cp->failed && ferror(f))
 		snprintf(err, errlen, "%s: read error", name);
-	ok = !cp->failed && !ferror(f) && conf_check(c, name, cp->seen_line, err, errlen);
+	ok = !cp->failed && !ferror(f) && conf_check(c, name, cp->seen_line, err, errlen) &&
+	     conf_read_key(c, name, cp->seen_line[CONF_KEY_OF(peers_key_file)], err, errlen);
 	free(cp);
 	return ok;
 }

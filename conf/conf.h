@@ -20,6 +20,8 @@
 #define CONF_ADD_SERVER_OPTIONS_MAX 2048 /* [haproxy] add_server_options: it must fit into one runtime API line */
 #define CONF_ADDR_MAX               272
 #define CONF_ADDR_LIST_MAX          16
+#define CONF_PEERS_KEY_MIN          32   /* bytes of [peers] key_file: shorter is refused */
+#define CONF_PEERS_KEY_MAX          1024 /* a key file holds one key, not more */
 
 /* What a request key names; shared by the agent line, HTTP paths and the config. */
 enum request_kind { REQUEST_PRIMARY, REQUEST_REPLICA, REQUEST_READ_ONLY, REQUEST_HEALTH, REQUEST_KIND_COUNT };
@@ -71,6 +73,9 @@ struct conf {
 	/* derived from listen */
 	char listen_host[256];
 	int listen_port;
+	/* read from [peers] key_file (never logged): its bytes less trailing white space; 0 bytes: no key */
+	unsigned char peers_key[CONF_PEERS_KEY_MAX];
+	size_t peers_key_len;
 };
 
 struct conf_key {

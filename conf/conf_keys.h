@@ -124,6 +124,12 @@
 	  "lone primary whose peers are merely down.")                                            \
 	X(peers, fenced_reads, BOOL, "false", 0, 0, true, NULL,                                    \
 	  "Whether a fenced primary still answers 'read-only' up.")                               \
+	X(peers, key_file, STR, "", 0, 0, true, NULL,                                              \
+	  "A file holding the key every node shares (at least 32 bytes; make one with 'openssl "     \
+	  "rand -hex 32'), mode 0600 or stricter. With it, a peer's answer counts only with a MAC "   \
+	  "(HMAC-SHA256) over this read's fresh challenge, and 'peer-state' is answered only to a "   \
+	  "reader that proves it holds the key. Empty: a peer's answer is believed as sent. Read "    \
+	  "at start and at reload.")                                                               \
 	X(haproxy, runtime_api, APILIST, "", 0, 0, true, NULL,                                     \
 	  "HAProxy runtime API addresses ('level admin'): socket paths or HOST:PORT, "             \
 	  "comma-separated. With backends below, this node registers itself into every HAProxy "  \

@@ -22,6 +22,8 @@ verdict_policy(const struct conf *c, struct policy *p)
 	p->step_pct = (int)c->weight_step_pct;
 	p->isolation_fence_ms = c->peers_isolation_fence_ms;
 	p->fenced_reads = c->peers_fenced_reads;
+	p->peer_key = c->peers_key;
+	p->peer_key_len = c->peers_key_len;
 }
 
 static const char *const verdict_reason_names[] = {

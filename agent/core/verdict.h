@@ -51,6 +51,9 @@ struct policy {
 	int step_pct;
 	int64_t isolation_fence_ms; /* 0: off */
 	bool fenced_reads;
+	/* [peers] key_file's key, in the conf it was taken from: "peer-state" only to readers holding it */
+	const unsigned char *peer_key;
+	size_t peer_key_len; /* 0: no key, "peer-state" answered to anyone, as sent */
 };
 
 #define VERDICT_REASON_MAX 64

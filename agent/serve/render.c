@@ -270,6 +270,11 @@ render_metrics(const struct node_view *v, const struct policy *p, const struct r
 	           "pgcheckd_peers{state=\"configured\"} %d\npgcheckd_peers{state=\"fresh\"} %d\n"
 	           "pgcheckd_peers{state=\"other_cluster\"} %d\n",
 	           v->peers.configured, v->peers.fresh, v->peers.foreign);
+	render_metric_head(&b, "peer_answers_rejected_total", "counter",
+	                   "Peer answers not believed (the peer counts as not heard from), by reason.");
+	for (int k = PEERS_REJECT_NONE + 1; k < PEERS_REJECT_COUNT; k++)
+		render_add(&b, "pgcheckd_peer_answers_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
+		           peers_reject_names[k], v->peers.rejected[k]);
 	render_metric_head(&b, "info", "gauge", "Version of pgcheckd.");
 	render_add(&b, "pgcheckd_info{version=\"%s\"} 1\n", PGCHECKD_VERSION);
 	return b.overflow ? 0 : b.len;

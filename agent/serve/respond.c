@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "agentline.h"
+#include "peers.h"
 
 #define RESPOND_PEER_STATE "peer-state"
 
@@ -47,6 +48,31 @@ respond_agent_line(const struct respond_ctx *x, const struct request *r, bool wh
 	return n;
 }
 
+/*
+ * respond_peer_state answers a peer's "peer-state": without a key, this node's state line to anyone
+ * (as sent); with one, only to a request made with the key, with its nonce and a MAC, and
+ * "down #unauthenticated" (no state, no system identifier) to every other.
+ */
+static size_t
+respond_peer_state(const struct respond_ctx *x, const char *buf, size_t len, char *out, size_t outlen)
+{
+	const struct policy *p = x->policy;
+	char nonce[PEERS_NONCE_HEX + 1];
+	struct verdict vd;
+	size_t n;
+
+	if (p->peer_key_len == 0)
+		return render_peer_line(x->view, p, out, outlen);
+	if (peers_check_request(p->peer_key, p->peer_key_len, buf, len, nonce)) {
+		n = render_peer_line(x->view, p, out, outlen);
+		if (n > 0 && (n = peers_sign_answer(p->peer_key, p->peer_key_len, nonce, out, n, outlen)) > 0)
+			return n;
+	}
+	memset(&vd, 0, sizeof(vd));
+	snprintf(vd.reason, sizeof(vd.reason), "unauthenticated");
+	return agentline_render(&vd, out, outlen);
+}
+
 size_t
 respond_agent(const struct respond_ctx *x, const char *buf, size_t len, char *out, size_t outlen)
 {
@@ -55,8 +81,8 @@ respond_agent(const struct respond_ctx *x, const char *buf, size_t len, char *ou
 	struct request r;
 
 	if (len >= plen && memcmp(buf, RESPOND_PEER_STATE, plen) == 0 &&
-	    (len == plen || buf[plen] == '\n' || buf[plen] == '\r'))
-		return render_peer_line(x->view, x->policy, out, outlen);
+	    (len == plen || buf[plen] == '\n' || buf[plen] == '\r' || buf[plen] == ' '))
+		return respond_peer_state(x, buf, len, out, outlen);
 	switch (agentline_parse(buf, len, &r)) {
 	case AGENTLINE_OK:
 		return respond_agent_line(x, &r, whole_line, out, outlen);

@@ -5,6 +5,10 @@
  * with "state", names at most one role, gives a primary a timeline, and its timeline and sysid are the
  * decimal values written in the input (checked here from the contract, with overflow checked by hand);
  * the canonical line for an accepted state parses back to the same state.
+ * Authenticated answers ([peers] key_file): the same input opened with a key and a nonce is believed
+ * only if it parses (and then to the same state) and never without a MAC; signed with that key and
+ * nonce it is believed exactly when the signed line parses, and never for another nonce or another
+ * key; the input as a request is accepted only in the one form pgcheckd writes.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -53,6 +57,86 @@ reference_field(const char *line, const char *key, uint64_t *out)
 	return false;
 }
 
+#define FUZZ_KEY   "fuzz key: 0123456789abcdef0123456789abcdef"
+#define FUZZ_NONCE "00112233445566778899aabbccddeeff"
+
+/*
+ * same_state compares field by field, bytes not values (a struct's padding need not survive a copy,
+ * and the untouched fields hold the 0x5a pattern, no valid bool).
+ */
+#define SAME_FIELD(a, b, f) (memcmp(&(a)->f, &(b)->f, sizeof((a)->f)) == 0)
+static bool
+same_state(const struct peer_state *a, const struct peer_state *b)
+{
+	return SAME_FIELD(a, b, addr) && SAME_FIELD(a, b, seen) && SAME_FIELD(a, b, seen_ms) &&
+	       SAME_FIELD(a, b, primary) && SAME_FIELD(a, b, replica) && SAME_FIELD(a, b, timeline) &&
+	       SAME_FIELD(a, b, system_identifier) && SAME_FIELD(a, b, fenced);
+}
+
+/* check_authenticated runs the keyed paths on line (NUL-terminated) and checks their invariants. */
+static void
+check_authenticated(const char *line, size_t size)
+{
+	const unsigned char *key = (const unsigned char *)FUZZ_KEY;
+	const size_t key_len = strlen(FUZZ_KEY);
+	struct peer_state before, st, plain;
+	char signed_line[512], nonce[PEERS_NONCE_HEX + 1];
+	enum peers_reject why;
+	size_t n;
+
+	memset(&before, 0x5a, sizeof(before));
+	st = before;
+	plain = before;
+	why = peers_open_answer(key, key_len, FUZZ_NONCE, line, &st);
+	FUZZ_CHECK(why < PEERS_REJECT_COUNT);
+	if (why == PEERS_REJECT_NONE) {
+		/* only a MAC made with the key could pass: the input holds one, over a parsable line */
+		FUZZ_CHECK(peers_parse_line(line, &plain));
+		FUZZ_CHECK(same_state(&st, &plain));
+		FUZZ_CHECK(strstr(line, " mac=") != NULL && strstr(line, "nonce=" FUZZ_NONCE) != NULL);
+	} else {
+		FUZZ_CHECK(same_state(&st, &before));
+	}
+	/* keyless: believed exactly when it parses */
+	st = before;
+	FUZZ_CHECK((peers_open_answer(NULL, 0, NULL, line, &st) == PEERS_REJECT_NONE) ==
+	           peers_parse_line(line, &plain));
+
+	/* the input as a state line, signed */
+	if (size > 0 && size < 256 && memchr(line, '\0', size) == NULL && memchr(line, '\n', size) == line + size - 1) {
+		memcpy(signed_line, line, size + 1);
+		n = peers_sign_answer(key, key_len, FUZZ_NONCE, signed_line, size, sizeof(signed_line));
+		if (n > 0) {
+			struct peer_state a = before, b = before;
+
+			FUZZ_CHECK(n == strlen(signed_line) && signed_line[n - 1] == '\n');
+			why = peers_open_answer(key, key_len, FUZZ_NONCE, signed_line, &a);
+			FUZZ_CHECK((why == PEERS_REJECT_NONE) == peers_parse_line(signed_line, &b));
+			if (why == PEERS_REJECT_NONE) {
+				FUZZ_CHECK(same_state(&a, &b));
+				a = before;
+				FUZZ_CHECK(peers_open_answer(key, key_len, "ffeeddccbbaa99887766554433221100",
+				                             signed_line, &a) == PEERS_REJECT_NONCE_MISMATCH);
+				FUZZ_CHECK(
+				    peers_open_answer((const unsigned char *)"another key, long enough, 32 bytes", 34,
+				                      FUZZ_NONCE, signed_line, &a) == PEERS_REJECT_BAD_MAC);
+				FUZZ_CHECK(same_state(&a, &before));
+			}
+		}
+	}
+
+	/* the input as a request to a node with the key */
+	if (peers_check_request(key, key_len, line, size, nonce)) {
+		char again[PEERS_REQUEST_MAX];
+
+		FUZZ_CHECK(strlen(nonce) == PEERS_NONCE_HEX);
+		n = peers_sign_request(key, key_len, nonce, again, sizeof(again));
+		FUZZ_CHECK(n > 0 && (memcmp(again, line, n - 1) == 0)); /* the one form, with or without its line end */
+	} else {
+		FUZZ_CHECK(nonce[0] == '\0');
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -65,6 +149,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(line, data, size);
 	line[size] = '\0';
+	check_authenticated(line, size);
 	memset(&before, 0x5a, sizeof(before));
 	st = before;
 	if (!peers_parse_line(line, &st)) {

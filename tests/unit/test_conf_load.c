@@ -7,7 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -617,6 +621,95 @@ test_unreloadable_keys_keep_running_values(void **state)
 	assert_int_equal(next.pg_poll_interval_ms, 500);
 }
 
+/* key_file_with writes content into a fresh file of mode mode and returns its path (static). */
+static const char *
+key_file_with(const char *content, mode_t mode)
+{
+	static char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/pgcheckd-test-key-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+	return path;
+}
+
+static void
+expect_key_error(const char *content, mode_t mode, const char *what)
+{
+	const char *path = key_file_with(content, mode);
+	char text[256], want[CONF_ERR_MAX], err[CONF_ERR_MAX];
+	struct conf c;
+
+	snprintf(text, sizeof(text), "[peers]\naddresses = 127.0.0.1:1\nkey_file = %s\n", path);
+	assert_false(load_text(text, &c, err, sizeof(err)));
+	snprintf(want, sizeof(want), what, path, path);
+	assert_string_equal(err, want);
+	assert_null(strstr(err, content[0] != '\0' ? content : "\x01")); /* never a byte of the key */
+	unlink(path);
+}
+
+#define KEY64 "6f1ca7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7"
+
+static void
+test_peers_key_file_readable_by_group_or_others_is_refused(void **state)
+{
+	(void)state;
+	expect_key_error(KEY64 "\n", 0644,
+	                 "t.ini:3: [peers] key_file: %s has group or world access (mode 0644): refused, as libpq "
+	                 "refuses a loose .pgpass; chmod 600 %s");
+	expect_key_error(KEY64 "\n", 0640,
+	                 "t.ini:3: [peers] key_file: %s has group or world access (mode 0640): refused, as libpq "
+	                 "refuses a loose .pgpass; chmod 600 %s");
+	expect_key_error(KEY64 "\n", 0602,
+	                 "t.ini:3: [peers] key_file: %s has group or world access (mode 0602): refused, as libpq "
+	                 "refuses a loose .pgpass; chmod 600 %s");
+}
+
+static void
+test_peers_key_file_empty_or_short_is_refused_saying_the_minimum(void **state)
+{
+	(void)state;
+	expect_key_error(
+	    "", 0600,
+	    "t.ini:3: [peers] key_file: %s is empty: write a key of at least 32 bytes into it (openssl rand "
+	    "-hex 32 > %s)");
+	expect_key_error(
+	    "\n \n", 0600,
+	    "t.ini:3: [peers] key_file: %s is empty: write a key of at least 32 bytes into it (openssl rand "
+	    "-hex 32 > %s)");
+	expect_key_error(
+	    "0123456789abcdef0123456789abcde\n", 0400,
+	    "t.ini:3: [peers] key_file: %s holds a key of 31 bytes: a key needs at least 32 bytes (openssl "
+	    "rand -hex 32 > %s)");
+}
+
+static void
+test_peers_key_file_is_read_less_its_newline(void **state)
+{
+	const char *path = key_file_with(KEY64 "\r\n", 0600);
+	char text[256], err[CONF_ERR_MAX];
+	struct conf c;
+
+	(void)state;
+	snprintf(text, sizeof(text), "[peers]\nkey_file = %s\n", path);
+	assert_true(load_text(text, &c, err, sizeof(err)));
+	assert_int_equal(c.peers_key_len, 64);
+	assert_memory_equal(c.peers_key, KEY64, 64);
+	unlink(path);
+	/* gone: refused, and without a key_file there is no key */
+	assert_false(load_text(text, &c, err, sizeof(err)));
+	assert_non_null(strstr(err, "t.ini:2: [peers] key_file: cannot open "));
+	assert_true(load_text("[peers]\nkey_file =\n", &c, err, sizeof(err)));
+	assert_int_equal(c.peers_key_len, 0);
+	/* a directory (or a FIFO, a device) is not a key file, and reading it never blocks */
+	assert_false(load_text("[peers]\nkey_file = /tmp\n", &c, err, sizeof(err)));
+	assert_string_equal(err, "t.ini:2: [peers] key_file: /tmp is not a regular file");
+}
+
 int
 main(void)
 {
@@ -666,6 +759,9 @@ main(void)
 	    cmocka_unit_test(test_missing_file_is_an_error),
 	    cmocka_unit_test(test_shipped_example_loads_as_defaults),
 	    cmocka_unit_test(test_unreloadable_keys_keep_running_values),
+	    cmocka_unit_test(test_peers_key_file_readable_by_group_or_others_is_refused),
+	    cmocka_unit_test(test_peers_key_file_empty_or_short_is_refused_saying_the_minimum),
+	    cmocka_unit_test(test_peers_key_file_is_read_less_its_newline),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -126,21 +126,22 @@ test_answer_without_sysid_does_not_count_once_ours_is_known(void **state)
 	(void)state;
 	assert_non_null(p);
 	/* peer 0 says it is a primary on a newer timeline but does not know its cluster */
-	assert_true(peers_record_answer(p, 0, "state role=primary timeline=9 sysid=0 fenced=0\n", now));
+	assert_true(peers_record_answer(p, 0, NULL, "state role=primary timeline=9 sysid=0 fenced=0\n", now));
 	peers_summary(p, now, 2000, 42, 1, &s);
 	assert_int_equal(s.fresh, 0);
 	assert_int_equal(s.newest_primary_timeline, 0);
 	assert_int_equal(s.last_fresh_ms, 0); /* no contact either: isolation fencing is not lifted */
 	/* a known peer that answers without its system identifier keeps its last word, which ages */
-	assert_true(peers_record_answer(p, 1, "state role=primary timeline=2 sysid=42 fenced=0\n", now));
-	assert_false(peers_record_answer(p, 1, "state role=replica timeline=2 sysid=0 fenced=0\n", now + 100));
+	assert_true(peers_record_answer(p, 1, NULL, "state role=primary timeline=2 sysid=42 fenced=0\n", now));
+	assert_false(peers_record_answer(p, 1, NULL, "state role=replica timeline=2 sysid=0 fenced=0\n", now + 100));
 	peers_summary(p, now + 100, 2000, 42, 1, &s);
 	assert_int_equal(s.fresh, 1);
 	assert_int_equal(s.newest_primary_timeline, 2);
 	peers_summary(p, now + 2001, 2000, 42, 1, &s);
 	assert_int_equal(s.fresh, 0);
 	/* a malformed answer is no answer */
-	assert_false(peers_record_answer(p, 1, "state role=replica timeline=99999999999 sysid=42 fenced=0\n", now));
+	assert_false(
+	    peers_record_answer(p, 1, NULL, "state role=replica timeline=99999999999 sysid=42 fenced=0\n", now));
 	peers_free(p);
 	ev_loop_destroy(loop);
 }
@@ -156,7 +157,7 @@ test_reload_keeps_the_state_of_peers_that_stay(void **state)
 
 	(void)state;
 	assert_non_null(p);
-	assert_true(peers_record_answer(p, 1, "state role=primary timeline=2 sysid=42 fenced=0\n", now));
+	assert_true(peers_record_answer(p, 1, NULL, "state role=primary timeline=2 sysid=42 fenced=0\n", now));
 	peers_summary(p, now, 2000, 42, 1, &s);
 	assert_int_equal(s.newest_primary_timeline, 2);
 	assert_true(peers_reconfigure(p, &pc));
@@ -186,7 +187,7 @@ test_removed_peer_fences_until_its_word_ages(void **state)
 	int64_t now = monoclock_ms();
 
 	(void)state;
-	assert_true(peers_record_answer(p, 1, "state role=primary timeline=1 sysid=42 fenced=0\n", now));
+	assert_true(peers_record_answer(p, 1, NULL, "state role=primary timeline=1 sysid=42 fenced=0\n", now));
 	/* the same node under another name is a new peer: until it is heard, the old word still fences */
 	assert_true(peers_reconfigure(p, &renamed));
 	peers_summary(p, now + 10, 2000, 42, 1, &s);

@@ -1352,6 +1352,29 @@ test_metrics_without_a_sample_still_answer(void **state)
 }
 
 static void
+test_metrics_count_rejected_peer_answers_by_reason(void **state)
+{
+	struct node_view v = primary_view();
+	struct policy p = test_policy();
+	struct render_counters c = test_counters();
+	struct prom_doc *doc = malloc(sizeof(*doc));
+	char buf[16384];
+
+	(void)state;
+	assert_non_null(doc);
+	v.peers.rejected[PEERS_REJECT_NO_MAC] = 3;
+	v.peers.rejected[PEERS_REJECT_NONCE_MISMATCH] = 7;
+	render_metrics_doc(&v, &p, &c, buf, sizeof(buf), doc);
+	assert_prom_value(doc, "pgcheckd_peer_answers_rejected_total{reason=\"no-mac\"}", 3);
+	assert_prom_value(doc, "pgcheckd_peer_answers_rejected_total{reason=\"bad-mac\"}", 0);
+	assert_prom_value(doc, "pgcheckd_peer_answers_rejected_total{reason=\"nonce-mismatch\"}", 7);
+	assert_prom_value(doc, "pgcheckd_peer_answers_rejected_total{reason=\"refused\"}", 0);
+	assert_prom_value(doc, "pgcheckd_peer_answers_rejected_total{reason=\"malformed\"}", 0);
+	assert_null(prom_get(doc, "pgcheckd_peer_answers_rejected_total{reason=\"none\"}"));
+	free(doc);
+}
+
+static void
 test_metrics_fresh_primary_is_up_for_primary(void **state)
 {
 	struct node_view v = primary_view();
@@ -1581,6 +1604,7 @@ main(void)
 	    cmocka_unit_test(test_metrics_info_carries_the_version),
 	    cmocka_unit_test(test_metrics_failing_node_is_not_fresh),
 	    cmocka_unit_test(test_metrics_too_small_buffer_is_zero),
+	    cmocka_unit_test(test_metrics_count_rejected_peer_answers_by_reason),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

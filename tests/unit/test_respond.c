@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "http.h"
+#include "peers.h"
 #include "render.h"
 #include "respond.h"
 #include "verdict.h"
@@ -161,6 +162,45 @@ test_peer_state_word_gets_the_peer_line(void **state)
 	assert_string_equal(agent(f, "peer-stated\n"), "down #bad-request\n");
 }
 
+#define PEER_KEY "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+static void
+test_peer_state_with_a_key_is_answered_only_to_a_reader_with_the_key(void **state)
+{
+	struct fixture *f = fixture(0);
+	char req[PEERS_REQUEST_MAX], nonce[PEERS_NONCE_HEX + 1];
+	struct peer_state st;
+
+	(void)state;
+	f->p.peer_key = (const unsigned char *)PEER_KEY;
+	f->p.peer_key_len = strlen(PEER_KEY);
+	/* no state and no system identifier without the key */
+	assert_string_equal(agent(f, "peer-state\n"), "down #unauthenticated\n");
+	assert_string_equal(agent(f, "peer-state"), "down #unauthenticated\n");
+	assert_true(peers_new_nonce(nonce));
+	assert_true(peers_sign_request((const unsigned char *)"another key, long enough: 32 bytes", 34, nonce, req,
+	                               sizeof(req)) > 0);
+	assert_string_equal(agent(f, req), "down #unauthenticated\n");
+	/* with it: the state, the reader's nonce, a MAC the reader accepts */
+	assert_true(peers_sign_request(f->p.peer_key, f->p.peer_key_len, nonce, req, sizeof(req)) > 0);
+	agent(f, req);
+	assert_int_equal(strncmp(f->out, "state role=primary timeline=1 sysid=7 fenced=0 nonce=", 53), 0);
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(peers_open_answer(f->p.peer_key, f->p.peer_key_len, nonce, f->out, &st), PEERS_REJECT_NONE);
+	assert_true(st.primary && st.system_identifier == 7);
+	/* the largest state line still fits the agent port's answer, with its nonce and MAC */
+	f->v.sample.timeline = -2147483647 - 1;
+	f->v.sample.system_identifier = UINT64_MAX;
+	f->v.sample.read_only = true;
+	{
+		char line[VERDICT_REASON_MAX + 96]; /* what the listener gives the agent line */
+		size_t n = respond_agent(&f->x, req, strlen(req), line, sizeof(line));
+
+		assert_true(n > 0 && strncmp(line, "state role=read-only", 20) == 0);
+		assert_non_null(strstr(line, " mac="));
+	}
+}
+
 static void
 test_role_port_answers_its_role(void **state)
 {
@@ -226,6 +266,7 @@ main(void)
 	    cmocka_unit_test(test_agent_up_carries_maxconn),
 	    cmocka_unit_test(test_agent_maxconn_that_does_not_fit_leaves_the_line_whole),
 	    cmocka_unit_test(test_peer_state_word_gets_the_peer_line),
+	    cmocka_unit_test(test_peer_state_with_a_key_is_answered_only_to_a_reader_with_the_key),
 	    cmocka_unit_test(test_role_port_answers_its_role),
 	    cmocka_unit_test(test_http_status_follows_the_verdict),
 	    cmocka_unit_test(test_admin_line_is_one_printable_line_that_fits),
