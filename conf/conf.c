@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <arpa/inet.h>
 #include <libpq-fe.h>
@@ -23,6 +24,7 @@
 const char *const conf_request_names[] = {"primary", "replica", "read-only", "health", NULL};
 const char *const conf_over_lag_names[] = {"down", "drain", NULL};
 const char *const conf_log_level_names[] = {"error", "warning", "info", "debug", NULL};
+const char *const conf_verify_names[] = {"none", "required", NULL};
 
 /* clang-format off */
 const struct conf_key conf_keys[] = {
@@ -63,6 +65,29 @@ conf_fail(struct conf_parse *cp, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(cp->err + n, cp->errlen - (size_t)n, fmt, ap);
 	va_end(ap);
+}
+
+bool
+conf_secret_file_ok(const char *path, char *why, size_t whylen)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		return false;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "%s is not a regular file", path);
+		return false;
+	}
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		snprintf(why, whylen,
+		         "%s has mode %04o: group or others may read it; it holds a secret: chmod 0600, owned by "
+		         "pgcheckd's user",
+		         path, (unsigned)(st.st_mode & 07777));
+		return false;
+	}
+	return true;
 }
 
 int
@@ -768,6 +793,7 @@ conf_parse_line(struct conf_parse *cp, size_t len, bool too_long)
 }
 
 static bool conf_check(struct conf *c, const char *name, const int *lines, char *err, size_t errlen);
+static bool conf_check_tls(const struct conf *c, const char *name, const int *lines, char *err, size_t errlen);
 
 bool
 conf_load_stream(FILE *f, const char *name, struct conf *c, char *err, size_t errlen)
@@ -858,6 +884,45 @@ conf_cross_fail(char *err, size_t errlen, const char *name, const int *lines, bo
 		__VA_ARGS__, SIZE_MAX                                                                                  \
 	}
 
+/* conf_check_tls: the [tls] keys, when a port uses TLS or a file is named; the key file's mode always */
+static bool
+conf_check_tls(const struct conf *c, const char *name, const int *lines, char *err, size_t errlen)
+{
+	const size_t cert = CONF_KEY_OF(tls_cert_file), key = CONF_KEY_OF(tls_key_file), ca = CONF_KEY_OF(tls_ca_file),
+	             verify = CONF_KEY_OF(tls_verify_client), agent = CONF_KEY_OF(tls_agent),
+	             http = CONF_KEY_OF(tls_http);
+	char why[CONF_ERR_MAX / 2];
+	bool on = c->tls_agent || c->tls_http;
+
+	if (on && (c->tls_cert_file[0] == '\0' || c->tls_key_file[0] == '\0')) {
+		conf_cross_fail(err, errlen, name, lines, false,
+		                CONF_ROWS(c->tls_cert_file[0] == '\0' ? cert : key, agent, http),
+		                "TLS is on ([tls] agent or http) but cert_file or key_file is empty");
+		return false;
+	}
+	if (!on && (c->tls_cert_file[0] != '\0' || c->tls_key_file[0] != '\0')) {
+		conf_cross_fail(err, errlen, name, lines, true,
+		                CONF_ROWS(c->tls_cert_file[0] != '\0' ? cert : key, agent, http),
+		                "set, but no port uses TLS: set [tls] agent = true or [tls] http = true");
+		return false;
+	}
+	if (c->tls_http && c->agent_http_listen[0] == '\0') {
+		conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(http, CONF_KEY_OF(agent_http_listen)),
+		                "true, but there is no HTTP port ([agent] http_listen is empty)");
+		return false;
+	}
+	if (c->tls_verify_client == CONF_VERIFY_REQUIRED && c->tls_ca_file[0] == '\0') {
+		conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(verify, ca),
+		                "'required' needs [tls] ca_file, the CA that signs the clients' certificates");
+		return false;
+	}
+	if (c->tls_key_file[0] != '\0' && !conf_secret_file_ok(c->tls_key_file, why, sizeof(why))) {
+		conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(key), "%s", why);
+		return false;
+	}
+	return true;
+}
+
 bool
 conf_validate(struct conf *c, const char *name, char *err, size_t errlen)
 {
@@ -919,6 +984,8 @@ conf_check(struct conf *c, const char *name, const int *lines, char *err, size_t
 		                "primary_port, replica_port and the listen port must all differ");
 		return false;
 	}
+	if (!conf_check_tls(c, name, lines, err, errlen))
+		return false;
 	if (c->haproxy_runtime_api[0] != '\0') {
 		const size_t api = CONF_KEY_OF(haproxy_runtime_api), tmpl = CONF_KEY_OF(haproxy_template_backends),
 		             dyn = CONF_KEY_OF(haproxy_dynamic_backends), addr = CONF_KEY_OF(haproxy_advertise_addr),
