@@ -536,6 +536,13 @@ main(int argc, char **argv)
 		return rc == CTL_USAGE ? EXIT_CONFIG : rc;
 	}
 	if (test_only) {
+		SSL_CTX *tls = tls_context_new(&d.conf, err, sizeof(err)); /* the certificate and key load */
+
+		if (tls == NULL && err[0] != '\0') {
+			fprintf(stderr, "pgcheckd: %s: %s\n", d.conf_path, err);
+			return EXIT_CONFIG;
+		}
+		tls_context_free(tls);
 		printf("%s: configuration is valid\n", d.conf_path);
 		return 0;
 	}

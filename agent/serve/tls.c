@@ -30,11 +30,11 @@ tls_no_passphrase(char *buf, int size, int rwflag, void *userdata)
 	return 0;
 }
 
-/* tls_why writes what failed and OpenSSL's reason (library messages name files, never key bytes) */
+/* tls_why writes what failed and OpenSSL's first reason (library messages name files, never key bytes) */
 static void
 tls_why(char *why, size_t whylen, const char *what, const char *path)
 {
-	unsigned long e = ERR_peek_last_error();
+	unsigned long e = ERR_peek_error();
 	const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
 
 	if (e != 0 && ERR_SYSTEM_ERROR(e))

@@ -443,6 +443,13 @@ def test_a_key_file_others_may_read_is_refused_at_start_and_at_reload(pki, repor
         assert "[tls] key_file" in a.log()[mark:] and "0644" in a.log()[mark:]
         assert tls_request(a.port, b"primary\n", ctx) == b"up 100%\n"
         assert "PRIVATE KEY" not in a.log() + err
+        # -t loads the certificate and key too: one that cannot be used is a bad configuration
+        garbage = c.tmp / "garbage.pem"
+        garbage.write_text("not a certificate\n")
+        rc, _out, err = cl.pgcheckd_check_config(a.write_conf(text=a.ini.read_text().replace(
+            str(pki.dir / "server.pem"), str(garbage)).replace(str(key), str(pki.dir / "server.key"))))
+        report(f"pgcheckd -t with a bad certificate: exit {rc}: {err.strip()}")
+        assert rc == 2 and "[tls] cert_file" in err, err
     finally:
         key.unlink(missing_ok=True)
         c.close()
