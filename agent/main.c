@@ -351,6 +351,12 @@ daemon_tls(struct daemon *d, const struct conf *c, const char *what)
 	listener_set_tls(d->listener, c->tls_agent ? ctx : NULL);
 	if (d->http != NULL)
 		listener_set_tls(d->http, c->tls_http ? ctx : NULL);
+	if (ctx != NULL)
+		log_info("TLS on the %s with %s (client certificates: %s)",
+		         c->tls_agent && c->tls_http ? "agent and HTTP ports"
+		         : c->tls_agent              ? "agent port"
+		                                     : "HTTP port",
+		         c->tls_cert_file, conf_verify_names[c->tls_verify_client]);
 	tls_context_free(ctx);
 	return true;
 }

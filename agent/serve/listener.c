@@ -37,8 +37,8 @@
 #define LISTENER_REFUSAL_LOG_MS  60000
 /* Causes of failed TLS handshakes remembered for rate-limiting their log line (one a minute each). */
 #define LISTENER_TLS_CAUSES_LOGGED 16
-/* The cause code of a handshake cut by client_timeout_ms (OpenSSL's are below it) */
-#define LISTENER_TLS_CAUSE_TIMEOUT 0xfffffffUL
+/* The cause code of a handshake cut by client_timeout_ms (tls_failure_cause never gives it) */
+#define LISTENER_TLS_CAUSE_TIMEOUT 0x80000000UL
 /* Pause after the process ran out of descriptors, instead of spinning on accept. */
 #define LISTENER_EMFILE_PAUSE_S 0.1
 

@@ -113,7 +113,8 @@ tls_failure_cause(int ssl_error, unsigned long *code)
 
 	ERR_clear_error();
 	if (reason != NULL) {
-		*code = (unsigned long)ERR_GET_REASON(e) + 1000;
+		/* the library and its reason: OpenSSL's reason numbers repeat across libraries */
+		*code = 0x40000000UL | ((unsigned long)ERR_GET_LIB(e) << 16) | (unsigned long)ERR_GET_REASON(e);
 		return reason;
 	}
 	*code = (unsigned long)ssl_error;
