@@ -453,3 +453,26 @@ def test_a_key_file_others_may_read_is_refused_at_start_and_at_reload(pki, repor
     finally:
         key.unlink(missing_ok=True)
         c.close()
+
+
+def test_a_flood_of_half_handshakes_does_not_lock_checks_out(pki, report):
+    # past max_clients_per_source (64), a new connection takes the slot of the oldest unfinished one:
+    # a stalled handshake is unfinished, so the checks from the same address still get in
+    c = start_tls_cluster(pki, replicas=0, timeout_ms=5000)
+    a = c.agents[0]
+    ctx = tls_context(pki)
+    try:
+        half = half_client_hello()
+        flood = []
+        for _ in range(200):
+            s = socket.create_connection(("127.0.0.1", a.port), timeout=3)
+            s.sendall(half)
+            flood.append(s)
+        t0 = time.monotonic()
+        for _ in range(10):
+            assert tls_request(a.port, b"primary\n", ctx) == b"up 100%\n"
+        report(f"10 TLS checks with 200 stalled handshakes from the same address: {time.monotonic() - t0:.2f}s")
+        for s in flood:
+            s.close()
+    finally:
+        c.close()
