@@ -29,17 +29,17 @@ LIBEV = $(eval LIBEV := $(shell $(PKG_CONFIG) --libs libev 2>/dev/null || echo -
 SYSTEMD_CFLAGS = $(eval SYSTEMD_CFLAGS := $(shell $(PKG_CONFIG) --exists libsystemd 2>/dev/null && echo -DHAVE_SYSTEMD))$(SYSTEMD_CFLAGS)
 SYSTEMD_LIBS = $(eval SYSTEMD_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null))$(SYSTEMD_LIBS)
 PKG_LIBS = $(eval PKG_LIBS := $(shell $(PKG_CONFIG) --libs libpq 2>/dev/null || echo -lpq))$(PKG_LIBS)
-# libcrypto (OpenSSL): the MAC of authenticated peers ([peers] key_file)
-CRYPTO_LIBS = $(eval CRYPTO_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto))$(CRYPTO_LIBS)
+# OpenSSL (Debian libssl-dev): the TLS ports (libssl) and the MAC of authenticated peers (libcrypto)
+SSL_LIBS = $(eval SSL_LIBS := $(shell $(PKG_CONFIG) --libs libssl libcrypto 2>/dev/null || echo -lssl -lcrypto))$(SSL_LIBS)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DPGCHECKD_VERSION='"$(VERSION)"' $(WARNINGS) $(WERROR) $(CFLAGS) \
 	-Iconf -Ichecks -Iagent -Iagent/core -Iagent/serve -Iagent/haproxy $(PKG_CFLAGS) $(SYSTEMD_CFLAGS)
-LIBS = $(SYSTEMD_LIBS) $(LIBEV) -lpthread $(PKG_LIBS) $(CRYPTO_LIBS) -lm
+LIBS = $(SYSTEMD_LIBS) $(LIBEV) -lpthread $(PKG_LIBS) $(SSL_LIBS) -lm
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
 # the folders are the data flow (DESIGN.md): conf -> checks (what is measured) -> agent/core (pure
 # decisions) -> agent/serve (answers) and agent/haproxy (the runtime API); agent/ wires them together
 CORE_SRCS := agent/core/request.c agent/core/verdict.c agent/core/weight.c agent/core/node.c agent/core/fencing.c
-SERVE_SRCS := agent/serve/agentline.c agent/serve/http.c agent/serve/render.c agent/serve/respond.c agent/serve/admin.c agent/serve/listener.c
+SERVE_SRCS := agent/serve/agentline.c agent/serve/http.c agent/serve/render.c agent/serve/respond.c agent/serve/admin.c agent/serve/tls.c agent/serve/listener.c
 HAPROXY_SRCS := agent/haproxy/runtimeapi.c agent/haproxy/worker.c agent/haproxy/registrar.c agent/haproxy/scaleout.c
 SRCS := conf/conf.c checks/host.c checks/poller.c checks/peers.c $(CORE_SRCS) agent/log.c agent/ctl.c $(SERVE_SRCS) $(HAPROXY_SRCS)
 MAIN := agent/main.c

@@ -30,6 +30,7 @@
 #include "peers.h"
 #include "registrar.h"
 #include "scaleout.h"
+#include "tls.h"
 #include "poller.h"
 #include "render.h"
 #include "verdict.h"
@@ -361,6 +362,33 @@ daemon_admin(void *arg, const char *line, char *reply, size_t len)
 	}
 }
 
+/*
+ * daemon_tls hands the TLS ports a context built from c (new connections use it, open ones keep theirs);
+ * false (logged, after what) when it cannot be built: the ports keep the running one.
+ */
+static bool
+daemon_tls(struct daemon *d, const struct conf *c, const char *what)
+{
+	char why[CONF_ERR_MAX];
+	SSL_CTX *ctx = tls_context_new(c, why, sizeof(why));
+
+	if (ctx == NULL && why[0] != '\0') {
+		log_error("%s: %s", what, why);
+		return false;
+	}
+	listener_set_tls(d->listener, c->tls_agent ? ctx : NULL);
+	if (d->http != NULL)
+		listener_set_tls(d->http, c->tls_http ? ctx : NULL);
+	if (ctx != NULL)
+		log_info("TLS on the %s with %s (client certificates: %s)",
+		         c->tls_agent && c->tls_http ? "agent and HTTP ports"
+		         : c->tls_agent              ? "agent port"
+		                                     : "HTTP port",
+		         c->tls_cert_file, conf_verify_names[c->tls_verify_client]);
+	tls_context_free(ctx);
+	return true;
+}
+
 static void
 daemon_reload(struct daemon *d)
 {
@@ -377,6 +405,10 @@ daemon_reload(struct daemon *d)
 	}
 	if (conf_keep_unreloadable(&d->conf, &next, kept, sizeof(kept)) > 0)
 		log_warning("reload: %s cannot change while running; restart to apply", kept);
+	if (!daemon_tls(d, &next, "reload failed, keeping the running configuration and certificate")) {
+		(void)sd_notify(0, "READY=1");
+		return;
+	}
 	bool peers_changed = strcmp(next.peers_addresses, d->conf.peers_addresses) != 0 ||
 	                     next.peers_interval_ms != d->conf.peers_interval_ms ||
 	                     next.peers_timeout_ms != d->conf.peers_timeout_ms ||
@@ -540,6 +572,13 @@ main(int argc, char **argv)
 		return rc == CTL_USAGE ? EXIT_CONFIG : rc;
 	}
 	if (test_only) {
+		SSL_CTX *tls = tls_context_new(&d.conf, err, sizeof(err)); /* the certificate and key load */
+
+		if (tls == NULL && err[0] != '\0') {
+			fprintf(stderr, "pgcheckd: %s: %s\n", d.conf_path, err);
+			return EXIT_CONFIG;
+		}
+		tls_context_free(tls);
 		printf("%s: configuration is valid\n", d.conf_path);
 		return 0;
 	}
@@ -568,6 +607,11 @@ main(int argc, char **argv)
 			listener_free(d.listener);
 			return EXIT_START_FAILED;
 		}
+	}
+	if (!daemon_tls(&d, &d.conf, "TLS")) {
+		listener_free(d.http);
+		listener_free(d.listener);
+		return EXIT_CONFIG;
 	}
 	if (d.conf.admin_socket[0] != '\0') {
 		/* the checks matter more than ctl: without the socket, run on and say so */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -26,6 +27,7 @@
 const char *const conf_request_names[] = {"primary", "replica", "read-only", "health", NULL};
 const char *const conf_over_lag_names[] = {"down", "drain", NULL};
 const char *const conf_log_level_names[] = {"error", "warning", "info", "debug", NULL};
+const char *const conf_verify_names[] = {"none", "required", NULL};
 
 /* clang-format off */
 const struct conf_key conf_keys[] = {
@@ -66,6 +68,40 @@ conf_fail(struct conf_parse *cp, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(cp->err + n, cp->errlen - (size_t)n, fmt, ap);
 	va_end(ap);
+}
+
+/*
+ * conf_secret_stat_ok checks what stat() said of a file holding a secret (a TLS key, the peers' key):
+ * a regular file no one but its owner may read, as libpq demands of .pgpass. why never names its bytes.
+ */
+static bool
+conf_secret_stat_ok(const struct stat *st, const char *path, char *why, size_t whylen)
+{
+	if (!S_ISREG(st->st_mode)) {
+		snprintf(why, whylen, "%.256s is not a regular file", path);
+		return false;
+	}
+	if ((st->st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		snprintf(why, whylen,
+		         "%.256s has mode %04o: group or others may read it, and it holds a secret (refused, as libpq "
+		         "refuses "
+		         "a loose .pgpass): chmod 600 %.256s, owned by pgcheckd's user",
+		         path, (unsigned)(st->st_mode & 07777), path);
+		return false;
+	}
+	return true;
+}
+
+bool
+conf_secret_file_ok(const char *path, char *why, size_t whylen)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		return false;
+	}
+	return conf_secret_stat_ok(&st, path, why, whylen);
 }
 
 int
@@ -771,6 +807,7 @@ conf_parse_line(struct conf_parse *cp, size_t len, bool too_long)
 }
 
 static bool conf_check(struct conf *c, const char *name, const int *lines, char *err, size_t errlen);
+static bool conf_check_tls(const struct conf *c, const char *name, const int *lines, char *err, size_t errlen);
 
 /*
  * conf_read_key reads [peers] key_file (set on line, 0: not from the file) into c->peers_key: the
@@ -783,7 +820,7 @@ conf_read_key(struct conf *c, const char *name, int line, char *err, size_t errl
 {
 	const char *path = c->peers_key_file;
 	unsigned char buf[CONF_PEERS_KEY_MAX + 2];
-	char where[CONF_ERR_MAX / 2];
+	char where[CONF_ERR_MAX / 2], why[CONF_ERR_MAX] = "";
 	struct stat sb;
 	size_t len = 0;
 	ssize_t n;
@@ -802,16 +839,8 @@ conf_read_key(struct conf *c, const char *name, int line, char *err, size_t errl
 		snprintf(err, errlen, "%s: cannot open %s: %s", where, path, strerror(errno));
 		return false;
 	}
-	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-		snprintf(err, errlen, "%s: %s is not a regular file", where, path);
-		close(fd);
-		return false;
-	}
-	if ((sb.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-		snprintf(err, errlen,
-		         "%s: %s has group or world access (mode %04o): refused, as libpq refuses a loose .pgpass; "
-		         "chmod 600 %s",
-		         where, path, (unsigned)(sb.st_mode & 07777), path);
+	if (fstat(fd, &sb) != 0 || !conf_secret_stat_ok(&sb, path, why, sizeof(why))) {
+		snprintf(err, errlen, "%s: %s", where, why);
 		close(fd);
 		return false;
 	}
@@ -938,6 +967,45 @@ conf_cross_fail(char *err, size_t errlen, const char *name, const int *lines, bo
 		__VA_ARGS__, SIZE_MAX                                                                                  \
 	}
 
+/* conf_check_tls: the [tls] keys, when a port uses TLS or a file is named; the key file's mode always */
+static bool
+conf_check_tls(const struct conf *c, const char *name, const int *lines, char *err, size_t errlen)
+{
+	const size_t cert = CONF_KEY_OF(tls_cert_file), key = CONF_KEY_OF(tls_key_file), ca = CONF_KEY_OF(tls_ca_file),
+	             verify = CONF_KEY_OF(tls_verify_client), agent = CONF_KEY_OF(tls_agent),
+	             http = CONF_KEY_OF(tls_http);
+	char why[CONF_ERR_MAX / 2];
+	bool on = c->tls_agent || c->tls_http;
+
+	if (on && (c->tls_cert_file[0] == '\0' || c->tls_key_file[0] == '\0')) {
+		conf_cross_fail(err, errlen, name, lines, false,
+		                CONF_ROWS(c->tls_cert_file[0] == '\0' ? cert : key, agent, http),
+		                "TLS is on ([tls] agent or http) but cert_file or key_file is empty");
+		return false;
+	}
+	if (!on && (c->tls_cert_file[0] != '\0' || c->tls_key_file[0] != '\0')) {
+		conf_cross_fail(err, errlen, name, lines, true,
+		                CONF_ROWS(c->tls_cert_file[0] != '\0' ? cert : key, agent, http),
+		                "set, but no port uses TLS: set [tls] agent = true or [tls] http = true");
+		return false;
+	}
+	if (c->tls_http && c->agent_http_listen[0] == '\0') {
+		conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(http, CONF_KEY_OF(agent_http_listen)),
+		                "true, but there is no HTTP port ([agent] http_listen is empty)");
+		return false;
+	}
+	if (c->tls_verify_client == CONF_VERIFY_REQUIRED && c->tls_ca_file[0] == '\0') {
+		conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(verify, ca),
+		                "'required' needs [tls] ca_file, the CA that signs the clients' certificates");
+		return false;
+	}
+	if (c->tls_key_file[0] != '\0' && !conf_secret_file_ok(c->tls_key_file, why, sizeof(why))) {
+		conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(key), "%s", why);
+		return false;
+	}
+	return true;
+}
+
 bool
 conf_validate(struct conf *c, const char *name, char *err, size_t errlen)
 {
@@ -999,6 +1067,8 @@ conf_check(struct conf *c, const char *name, const int *lines, char *err, size_t
 		                "primary_port, replica_port and the listen port must all differ");
 		return false;
 	}
+	if (!conf_check_tls(c, name, lines, err, errlen))
+		return false;
 	if (c->haproxy_runtime_api[0] != '\0') {
 		const size_t api = CONF_KEY_OF(haproxy_runtime_api), tmpl = CONF_KEY_OF(haproxy_template_backends),
 		             dyn = CONF_KEY_OF(haproxy_dynamic_backends), addr = CONF_KEY_OF(haproxy_advertise_addr),

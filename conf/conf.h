@@ -27,10 +27,12 @@
 enum request_kind { REQUEST_PRIMARY, REQUEST_REPLICA, REQUEST_READ_ONLY, REQUEST_HEALTH, REQUEST_KIND_COUNT };
 enum over_lag_action { OVER_LAG_DOWN, OVER_LAG_DRAIN };
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+enum conf_verify { CONF_VERIFY_NONE, CONF_VERIFY_REQUIRED }; /* [tls] verify_client */
 
 extern const char *const conf_request_names[];
 extern const char *const conf_over_lag_names[];
 extern const char *const conf_log_level_names[];
+extern const char *const conf_verify_names[];
 
 enum conf_type {
 	CONF_INT,
@@ -176,6 +178,13 @@ bool conf_parse_pairs(const char *list, char names[][64], char values[][64], int
  * without '=' is a database name); on failure writes what is wrong into why, never the value or a part of it.
  */
 bool conf_conninfo_check(const char *conninfo, char *why, size_t whylen);
+
+/*
+ * conf_secret_file_ok checks a file that holds a secret (a private key): a regular file that neither
+ * group nor others may read, write or run, as libpq wants of .pgpass. On failure writes what is wrong
+ * into why (the path and mode, never the content).
+ */
+bool conf_secret_file_ok(const char *path, char *why, size_t whylen);
 
 /* conf_enum_index returns the index of word in names (case-insensitive), or -1. */
 int conf_enum_index(const char *const *names, const char *word);

@@ -59,6 +59,23 @@
 	  "('too many clients'). With several HAProxy instances, give each its share.")             \
 	X(admin, socket, STR, "/run/pgcheckd/pgcheckd.sock", 0, 0, false, NULL,                    \
 	  "Unix socket for 'pgcheckd ctl' and 'pgcheckd check' (mode 0600); empty for none.")       \
+	X(tls, cert_file, STR, "", 0, 0, true, NULL,                                               \
+	  "PEM certificate (then its chain) that the TLS ports present; read again on reload, "    \
+	  "and a file that cannot be used keeps the running certificate.")                        \
+	X(tls, key_file, STR, "", 0, 0, true, NULL,                                                \
+	  "PEM private key of cert_file, not encrypted. Refused (at start and on reload) when "    \
+	  "group or others may read it: chmod 0600, owned by pgcheckd's user.")                    \
+	X(tls, ca_file, STR, "", 0, 0, true, NULL,                                                 \
+	  "PEM CA certificates that sign the clients' certificates (with verify_client = "         \
+	  "required; HAProxy: 'crt' on the server line). Empty: none.")                            \
+	X(tls, verify_client, ENUM, "none", 0, 0, true, conf_verify_names,                         \
+	  "'required': a client must present a certificate signed by ca_file, or its handshake "   \
+	  "fails; 'none': every client [agent] allow lets in.")                                    \
+	X(tls, agent, BOOL, "false", 0, 0, false, NULL,                                            \
+	  "TLS on the agent port, for HAProxy's 'tcp-check connect ssl' and 'check-ssl'. HAProxy's " \
+	  "agent-check has no TLS and cannot talk to such a port: see the README.")                \
+	X(tls, http, BOOL, "false", 0, 0, false, NULL,                                             \
+	  "TLS on [agent] http_listen, for HAProxy's httpchk with 'check-ssl'.")                   \
 	X(pg, conninfo, STR, "", 0, 0, true, NULL,                                                 \
 	  "libpq connection string or URI ('host=/run/postgresql dbname=postgres', "               \
 	  "'service=main'); empty uses libpq's defaults and PG* variables. The role needs "        \

@@ -2,7 +2,9 @@
  * listener.c: the ports on libev. A client gets a request_idle_ms timer (a request without a newline
  * ends after that much silence; a client that sends nothing gets the default request), an overall
  * client_timeout_ms deadline and a fixed buffer. The answer is written once (the rest on EV_WRITE if
- * the socket is full), then the connection is shut down and closed.
+ * the socket is full), then the connection is shut down and closed. On a TLS port the same client
+ * first runs a non-blocking handshake (SSL_do_handshake on EV_READ or EV_WRITE, as OpenSSL asks) within
+ * the same deadline, then reads and writes through SSL_read and SSL_write; without TLS nothing changes.
  */
 #include "listener.h"
 
@@ -19,18 +21,24 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <openssl/err.h>
 
 #include "agentline.h"
 #include "http.h"
 #include "log.h"
 #include "monoclock.h"
 #include "respond.h"
+#include "tls.h"
 
 /* Connections accepted per wake-up, so a flood cannot starve the rest of the loop. */
 #define LISTENER_ACCEPT_BATCH 64
 /* Refused sources remembered for rate-limiting their log line, and how long one line covers. */
 #define LISTENER_REFUSALS_LOGGED 32
 #define LISTENER_REFUSAL_LOG_MS  60000
+/* Causes of failed TLS handshakes remembered for rate-limiting their log line (one a minute each). */
+#define LISTENER_TLS_CAUSES_LOGGED 16
+/* The cause code of a handshake cut by client_timeout_ms (tls_failure_cause never gives it) */
+#define LISTENER_TLS_CAUSE_TIMEOUT 0x80000000UL
 /* Pause after the process ran out of descriptors, instead of spinning on accept. */
 #define LISTENER_EMFILE_PAUSE_S 0.1
 
@@ -45,9 +53,16 @@ struct listener_refusal {
 	int64_t logged_ms;
 };
 
+struct listener_tls_cause {
+	unsigned long code;
+	int64_t logged_ms;
+};
+
 struct client {
 	struct listener *l;
 	int fd;
+	SSL *ssl;         /* a TLS port's connection; NULL on a plain one */
+	bool handshaking; /* TLS: the handshake has not finished */
 	ev_io io;
 	ev_timer idle;
 	ev_timer deadline;
@@ -80,7 +95,11 @@ struct listener {
 	struct client *clients, *oldest;
 	unsigned batch;                                             /* accept batches so far */
 	struct listener_refusal refusals[LISTENER_REFUSALS_LOGGED]; /* last logged, per source */
+	SSL_CTX *tls;                                               /* new connections speak TLS; NULL: plain */
 };
+
+/* the last line logged per cause of a failed handshake, for every port at once (one loop, one thread) */
+static struct listener_tls_cause listener_tls_causes[LISTENER_TLS_CAUSES_LOGGED];
 
 static void
 listener_client_close(struct client *c)
@@ -90,6 +109,10 @@ listener_client_close(struct client *c)
 	ev_io_stop(l->loop, &c->io);
 	ev_timer_stop(l->loop, &c->idle);
 	ev_timer_stop(l->loop, &c->deadline);
+	if (c->ssl != NULL) {
+		SSL_free(c->ssl);
+		ERR_clear_error();
+	}
 	close(c->fd);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
@@ -111,15 +134,55 @@ listener_finish(struct client *c)
 	char sink[512];
 	int budget = 8;
 
+	if (c->ssl != NULL)
+		(void)SSL_shutdown(c->ssl); /* close_notify, if the socket takes it; never waited for */
 	(void)shutdown(c->fd, SHUT_WR);
 	while (budget-- > 0 && recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
 		;
 	listener_client_close(c);
 }
 
+/* listener_wait makes the client's watcher wait for events (EV_READ or EV_WRITE). */
+static void
+listener_wait(struct client *c, int events)
+{
+	if (ev_is_active(&c->io) && (c->io.events & (EV_READ | EV_WRITE)) == events)
+		return;
+	ev_io_stop(c->l->loop, &c->io);
+	ev_io_set(&c->io, c->fd, events);
+	ev_io_start(c->l->loop, &c->io);
+}
+
+/* listener_tls_flush is listener_flush through SSL_write; false when c was closed. */
+static bool
+listener_tls_flush(struct client *c)
+{
+	while (c->out_off < c->out_len) {
+		int w = SSL_write(c->ssl, c->out + c->out_off, (int)(c->out_len - c->out_off));
+
+		if (w <= 0) {
+			int e = SSL_get_error(c->ssl, w);
+
+			if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+				listener_wait(c, e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE);
+				return false;
+			}
+			listener_client_close(c);
+			return false;
+		}
+		c->out_off += (size_t)w;
+	}
+	return true;
+}
+
 static void
 listener_flush(struct client *c)
 {
+	if (c->ssl != NULL) {
+		if (listener_tls_flush(c))
+			listener_finish(c);
+		return;
+	}
 	while (c->out_off < c->out_len) {
 		ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
 
@@ -258,12 +321,122 @@ listener_consider(struct client *c, bool silence, bool eof)
 	return true;
 }
 
+/* listener_log_tls_failure says once a minute per cause (on any port) why handshakes fail, never per connection. */
+static void
+listener_log_tls_failure(struct listener *l, unsigned long code, const char *cause, const struct listener_source *src)
+{
+	int64_t now = monoclock_ms();
+	struct listener_tls_cause *slot = &listener_tls_causes[0];
+	char text[INET6_ADDRSTRLEN];
+
+	for (int i = 0; i < LISTENER_TLS_CAUSES_LOGGED; i++) {
+		struct listener_tls_cause *t = &listener_tls_causes[i];
+
+		if (t->logged_ms != 0 && t->code == code) {
+			if (now - t->logged_ms < LISTENER_REFUSAL_LOG_MS)
+				return;
+			slot = t;
+			break;
+		}
+		if (t->logged_ms < slot->logged_ms)
+			slot = t; /* the least recently logged makes room */
+	}
+	slot->code = code;
+	slot->logged_ms = now;
+	if (src->family == 0 || inet_ntop(src->family, src->addr, text, sizeof(text)) == NULL)
+		snprintf(text, sizeof(text), "?");
+	log_warning("TLS handshake on port %d failed (client %s): %s; closed. More failures for this reason are "
+	            "not logged for a minute",
+	            l->port, text, cause);
+}
+
+static bool listener_consider(struct client *c, bool silence, bool eof);
+
+/* listener_tls_read reads what the TLS connection has, as the plain path reads the socket. */
+static void
+listener_tls_read(struct client *c)
+{
+	struct ev_loop *loop = c->l->loop;
+
+	for (;;) {
+		size_t room = sizeof(c->buf) - c->len;
+		int n, e;
+
+		if (room == 0) {
+			ev_io_stop(loop, &c->io);
+			(void)listener_consider(c, false, true); /* as a full buffer reads on the plain path */
+			return;
+		}
+		n = SSL_read(c->ssl, c->buf + c->len, (int)room);
+		if (n <= 0) {
+			e = SSL_get_error(c->ssl, n);
+			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+				listener_wait(c, e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE);
+				return;
+			}
+			ERR_clear_error();
+			if (e == SSL_ERROR_ZERO_RETURN) {
+				ev_io_stop(loop, &c->io); /* close_notify or EOF: the request ends here */
+				(void)listener_consider(c, false, true);
+				return;
+			}
+			listener_client_close(c);
+			return;
+		}
+		if (c->len == 0)
+			c->idle.repeat = (double)c->l->conf.request_idle_ms / 1000.0;
+		c->len += (size_t)n;
+		if (listener_consider(c, false, false))
+			return;
+		ev_timer_again(loop, &c->idle);
+		if (SSL_pending(c->ssl) == 0)
+			return; /* the rest is still in the socket: EV_READ comes back */
+	}
+}
+
+/* listener_tls_handshake takes the handshake one step; once done, the request is read as on a plain port. */
+static void
+listener_tls_handshake(struct client *c)
+{
+	int rc = SSL_do_handshake(c->ssl), e;
+	unsigned long code;
+	const char *cause;
+
+	if (rc == 1) {
+		c->handshaking = false;
+		listener_wait(c, EV_READ);
+		ev_timer_again(c->l->loop, &c->idle); /* request_wait_ms counts from here */
+		listener_tls_read(c);
+		return;
+	}
+	e = SSL_get_error(c->ssl, rc);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		listener_wait(c, e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE);
+		return;
+	}
+	cause = tls_failure_cause(e, &code);
+	/* a client that closed before its first byte tried no TLS at all (a plain TCP check): not worth a line */
+	if (BIO_number_read(SSL_get_rbio(c->ssl)) > 0)
+		listener_log_tls_failure(c->l, code, cause, &c->source);
+	listener_client_close(c);
+}
+
 static void
 listener_on_client_io(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct client *c = w->data;
 	ssize_t n;
 
+	if (c->ssl != NULL) {
+		/* OpenSSL says what it waits for: the state, not the event, decides */
+		if (c->handshaking)
+			listener_tls_handshake(c);
+		else if (c->out != NULL)
+			listener_flush(c);
+		else
+			listener_tls_read(c);
+		return;
+	}
 	if (revents & EV_WRITE) {
 		listener_flush(c);
 		return;
@@ -307,6 +480,12 @@ listener_on_client_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (c->handshaking) {
+		listener_log_tls_failure(c->l, LISTENER_TLS_CAUSE_TIMEOUT,
+		                         "the handshake did not finish within [agent] client_timeout_ms", &c->source);
+		listener_client_close(c);
+		return;
+	}
 	if (c->is_http && c->out == NULL) {
 		memset(&h, 0, sizeof(h));
 		listener_answer(c, HTTP_BAD, &h); /* 400, and closed */
@@ -476,6 +655,19 @@ listener_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->l = l;
 		c->fd = fd;
+		if (l->tls != NULL) {
+			c->ssl = SSL_new(l->tls);
+			if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+				SSL_free(c->ssl);
+				ERR_clear_error();
+				free(c);
+				l->counters->refused++;
+				close(fd);
+				continue;
+			}
+			SSL_set_accept_state(c->ssl);
+			c->handshaking = true;
+		}
 		c->is_http = l->mode == LISTENER_HTTP;
 		ev_io_init(&c->io, listener_on_client_io, fd, EV_READ);
 		c->io.data = c;
@@ -501,6 +693,10 @@ listener_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			continue;
 		}
 		ev_io_start(loop, &c->io);
+		if (c->ssl != NULL) {
+			listener_tls_handshake(c); /* its request is read when the handshake is done */
+			continue;
+		}
 		ev_timer_again(loop, &c->idle);
 		/* a check's request is usually there already: answer it now, before the next accept can need its slot
 		 */
@@ -710,6 +906,17 @@ listener_reconfigure(struct listener *l, const struct listener_conf *lc)
 }
 
 void
+listener_set_tls(struct listener *l, SSL_CTX *ctx)
+{
+	if (l->mode != LISTENER_AGENT && l->mode != LISTENER_HTTP)
+		return;
+	if (ctx != NULL)
+		(void)SSL_CTX_up_ref(ctx);
+	tls_context_free(l->tls); /* connections keep their own reference until they close */
+	l->tls = ctx;
+}
+
+void
 listener_free(struct listener *l)
 {
 	if (l == NULL)
@@ -722,5 +929,6 @@ listener_free(struct listener *l)
 		close(l->fd);
 	if (l->unix_path[0] != '\0')
 		(void)unlink(l->unix_path);
+	tls_context_free(l->tls);
 	free(l);
 }

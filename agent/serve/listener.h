@@ -6,12 +6,14 @@
  *                   holds the role (main.c decides): refused otherwise, and never free for another user
  *   LISTENER_ADMIN  a Unix socket for `pgcheckd ctl` (status, drain, maint, ready, check)
  * Each client has a deadline, a byte limit and one answer; clients over the cap are closed at once.
+ * The agent and HTTP ports may speak TLS (listener_set_tls); the handshake has the same deadline.
  * Listeners never talk to PostgreSQL and never log a check at info.
  */
 #ifndef PGCHECKD_LISTENER_H
 #define PGCHECKD_LISTENER_H
 
 #include <ev.h>
+#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -58,6 +60,13 @@ void listener_reconfigure(struct listener *l, const struct listener_conf *lc);
  * closed while keeping it bound is released rather than left listening.
  */
 bool listener_set_open(struct listener *l, bool open);
+
+/*
+ * listener_set_tls makes the connections accepted from now on speak TLS with ctx (the listener takes its
+ * own reference), or plain text (NULL). Open connections keep the context they began with. Agent and
+ * HTTP ports only; others stay plain.
+ */
+void listener_set_tls(struct listener *l, SSL_CTX *ctx);
 bool listener_is_open(const struct listener *l);
 void listener_free(struct listener *l);
 

@@ -18,6 +18,7 @@ import cluster as cl
 REPO = cl.REPO
 PATRONI_CFG = REPO / "conf" / "haproxy-patroni.cfg"
 ROLEPORTS_CFG = REPO / "conf" / "haproxy-roleports.cfg"
+TLS_CFG = REPO / "conf" / "haproxy-tls.cfg"
 # role ports of node1..3 in conf/haproxy-roleports.cfg: (primary_port, replica_port)
 DEMO_ROLE_PORTS = [(15490, 15491), (15492, 15493), (15494, 15495)]
 
@@ -282,5 +283,5 @@ def test_role_ports_open_and_close_with_the_role():
 
 def test_readme_shows_every_tested_haproxy_configuration():
     readme = (REPO / "README.md").read_text()
-    for cfg in (cl.HAPROXY_CFG, PATRONI_CFG, ROLEPORTS_CFG):
+    for cfg in (cl.HAPROXY_CFG, PATRONI_CFG, ROLEPORTS_CFG, TLS_CFG):
         assert cfg.read_text() in readme, f"{cfg.name} is not in README.md verbatim"

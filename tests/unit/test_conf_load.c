@@ -659,14 +659,14 @@ test_peers_key_file_readable_by_group_or_others_is_refused(void **state)
 {
 	(void)state;
 	expect_key_error(KEY64 "\n", 0644,
-	                 "t.ini:3: [peers] key_file: %s has group or world access (mode 0644): refused, as libpq "
-	                 "refuses a loose .pgpass; chmod 600 %s");
+	                 "t.ini:3: [peers] key_file: %s has mode 0644: group or others may read it, and it holds a "
+	                 "secret (refused, as libpq refuses a loose .pgpass): chmod 600 %s, owned by pgcheckd's user");
 	expect_key_error(KEY64 "\n", 0640,
-	                 "t.ini:3: [peers] key_file: %s has group or world access (mode 0640): refused, as libpq "
-	                 "refuses a loose .pgpass; chmod 600 %s");
+	                 "t.ini:3: [peers] key_file: %s has mode 0640: group or others may read it, and it holds a "
+	                 "secret (refused, as libpq refuses a loose .pgpass): chmod 600 %s, owned by pgcheckd's user");
 	expect_key_error(KEY64 "\n", 0602,
-	                 "t.ini:3: [peers] key_file: %s has group or world access (mode 0602): refused, as libpq "
-	                 "refuses a loose .pgpass; chmod 600 %s");
+	                 "t.ini:3: [peers] key_file: %s has mode 0602: group or others may read it, and it holds a "
+	                 "secret (refused, as libpq refuses a loose .pgpass): chmod 600 %s, owned by pgcheckd's user");
 }
 
 static void
