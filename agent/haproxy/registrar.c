@@ -38,7 +38,7 @@ struct registrar {
 	struct conf *registered_conf; /* the settings of the last pass: what a withdrawal takes back */
 	bool registered;              /* registered_conf holds a pass's settings */
 	bool unreachable;             /* this pass: the HAProxy at hand did not answer (skip its other backends) */
-	char logged[REGISTRAR_APIS_MAX][REGISTRAR_BACKENDS_MAX * 2][2560];
+	uint64_t logged[REGISTRAR_APIS_MAX][REGISTRAR_BACKENDS_MAX * 2]; /* hash of the last line logged there */
 	int64_t next_try_ms[REGISTRAR_APIS_MAX];
 	int64_t backoff_ms[REGISTRAR_APIS_MAX];
 	unsigned int seed;
@@ -67,15 +67,21 @@ registrar_pick_slot(const char *who, int attempt, int count)
 	return (int)((h + (uint32_t)attempt * 7919u) % (uint32_t)count);
 }
 
-/* registrar_note logs msg for slot (api, key) only when it differs from what was logged there last. */
+/*
+ * registrar_note logs msg for slot (api, key) only when it differs from what was logged there last
+ * (told by a 64-bit FNV-1a hash of the line: 8 bytes a slot instead of the line itself).
+ */
 static void
 registrar_note(struct registrar *r, int api, int key, bool error, const char *msg)
 {
-	char *last = r->logged[api][key];
+	uint64_t h = 14695981039346656037u;
 
-	if (strcmp(last, msg) == 0)
+	for (const char *p = msg; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211u;
+	h |= 1; /* never 0, the slot's "nothing logged yet" */
+	if (r->logged[api][key] == h)
 		return;
-	snprintf(last, sizeof(r->logged[0][0]), "%s", msg);
+	r->logged[api][key] = h;
 	if (error)
 		log_warning("%s", msg);
 	else
