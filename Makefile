@@ -113,14 +113,16 @@ install: build/pgcheckd
 clean:
 	rm -rf build build-asan
 
-# tests/compat: the README's first command (`make demo`) in a fresh debootstrap root of Debian 12, and
+# tests/compat: the README's first command (`make demo`) in fresh debootstrap roots of Debian 12 and 13,
+# and
 # the compatibility matrix (PostgreSQL 15/17/18, HAProxy 2.6/3.0/3.2 from Debian 12, 13 and unstable).
 # The roots are cached in $(COMPAT_CACHE), outside the clone, so a fresh clone downloads nothing again.
 COMPAT_CACHE ?= /var/cache/pgcheckd-compat
 export COMPAT_CACHE
 .PHONY: compat compat-first-contact compat-readme
 compat-first-contact:
-	bash tests/compat/first-contact
+	bash tests/compat/first-contact bookworm
+	bash tests/compat/first-contact trixie
 compat: build/pgcheckd
 	$(PYTHON) tests/compat/matrix
 	$(PYTHON) scripts/compat-readme --check
