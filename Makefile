@@ -118,7 +118,8 @@ integration-asan: build-asan/pgcheckd
 	PGCHECKD_BIN=$(CURDIR)/build-asan/pgcheckd PGCHECKD_SANITIZED=1 $(PYTHON) -m pytest -q tests/integration
 
 check: deps
-	@$(MAKE) --no-print-directory format-check lint core-check unit unit-asan unit-valgrind generated-check fuzz FUZZ_SECONDS=10 integration integration-asan package-check bench-smoke
+	@$(MAKE) --no-print-directory format-check lint core-check unit unit-asan unit-valgrind generated-check fuzz FUZZ_SECONDS=10 integration integration-asan package-check bench-smoke \
+		compat-first-contact compat
 
 deps:
 	bash scripts/install-deps
@@ -138,6 +139,22 @@ install: build/pgcheckd
 
 clean:
 	rm -rf build build-asan
+
+# tests/compat: the README's first command (`make demo`) in fresh debootstrap roots of Debian 12 and 13,
+# and
+# the compatibility matrix (PostgreSQL 15/17/18, HAProxy 2.6/3.0/3.2 from Debian 12, 13 and unstable).
+# The roots are cached in $(COMPAT_CACHE), outside the clone, so a fresh clone downloads nothing again.
+COMPAT_CACHE ?= /var/cache/pgcheckd-compat
+export COMPAT_CACHE
+.PHONY: compat compat-first-contact compat-readme
+compat-first-contact:
+	bash tests/compat/first-contact bookworm
+	bash tests/compat/first-contact trixie
+compat: build/pgcheckd
+	$(PYTHON) tests/compat/matrix
+	$(PYTHON) scripts/compat-readme --check
+compat-readme:
+	$(PYTHON) scripts/compat-readme
 
 include packaging/packaging.mk
 include tests/fuzz/fuzz.mk

@@ -34,11 +34,24 @@ from pathlib import Path
 import psycopg2
 
 REPO = Path(__file__).resolve().parents[2]
-PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def _host_pg_bin():
+    """The host's PostgreSQL: 15 (Debian 12) when installed, else the newest installed (17 on Debian 13)."""
+    found = sorted((p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/postgres") if p.parts[-3].isdigit()),
+                   key=lambda p: int(p.parts[-2]))
+    default = Path("/usr/lib/postgresql/15/bin")
+    return default if default in found or not found else found[-1]
+
+
+PG_BIN = Path(os.environ.get("PG_BIN") or _host_pg_bin())
 PGCHECKD_BIN = os.environ.get("PGCHECKD_BIN", str(REPO / "build" / "pgcheckd"))
 HAPROXY_BIN = os.environ.get("HAPROXY_BIN", shutil.which("haproxy") or "/usr/sbin/haproxy")
 HAPROXY_CFG = REPO / "conf" / "haproxy.cfg"
 PG_USER = "postgres"
+# PG_BIN may be a folder of wrappers that switch to the postgres user themselves (tests/compat/matrix:
+# `chroot --userspec` into another Debian release's root); then they are started as root.
+PG_BIN_SWITCHES_USER = bool(os.environ.get("PG_BIN_SWITCHES_USER"))
 
 # The ports conf/haproxy.cfg (and the README) use; the demo runs on exactly these.
 DEMO_PORTS = {
@@ -214,7 +227,7 @@ def _pg_ids():
 def _pg_popen_kw():
     """Popen arguments that run a command as the postgres OS user when we are root (PostgreSQL
     refuses to run as root)."""
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 or PG_BIN_SWITCHES_USER:
         return {}
     uid, gid = _pg_ids()
     return {"user": uid, "group": gid, "extra_groups": []}
