@@ -102,6 +102,10 @@ daemon_listener_conf(const struct conf *c, struct listener_conf *lc)
 	lc->client_timeout_ms = c->agent_client_timeout_ms;
 	lc->maxconn_pct = (int)c->agent_maxconn_pct;
 	lc->max_clients_per_source = (int)c->agent_max_clients_per_source;
+	lc->http = c->agent_http;
+	snprintf(lc->auth.basic, sizeof(lc->auth.basic), "%s", c->http_basic_expected);
+	snprintf(lc->auth.bearer, sizeof(lc->auth.bearer), "%s", c->http_bearer_expected);
+	lc->auth.protect = c->http_protect_bits;
 	(void)conf_parse_cidr_list(c->agent_allow, lc->allow, CONF_CIDR_LIST_MAX,
 	                           &lc->allow_count); /* checked by conf_load */
 }

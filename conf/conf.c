@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -587,6 +588,37 @@ conf_set(struct conf *c, const struct conf_key *k, const char *value, char *why,
 	return false;
 }
 
+/* conf_protect_bits reads an [http] protect list; false (the word at fault in *bad, *badlen) on another word. */
+static bool
+conf_protect_bits(const char *list, unsigned *bits, const char **bad, size_t *badlen)
+{
+	static const struct {
+		const char *word;
+		unsigned bit;
+	} words[] = {{"status", CONF_PROTECT_STATUS},
+	             {"metrics", CONF_PROTECT_METRICS},
+	             {"bodies", CONF_PROTECT_BODIES},
+	             {"checks", CONF_PROTECT_CHECKS}};
+	const char *cursor = list, *item;
+	size_t n;
+
+	*bits = 0;
+	while ((item = conf_list_next(&cursor, &n)) != NULL) {
+		size_t i;
+
+		for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+			if (strlen(words[i].word) == n && strncasecmp(words[i].word, item, n) == 0)
+				break;
+		if (i == sizeof(words) / sizeof(words[0])) {
+			*bad = item;
+			*badlen = n;
+			return false;
+		}
+		*bits |= words[i].bit;
+	}
+	return true;
+}
+
 void
 conf_defaults(struct conf *c)
 {
@@ -598,6 +630,13 @@ conf_defaults(struct conf *c)
 			abort(); /* the table's own default is wrong: a build defect, caught by make check */
 	if (!conf_parse_listen(c->agent_listen, c->listen_host, sizeof(c->listen_host), &c->listen_port))
 		abort();
+	{
+		const char *bad;
+		size_t badlen;
+
+		if (!conf_protect_bits(c->http_protect, &c->http_protect_bits, &bad, &badlen))
+			abort();
+	}
 }
 
 /* conf_key_index returns the row of the key whose field is at offset in struct conf. */
@@ -810,29 +849,27 @@ static bool conf_check(struct conf *c, const char *name, const int *lines, char 
 static bool conf_check_tls(const struct conf *c, const char *name, const int *lines, char *err, size_t errlen);
 
 /*
- * conf_read_key reads [peers] key_file (set on line, 0: not from the file) into c->peers_key: the
- * file's bytes less trailing white space. Refused, as libpq refuses a loose .pgpass, when it is not a
- * regular file, when group or others have any permission on it, when empty, shorter than
- * CONF_PEERS_KEY_MIN or longer than CONF_PEERS_KEY_MAX. Messages name the file, never a byte of it.
+ * conf_read_secret reads a file holding a secret (set on line, 0: not from the file; what names the
+ * key) into out: its bytes less trailing white space, min to max bytes. Refused, as libpq refuses a
+ * loose .pgpass, when it is not a regular file, when group or others have any permission on it, when
+ * empty, too short or too long. Messages name the file, never a byte of it.
  */
 static bool
-conf_read_key(struct conf *c, const char *name, int line, char *err, size_t errlen)
+conf_read_secret(const char *path, const char *name, int line, const char *what, const char *noun, size_t min,
+                 size_t max, unsigned char *out, size_t *outlen, char *err, size_t errlen)
 {
-	const char *path = c->peers_key_file;
 	unsigned char buf[CONF_PEERS_KEY_MAX + 2];
 	char where[CONF_ERR_MAX / 2], why[CONF_ERR_MAX] = "";
 	struct stat sb;
-	size_t len = 0;
+	size_t len = 0, cap = max + 2 < sizeof(buf) ? max + 2 : sizeof(buf);
 	ssize_t n;
 	int fd;
 
-	c->peers_key_len = 0;
-	if (path[0] == '\0')
-		return true;
+	*outlen = 0;
 	if (line > 0)
-		snprintf(where, sizeof(where), "%s:%d: [peers] key_file", name, line);
+		snprintf(where, sizeof(where), "%s:%d: %s", name, line, what);
 	else
-		snprintf(where, sizeof(where), "%s: [peers] key_file", name);
+		snprintf(where, sizeof(where), "%s: %s", name, what);
 	/* non-blocking: a FIFO or a device named here must not stall the start or a reload */
 	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
@@ -844,7 +881,7 @@ conf_read_key(struct conf *c, const char *name, int line, char *err, size_t errl
 		close(fd);
 		return false;
 	}
-	while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
+	while (len < cap && (n = read(fd, buf + len, cap - len)) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -860,21 +897,81 @@ conf_read_key(struct conf *c, const char *name, int line, char *err, size_t errl
 		len--;
 	if (len == 0)
 		snprintf(err, errlen,
-		         "%s: %s is empty: write a key of at least %d bytes into it (openssl rand -hex 32 > %s)", where,
-		         path, CONF_PEERS_KEY_MIN, path);
-	else if (len < CONF_PEERS_KEY_MIN)
+		         "%s: %s is empty: write a %s of at least %zu bytes into it (openssl rand -hex 32 > %s)", where,
+		         path, noun, min, path);
+	else if (len < min)
 		snprintf(err, errlen,
-		         "%s: %s holds a key of %zu bytes: a key needs at least %d bytes (openssl rand -hex 32 > %s)",
-		         where, path, len, CONF_PEERS_KEY_MIN, path);
-	else if (len > CONF_PEERS_KEY_MAX)
-		snprintf(err, errlen, "%s: %s is longer than %d bytes: it should hold one key", where, path,
-		         CONF_PEERS_KEY_MAX);
+		         "%s: %s holds a %s of %zu bytes: a %s needs at least %zu bytes (openssl rand -hex 32 > %s)",
+		         where, path, noun, len, noun, min, path);
+	else if (len > max)
+		snprintf(err, errlen, "%s: %s is longer than %zu bytes: it should hold one %s", where, path, max, noun);
 	else {
-		memcpy(c->peers_key, buf, len);
-		c->peers_key_len = len;
+		memcpy(out, buf, len);
+		*outlen = len;
 	}
 	explicit_bzero(buf, sizeof(buf));
-	return c->peers_key_len > 0;
+	return *outlen > 0;
+}
+
+/* conf_read_key reads [peers] key_file into c->peers_key (see conf_read_secret). */
+static bool
+conf_read_key(struct conf *c, const char *name, int line, char *err, size_t errlen)
+{
+	c->peers_key_len = 0;
+	if (c->peers_key_file[0] == '\0')
+		return true;
+	return conf_read_secret(c->peers_key_file, name, line, "[peers] key_file", "key", CONF_PEERS_KEY_MIN,
+	                        CONF_PEERS_KEY_MAX, c->peers_key, &c->peers_key_len, err, errlen);
+}
+
+/*
+ * conf_read_http_auth reads [http] basic_auth_file and token_file into the Authorization values that
+ * prove who asks, and [http] protect into bits. lines: where each key was set (0: not in the file).
+ */
+static bool
+conf_read_http_auth(struct conf *c, const char *name, const int *lines, char *err, size_t errlen)
+{
+	unsigned char secret[CONF_HTTP_SECRET_MAX];
+	const char *bad = NULL;
+	size_t len, badlen = 0;
+
+	c->http_basic_expected[0] = c->http_bearer_expected[0] = '\0';
+	if (!conf_protect_bits(c->http_protect, &c->http_protect_bits, &bad, &badlen)) {
+		snprintf(err, errlen, "%s:%d: [http] protect: '%.*s' is not one of status, metrics, bodies, checks",
+		         name, lines[0], (int)(badlen < 64 ? badlen : 64), bad);
+		return false;
+	}
+	if (c->http_basic_auth_file[0] != '\0') {
+		if (!conf_read_secret(c->http_basic_auth_file, name, lines[1], "[http] basic_auth_file", "secret",
+		                      CONF_HTTP_SECRET_MIN, CONF_HTTP_SECRET_MAX, secret, &len, err, errlen))
+			return false; /* errors have been logged already */
+		if (memchr(secret, ':', len) == NULL || secret[0] == ':') {
+			snprintf(err, errlen, "%s:%d: [http] basic_auth_file: %s does not hold 'user:password'", name,
+			         lines[1], c->http_basic_auth_file);
+			explicit_bzero(secret, sizeof(secret));
+			return false;
+		}
+		memcpy(c->http_basic_expected, "Basic ", 6);
+		(void)EVP_EncodeBlock((unsigned char *)c->http_basic_expected + 6, secret, (int)len);
+		explicit_bzero(secret, sizeof(secret));
+	}
+	if (c->http_token_file[0] != '\0') {
+		if (!conf_read_secret(c->http_token_file, name, lines[2], "[http] token_file", "token",
+		                      CONF_HTTP_SECRET_MIN, CONF_HTTP_SECRET_MAX, secret, &len, err, errlen))
+			return false;
+		for (size_t i = 0; i < len; i++)
+			if (secret[i] <= ' ' || secret[i] >= 0x7f) {
+				snprintf(err, errlen,
+				         "%s:%d: [http] token_file: %s holds a space or a control character", name,
+				         lines[2], c->http_token_file);
+				explicit_bzero(secret, sizeof(secret));
+				return false;
+			}
+		snprintf(c->http_bearer_expected, sizeof(c->http_bearer_expected), "Bearer %.*s", (int)len,
+		         (const char *)secret);
+		explicit_bzero(secret, sizeof(secret));
+	}
+	return true;
 }
 
 bool
@@ -900,8 +997,15 @@ conf_load_stream(FILE *f, const char *name, struct conf *c, char *err, size_t er
 	}
 	if (!cp->failed && ferror(f))
 		snprintf(err, errlen, "%s: read error", name);
-	ok = !cp->failed && !ferror(f) && conf_check(c, name, cp->seen_line, err, errlen) &&
-	     conf_read_key(c, name, cp->seen_line[CONF_KEY_OF(peers_key_file)], err, errlen);
+	{
+		const int http_lines[3] = {cp->seen_line[CONF_KEY_OF(http_protect)],
+		                           cp->seen_line[CONF_KEY_OF(http_basic_auth_file)],
+		                           cp->seen_line[CONF_KEY_OF(http_token_file)]};
+
+		ok = !cp->failed && !ferror(f) && conf_check(c, name, cp->seen_line, err, errlen) &&
+		     conf_read_key(c, name, cp->seen_line[CONF_KEY_OF(peers_key_file)], err, errlen) &&
+		     conf_read_http_auth(c, name, http_lines, err, errlen);
+	}
 	free(cp);
 	return ok;
 }

@@ -22,6 +22,9 @@
 #define CONF_ADDR_LIST_MAX          16
 #define CONF_PEERS_KEY_MIN          32   /* bytes of [peers] key_file: shorter is refused */
 #define CONF_PEERS_KEY_MAX          1024 /* a key file holds one key, not more */
+#define CONF_HTTP_SECRET_MIN        16   /* bytes of an [http] credential file: shorter is refused */
+#define CONF_HTTP_SECRET_MAX        512
+#define CONF_HTTP_CREDENTIAL_MAX    (8 + 4 * ((CONF_HTTP_SECRET_MAX + 2) / 3) + 1)
 
 /* What a request key names; shared by the agent line, HTTP paths and the config. */
 enum request_kind { REQUEST_PRIMARY, REQUEST_REPLICA, REQUEST_READ_ONLY, REQUEST_HEALTH, REQUEST_KIND_COUNT };
@@ -78,7 +81,18 @@ struct conf {
 	/* read from [peers] key_file (never logged): its bytes less trailing white space; 0 bytes: no key */
 	unsigned char peers_key[CONF_PEERS_KEY_MAX];
 	size_t peers_key_len;
+	/* from [http] basic_auth_file and token_file (never logged): the Authorization header values that
+	 * prove who asks ("Basic <base64 of user:password>", "Bearer <token>"); "" when not configured */
+	char http_basic_expected[CONF_HTTP_CREDENTIAL_MAX];
+	char http_bearer_expected[CONF_HTTP_CREDENTIAL_MAX];
+	unsigned http_protect_bits; /* CONF_PROTECT_*: what needs a credential (when one is configured) */
 };
+
+/* [http] protect: what an HTTP client must prove itself for */
+#define CONF_PROTECT_STATUS  0x1u /* /status */
+#define CONF_PROTECT_METRICS 0x2u /* /metrics */
+#define CONF_PROTECT_BODIES  0x4u /* the JSON body of a health path (its status code stays open) */
+#define CONF_PROTECT_CHECKS  0x8u /* the health paths themselves (HAProxy must then send the credential) */
 
 struct conf_key {
 	const char *section;

@@ -45,6 +45,9 @@
 	X(agent, shutdown_drain_ms, INT, "1000", 0, 600000, true, NULL,                            \
 	  "On SIGTERM, answer 'up 0%' (drain) where the answer would be up for this long, then "   \
 	  "exit. A second SIGTERM exits at once.")                                                 \
+	X(agent, http, BOOL, "true", 0, 0, true, NULL,                                             \
+	  "Whether the agent port also speaks HTTP (told apart by its first bytes). Off: only the " \
+	  "agent line protocol there; http_listen is not affected.")                               \
 	X(agent, http_listen, LISTEN, "", 0, 0, false, NULL,                                       \
 	  "An extra port that speaks only HTTP (the agent port speaks it too); empty for none.")    \
 	X(agent, primary_port, INT, "0", 0, 65535, false, NULL,                                    \
@@ -201,6 +204,17 @@
 	  "Up servers at which the pool stops shrinking.")                                         \
 	X(scaleout, dry_run, BOOL, "false", 0, 0, true, NULL,                                      \
 	  "Log what would be run, and run nothing.")                                               \
+	X(http, basic_auth_file, STR, "", 0, 0, true, NULL,                                        \
+	  "A file holding 'user:password' (mode 0600 or stricter, at least 16 bytes): with it, "  \
+	  "what [http] protect names needs HTTP Basic authentication with that pair (401 "       \
+	  "otherwise).")                                                                           \
+	X(http, token_file, STR, "", 0, 0, true, NULL,                                             \
+	  "A file holding a bearer token (mode 0600 or stricter, at least 16 bytes; 'openssl "     \
+	  "rand -hex 32'): with it, 'Authorization: Bearer TOKEN' proves who asks too.")          \
+	X(http, protect, STR, "status, metrics, bodies", 0, 0, true, NULL,                         \
+	  "What needs a credential when basic_auth_file or token_file is set: status, metrics, "   \
+	  "bodies (a health path's JSON; its status code stays open to HAProxy), checks (the "      \
+	  "health paths themselves).")                                                             \
 	X(log, level, ENUM, "info", 0, 0, true, conf_log_level_names,                              \
 	  "Least severe level logged: error, warning, info or debug. Checks are never logged "     \
 	  "at info.")                                                                              \

@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 enum http_sniff
 http_sniff(const char *buf, size_t len)
@@ -136,6 +137,22 @@ http_parse_request(const char *buf, size_t len, struct http_request *out)
 		colon = memchr(buf + lstart, ':', i - lstart);
 		if (colon == NULL || colon == buf + lstart || buf[lstart] == ' ' || buf[lstart] == '\t')
 			return HTTP_BAD;
+		if ((size_t)(colon - (buf + lstart)) == 13 && strncasecmp(buf + lstart, "authorization", 13) == 0) {
+			const char *v = colon + 1, *vend = buf + i;
+
+			while (v < vend && (*v == ' ' || *v == '\t'))
+				v++;
+			while (vend > v && (vend[-1] == '\r' || vend[-1] == ' ' || vend[-1] == '\t'))
+				vend--;
+			if (out->authorization[0] != '\0')
+				return HTTP_BAD; /* two of them: which one would be meant? */
+			if ((size_t)(vend - v) < sizeof(out->authorization)) {
+				memcpy(out->authorization, v, (size_t)(vend - v));
+				out->authorization[vend - v] = '\0';
+			} else {
+				strcpy(out->authorization, "-"); /* too long to be ours: proves nothing */
+			}
+		}
 		i++;
 	}
 	if (buf[tstart] == '*') {
@@ -226,6 +243,8 @@ http_status_text(int status)
 		return "OK";
 	case 400:
 		return "Bad Request";
+	case 401:
+		return "Unauthorized";
 	case 404:
 		return "Not Found";
 	case 405:
@@ -245,14 +264,22 @@ size_t
 http_response(enum http_method method, int status, const char *content_type, const char *body, size_t bodylen,
               char *out, size_t outlen)
 {
+	return http_response_with(method, status, content_type, NULL, body, bodylen, out, outlen);
+}
+
+size_t
+http_response_with(enum http_method method, int status, const char *content_type, const char *extra_headers,
+                   const char *body, size_t bodylen, char *out, size_t outlen)
+{
 	bool with_body = method != HTTP_HEAD && method != HTTP_OPTIONS;
 	int n;
 
 	n = snprintf(out, outlen,
-	             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n%s"
+	             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n%s%s"
 	             "Connection: close\r\n\r\n",
 	             status, http_status_text(status), content_type, method == HTTP_OPTIONS ? (size_t)0 : bodylen,
-	             status == 405 || method == HTTP_OPTIONS ? "Allow: GET, HEAD, OPTIONS\r\n" : "");
+	             status == 405 || method == HTTP_OPTIONS ? "Allow: GET, HEAD, OPTIONS\r\n" : "",
+	             extra_headers != NULL ? extra_headers : "");
 	if (n < 0 || (size_t)n >= outlen)
 		return 0;
 	if (!with_body)

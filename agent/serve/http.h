@@ -22,22 +22,27 @@ enum http_sniff http_sniff(const char *buf, size_t len);
 enum http_method { HTTP_GET, HTTP_HEAD, HTTP_OPTIONS, HTTP_OTHER };
 enum http_parse { HTTP_INCOMPLETE, HTTP_COMPLETE, HTTP_BAD, HTTP_TOO_LARGE };
 
+/* The longest Authorization header value kept; a longer one proves nothing. */
+#define HTTP_AUTHORIZATION_MAX 768
+
 struct http_request {
 	enum http_method method;
 	char path[128];
 	char query[256];
+	char authorization[HTTP_AUTHORIZATION_MAX]; /* the Authorization header's value; "" when absent */
 };
 
 /* http_parse_request reads a request line and headers up to the empty line; bytes after it are ignored. */
 enum http_parse http_parse_request(const char *buf, size_t len, struct http_request *out);
 
 enum http_route {
-	HTTP_ROUTE_CHECK,     /* a health path: answer verdict_for(request) */
-	HTTP_ROUTE_LIVENESS,  /* the agent itself answers */
-	HTTP_ROUTE_STATUS,    /* JSON for people */
-	HTTP_ROUTE_METRICS,   /* Prometheus text */
-	HTTP_ROUTE_NOT_FOUND, /* 404 */
-	HTTP_ROUTE_BAD_QUERY  /* 400: a parameter not understood */
+	HTTP_ROUTE_CHECK,       /* a health path: answer verdict_for(request) */
+	HTTP_ROUTE_LIVENESS,    /* the agent itself answers */
+	HTTP_ROUTE_STATUS,      /* JSON for people */
+	HTTP_ROUTE_METRICS,     /* Prometheus text */
+	HTTP_ROUTE_NOT_FOUND,   /* 404 */
+	HTTP_ROUTE_BAD_QUERY,   /* 400: a parameter not understood */
+	HTTP_ROUTE_UNAUTHORIZED /* 401: a path that needs a credential the request did not bring (respond.c) */
 };
 
 /* http_route maps path and query to a route and, for checks, a request (Patroni's ?lag= included). */
@@ -50,5 +55,9 @@ enum http_route http_route(const struct http_request *h, struct request *r);
  */
 size_t http_response(enum http_method method, int status, const char *content_type, const char *body, size_t bodylen,
                      char *out, size_t outlen);
+
+/* http_response_with is http_response with extra header lines (each ending "\r\n"; NULL for none). */
+size_t http_response_with(enum http_method method, int status, const char *content_type, const char *extra_headers,
+                          const char *body, size_t bodylen, char *out, size_t outlen);
 
 #endif

@@ -228,7 +228,7 @@ listener_answer(struct client *c, enum http_parse parsed, const struct http_requ
 	struct listener *l = c->l;
 	struct node_view v;
 	struct policy p;
-	struct respond_ctx x = {&v, &p, l->counters, l->conf.default_request, l->conf.maxconn_pct};
+	struct respond_ctx x = {&v, &p, l->counters, l->conf.default_request, l->conf.maxconn_pct, &l->conf.auth};
 	char *out;
 	size_t n;
 
@@ -297,7 +297,8 @@ listener_consider(struct client *c, bool silence, bool eof)
 		return true;
 	}
 	if (!c->is_http && l->mode == LISTENER_AGENT) {
-		enum http_sniff sniff = http_sniff(c->buf, c->len);
+		/* [agent] http = false: every request on the agent port is an agent line ("GET /..." a bad one) */
+		enum http_sniff sniff = l->conf.http ? http_sniff(c->buf, c->len) : HTTP_SNIFF_NO;
 
 		if (sniff == HTTP_SNIFF_MAYBE && !ended)
 			return false;

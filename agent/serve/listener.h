@@ -19,6 +19,7 @@
 
 #include "conf.h"
 #include "render.h"
+#include "respond.h"
 #include "request.h"
 #include "verdict.h"
 
@@ -34,6 +35,8 @@ struct listener_conf {
 	int max_clients_per_source;
 	struct conf_cidr allow[CONF_CIDR_LIST_MAX]; /* TCP clients answered; none: every address */
 	int allow_count;
+	bool http;                /* the agent port also speaks HTTP ([agent] http) */
+	struct respond_auth auth; /* who may read what over HTTP */
 };
 
 /* What the listeners need from the daemon: a snapshot of the node, and (admin) commands. */

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "agentline.h"
 #include "peers.h"
 
@@ -106,12 +108,40 @@ respond_role(const struct respond_ctx *x, char *out, size_t outlen)
 	return respond_agent_line(x, &r, true, out, outlen);
 }
 
+static bool
+respond_credential_is(const char *given, const char *expected)
+{
+	size_t n = strlen(expected);
+
+	return n > 0 && strlen(given) == n && CRYPTO_memcmp(given, expected, n) == 0;
+}
+
+bool
+respond_authorized(const struct respond_auth *auth, const struct http_request *h)
+{
+	if (auth == NULL || (auth->basic[0] == '\0' && auth->bearer[0] == '\0'))
+		return true;
+	/* both compared, so the time taken does not tell which one came close */
+	bool basic = respond_credential_is(h->authorization, auth->basic);
+	bool bearer = respond_credential_is(h->authorization, auth->bearer);
+
+	return basic || bearer;
+}
+
+/* respond_needs tells whether route needs a credential this request did not bring */
+static bool
+respond_refused(const struct respond_ctx *x, const struct http_request *h, unsigned what)
+{
+	return x->auth != NULL && (x->auth->protect & what) != 0 && !respond_authorized(x->auth, h);
+}
+
 size_t
 respond_http(const struct respond_ctx *x, enum http_parse parsed, const struct http_request *h, char *out,
              size_t outlen)
 {
 	char *body = malloc(RESPOND_REPLY_MAX);
 	const char *type = "application/json";
+	char challenge[96] = "";
 	struct request r;
 	struct verdict vd;
 	size_t blen = 0, n;
@@ -126,11 +156,27 @@ respond_http(const struct respond_ctx *x, enum http_parse parsed, const struct h
 	} else if (h->method == HTTP_OTHER) {
 		status = 405;
 	} else {
-		switch (http_route(h, &r)) {
+		enum http_route route = http_route(h, &r);
+
+		if ((route == HTTP_ROUTE_STATUS && respond_refused(x, h, CONF_PROTECT_STATUS)) ||
+		    (route == HTTP_ROUTE_METRICS && respond_refused(x, h, CONF_PROTECT_METRICS)) ||
+		    (route == HTTP_ROUTE_CHECK && respond_refused(x, h, CONF_PROTECT_CHECKS)))
+			route = HTTP_ROUTE_UNAUTHORIZED;
+		switch (route) {
+		case HTTP_ROUTE_UNAUTHORIZED:
+			status = 401;
+			snprintf(challenge, sizeof(challenge), "%s%s",
+			         x->auth->basic[0] != '\0' ? "WWW-Authenticate: Basic realm=\"pgcheckd\"\r\n" : "",
+			         x->auth->bearer[0] != '\0' ? "WWW-Authenticate: Bearer realm=\"pgcheckd\"\r\n" : "");
+			break;
 		case HTTP_ROUTE_CHECK:
 			verdict_for(x->view, &r, x->policy, &vd);
 			status = vd.up ? 200 : 503;
-			blen = render_json(x->view, x->policy, &r, x->counters, body, RESPOND_REPLY_MAX);
+			if (respond_refused(x, h, CONF_PROTECT_BODIES))
+				blen = (size_t)snprintf(body, RESPOND_REPLY_MAX, "{\"up\":%s}\n",
+				                        vd.up ? "true" : "false");
+			else
+				blen = render_json(x->view, x->policy, &r, x->counters, body, RESPOND_REPLY_MAX);
 			break;
 		case HTTP_ROUTE_LIVENESS:
 			status = 200;
@@ -157,7 +203,8 @@ respond_http(const struct respond_ctx *x, enum http_parse parsed, const struct h
 		type = "text/plain; charset=utf-8";
 		blen = (size_t)snprintf(body, RESPOND_REPLY_MAX, "%d\n", status);
 	}
-	n = http_response(parsed == HTTP_COMPLETE ? h->method : HTTP_GET, status, type, body, blen, out, outlen);
+	n = http_response_with(parsed == HTTP_COMPLETE ? h->method : HTTP_GET, status, type, challenge, body, blen, out,
+	                       outlen);
 	free(body);
 	return n;
 }

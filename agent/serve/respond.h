@@ -10,10 +10,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "conf.h"
 #include "http.h"
 #include "render.h"
 #include "request.h"
 #include "verdict.h"
+
+/* Who may read what over HTTP ([http]): the Authorization values that prove it, and what needs one. */
+struct respond_auth {
+	char basic[CONF_HTTP_CREDENTIAL_MAX];  /* "Basic <base64>", "" for none */
+	char bearer[CONF_HTTP_CREDENTIAL_MAX]; /* "Bearer <token>", "" for none */
+	unsigned protect;                      /* CONF_PROTECT_* */
+};
 
 /* What a responder answers from: one snapshot, and the port's settings. */
 struct respond_ctx {
@@ -22,6 +30,7 @@ struct respond_ctx {
 	const struct render_counters *counters;
 	enum request_kind default_request; /* agent: nothing asked; role port: its role */
 	int maxconn_pct;                   /* > 0: "up" agent lines carry maxconn:N, that share of usable slots */
+	const struct respond_auth *auth;   /* NULL or no credential: HTTP answers everyone */
 };
 
 /* The largest answer: /metrics and /status with headers. */
@@ -35,6 +44,12 @@ size_t respond_agent(const struct respond_ctx *x, const char *buf, size_t len, c
 
 /* respond_role is what a role port says on accept: its role's agent line. */
 size_t respond_role(const struct respond_ctx *x, char *out, size_t outlen);
+
+/*
+ * respond_authorized tells whether an HTTP request proves who asks: its Authorization header is one of
+ * the configured credentials (compared in constant time), or none is configured.
+ */
+bool respond_authorized(const struct respond_auth *auth, const struct http_request *h);
 
 /*
  * respond_http answers an HTTP request as parsed (HTTP_COMPLETE, HTTP_BAD, HTTP_TOO_LARGE): 200/503 for

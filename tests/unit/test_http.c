@@ -67,6 +67,8 @@ route_name(enum http_route r)
 		return "HTTP_ROUTE_NOT_FOUND";
 	case HTTP_ROUTE_BAD_QUERY:
 		return "HTTP_ROUTE_BAD_QUERY";
+	case HTTP_ROUTE_UNAUTHORIZED:
+		return "HTTP_ROUTE_UNAUTHORIZED";
 	}
 	return "?";
 }

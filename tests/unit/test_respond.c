@@ -256,6 +256,88 @@ test_admin_line_is_one_printable_line_that_fits(void **state)
 	assert_false(respond_admin_line("check primary lag=1MB\n", 22, line, sizeof(line)));
 }
 
+static int
+http_status_auth(struct fixture *f, const char *req, char *out, size_t outlen)
+{
+	struct http_request h;
+	enum http_parse parsed = http_parse_request(req, strlen(req), &h);
+	int status = 0;
+	size_t n = respond_http(&f->x, parsed, &h, out, outlen);
+
+	assert_true(n > 0);
+	assert_int_equal(sscanf(out, "HTTP/1.%*d %d", &status), 1);
+	return status;
+}
+
+/* [http] basic_auth_file "monitor:s3cret-enough-16" and token_file "tok-0123456789abcdef" */
+static void
+test_http_credentials_guard_status_metrics_and_bodies(void **state)
+{
+	static struct respond_auth auth = {"Basic bW9uaXRvcjpzM2NyZXQtZW5vdWdoLTE2", "Bearer tok-0123456789abcdef",
+	                                   CONF_PROTECT_STATUS | CONF_PROTECT_METRICS | CONF_PROTECT_BODIES};
+	struct fixture *f = fixture(0);
+	char *out = f->out;
+
+	(void)state;
+	f->x.auth = &auth;
+	assert_int_equal(http_status_auth(f, "GET /status HTTP/1.0\r\n\r\n", out, sizeof(f->out)), 401);
+	assert_non_null(strstr(out, "WWW-Authenticate: Basic realm=\"pgcheckd\"\r\n"));
+	assert_non_null(strstr(out, "WWW-Authenticate: Bearer realm=\"pgcheckd\"\r\n"));
+	assert_null(strstr(out, "timeline"));
+	assert_int_equal(http_status_auth(f, "GET /metrics HTTP/1.0\r\n\r\n", out, sizeof(f->out)), 401);
+	assert_int_equal(
+	    http_status_auth(f,
+	                     "GET /metrics HTTP/1.0\r\nAuthorization: Basic bW9uaXRvcjpzM2NyZXQtZW5vdWdoLTE2"
+	                     "\r\n\r\n",
+	                     out, sizeof(f->out)),
+	    200);
+	assert_int_equal(
+	    http_status_auth(f, "GET /status HTTP/1.1\r\nauthorization:  Bearer tok-0123456789abcdef \r\n\r\n", out,
+	                     sizeof(f->out)),
+	    200);
+	assert_non_null(strstr(out, "timeline"));
+	/* wrong, cut, other scheme, two headers */
+	assert_int_equal(http_status_auth(f,
+	                                  "GET /status HTTP/1.0\r\nAuthorization: Bearer tok-0123456789abcdeX\r\n\r\n",
+	                                  out, sizeof(f->out)),
+	                 401);
+	assert_int_equal(http_status_auth(f,
+	                                  "GET /status HTTP/1.0\r\nAuthorization: Bearer tok-0123456789abcde\r\n\r\n",
+	                                  out, sizeof(f->out)),
+	                 401);
+	assert_int_equal(
+	    http_status_auth(f, "GET /status HTTP/1.0\r\nAuthorization: Bearer\r\n\r\n", out, sizeof(f->out)), 401);
+	assert_int_equal(http_status_auth(f,
+	                                  "GET /status HTTP/1.0\r\nAuthorization: Bearer x\r\nAuthorization: Bearer "
+	                                  "tok-0123456789abcdef\r\n\r\n",
+	                                  out, sizeof(f->out)),
+	                 400);
+	/* health paths keep their status for HAProxy; the body says only up or not */
+	assert_int_equal(http_status_auth(f, "GET /primary HTTP/1.0\r\n\r\n", out, sizeof(f->out)), 200);
+	assert_non_null(strstr(out, "\r\n\r\n{\"up\":true}\n"));
+	assert_int_equal(http_status_auth(f, "GET /replica HTTP/1.0\r\n\r\n", out, sizeof(f->out)), 503);
+	assert_non_null(strstr(out, "\r\n\r\n{\"up\":false}\n"));
+	/* with "checks" protected, the health paths need it too */
+	auth.protect |= CONF_PROTECT_CHECKS;
+	assert_int_equal(http_status_auth(f, "GET /primary HTTP/1.0\r\n\r\n", out, sizeof(f->out)), 401);
+	assert_int_equal(http_status_auth(f, "GET /liveness HTTP/1.0\r\n\r\n", out, sizeof(f->out)), 200);
+	auth.protect &= ~CONF_PROTECT_CHECKS;
+}
+
+static void
+test_http_without_credentials_configured_answers_everyone(void **state)
+{
+	static struct respond_auth none = {"", "", CONF_PROTECT_STATUS | CONF_PROTECT_METRICS | CONF_PROTECT_BODIES};
+	struct fixture *f = fixture(0);
+
+	(void)state;
+	f->x.auth = &none;
+	assert_int_equal(http_status_auth(f, "GET /status HTTP/1.0\r\n\r\n", f->out, sizeof(f->out)), 200);
+	assert_int_equal(
+	    http_status_auth(f, "GET /metrics HTTP/1.0\r\nAuthorization: Basic Og==\r\n\r\n", f->out, sizeof(f->out)),
+	    200);
+}
+
 int
 main(void)
 {
@@ -270,6 +352,8 @@ main(void)
 	    cmocka_unit_test(test_role_port_answers_its_role),
 	    cmocka_unit_test(test_http_status_follows_the_verdict),
 	    cmocka_unit_test(test_admin_line_is_one_printable_line_that_fits),
+	    cmocka_unit_test(test_http_credentials_guard_status_metrics_and_bodies),
+	    cmocka_unit_test(test_http_without_credentials_configured_answers_everyone),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
