@@ -188,7 +188,8 @@ daemon_roles(struct daemon *d)
 		if (d->role[i] == NULL)
 			continue;
 		verdict_for(&v, &r, &d->policy, &vd);
-		open = vd.up && !d->draining;
+		/* a plain TCP check cannot see a weight: up at 0% for lag (over_lag = drain) is closed */
+		open = vd.up && vd.why != REASON_LAG && !d->draining;
 		if (open == listener_is_open(d->role[i]))
 			continue;
 		if (!listener_set_open(d->role[i], open))
@@ -351,7 +352,8 @@ daemon_admin(void *arg, const char *line, char *reply, size_t len)
 		(void)agentline_render(&vd, reply, len);
 		break;
 	case ADMIN_BAD_CHECK:
-		snprintf(reply, len, "down #bad-request\n");
+		verdict_set_down(&vd, REASON_BAD_REQUEST);
+		(void)agentline_render(&vd, reply, len);
 		break;
 	default:
 		snprintf(reply, len, "error unknown command (" ADMIN_COMMANDS ")\n");
@@ -607,6 +609,14 @@ daemon_run(const char *conf_path, const struct conf *c)
 	}
 	(void)sd_notify(0, "READY=1");
 	ev_run(d.loop, 0);
+
+	/* nothing answers from here on: no port may stay open while HAProxy is told we are leaving */
+	listener_free(d.role[0]);
+	listener_free(d.role[1]);
+	d.role[0] = d.role[1] = NULL;
+	listener_free(d.listener);
+	listener_free(d.http);
+	d.listener = d.http = NULL;
 
 	{
 		/* the withdrawal and the controller's last HAProxy exchange get one timeout_ms between them */

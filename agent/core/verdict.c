@@ -272,9 +272,11 @@ verdict_for(const struct node_view *v, const struct request *r, const struct pol
 		}
 		break;
 	case REQUEST_HEALTH:
-	default:
 		verdict_up(out, 100);
 		break;
+	default:
+		verdict_down(out, REASON_BAD_REQUEST); /* a kind this table does not know is never up */
+		return;
 	}
 	if (out->up && (v->override == OVERRIDE_DRAIN || v->shutting_down)) {
 		out->weight_pct = 0;

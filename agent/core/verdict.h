@@ -79,7 +79,8 @@ struct policy {
 	X(REASON_LAG, "lag")                                                                                           \
 	X(REASON_DRAIN, "drain")                                                                                       \
 	X(REASON_SHUTDOWN, "shutdown")                                                                                 \
-	X(REASON_BAD_REQUEST, "bad-request")
+	X(REASON_BAD_REQUEST, "bad-request")                                                                           \
+	X(REASON_UNAUTHENTICATED, "unauthenticated")
 
 enum verdict_reason {
 #define VERDICT_REASON_ENUM(e, s) e,

@@ -70,8 +70,7 @@ respond_peer_state(const struct respond_ctx *x, const char *buf, size_t len, cha
 		if (n > 0 && (n = peers_sign_answer(p->peer_key, p->peer_key_len, nonce, out, n, outlen)) > 0)
 			return n;
 	}
-	memset(&vd, 0, sizeof(vd));
-	snprintf(vd.reason, sizeof(vd.reason), "unauthenticated");
+	verdict_set_down(&vd, REASON_UNAUTHENTICATED);
 	return agentline_render(&vd, out, outlen);
 }
 
@@ -103,9 +102,10 @@ respond_role(const struct respond_ctx *x, char *out, size_t outlen)
 {
 	struct request r;
 
+	/* no request was read: the form no check that sends one can take for its own answer ("100% up") */
 	memset(&r, 0, sizeof(r));
 	r.kind = x->default_request;
-	return respond_agent_line(x, &r, true, out, outlen);
+	return respond_agent_line(x, &r, false, out, outlen);
 }
 
 static bool

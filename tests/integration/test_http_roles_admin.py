@@ -259,7 +259,7 @@ def test_role_ports_open_and_close_with_the_role():
         wait_up(c, "be_replicas", {"node2", "node3"}, timeout=10)
         assert cl.port_accepts(ports[0]) and not cl.port_accepts(ports[1])
         assert not cl.port_accepts(ports[2]) and cl.port_accepts(ports[3])
-        assert cl.agent_request(ports[0]) == b"up 100%\n"
+        assert cl.agent_request(ports[0]) == b"100% up\n"  # nothing asked: weight first
         assert c.where("write") == ("node1", False)
         # the primary's PostgreSQL stops: its primary port closes, HAProxy takes it out
         c.pg[0].stop()

@@ -67,7 +67,7 @@ def test_a_role_port_the_node_does_not_hold_cannot_be_taken():
         c.pg[1].promote()
         cl.wait_until(lambda: cl.port_accepts(replica_primary_port) and not cl.port_accepts(ports[3]), 10,
                       desc="node2's primary port to open and its replica port to close")
-        assert cl.agent_request(replica_primary_port) == b"up 100%\n"
+        assert cl.agent_request(replica_primary_port) == b"100% up\n"  # nothing asked: weight first
         got = try_to_take(ports[3], user=nobody)
         assert all(v.startswith("refused") for v in got.values()), got
 
@@ -144,3 +144,53 @@ def test_primary_port_closes_when_the_sample_goes_stale_without_an_event(report)
         report("primary port closed %s ms after the sample went stale" % ", ".join(f"{x:.0f}" for x in lates))
         # generous: the port closes at the stale limit (a timer), never at the connect deadline
         assert max(lates) < 150, lates
+
+
+def test_replica_port_closes_when_lag_drains_the_replica(report):
+    """With over_lag = drain a replica over the limit answers 'up 0%' on the agent port (HAProxy drains
+    it); a plain TCP check sees no weight, so its replica port must close."""
+    c, ports = role_cluster({"replica": {"max_lag_bytes": "1MB", "over_lag": "drain"}})
+    with c:
+        replica_port = ports[3]
+        cl.wait_until(lambda: cl.port_accepts(replica_port), 10, desc="node2's replica port open")
+        c.pg[1].pause_replay()
+        try:
+            c.pg[0].sql("CREATE TABLE lagdrain (x text)")
+            c.pg[0].sql("INSERT INTO lagdrain SELECT repeat('x', 1000) FROM generate_series(1, 4000)")
+            cl.wait_until(lambda: c.agents[1].ask("replica").startswith("up 0%"), 15,
+                          desc="node2 drained for lag")
+            cl.wait_until(lambda: not cl.port_accepts(replica_port), 5, desc="node2's replica port closed")
+            report(f"drained for lag: agent says {c.agents[1].ask('replica')!r}, replica port closed")
+        finally:
+            c.pg[1].resume_replay()
+        cl.wait_until(lambda: cl.port_accepts(replica_port), 15, desc="node2's replica port open again")
+
+
+def test_role_ports_close_before_a_slow_withdrawal_at_shutdown(report):
+    """SIGTERM with no drain while the HAProxy runtime API never answers: pgcheckd waits up to
+    [haproxy] timeout_ms for the withdrawal, and no port may accept connections meanwhile."""
+    import fake_runtime_api as fake
+
+    c, ports = role_cluster()
+    with c:
+        frozen = fake.FrozenUnixApi(c.tmp / "frozen.sock")
+        try:
+            a = c.agents[0]
+            a.stop()
+            a.write_conf({"agent": {"shutdown_drain_ms": 0},
+                          "haproxy": {"runtime_api": frozen.path, "template_backends": "be_primary:pg",
+                                      "advertise_addr": "127.0.0.1", "advertise_pg_port": c.pg[0].port,
+                                      "timeout_ms": 3000}})
+            a.start()
+            cl.wait_until(lambda: cl.port_accepts(ports[0]), 10, desc="the primary port open")
+            a.sigterm()
+            t0 = time.monotonic()
+            cl.wait_until(lambda: not cl.port_accepts(ports[0], timeout=0.2) and not cl.port_accepts(a.port, timeout=0.2),
+                          2, interval=0.01, desc="the ports closed after SIGTERM")
+            closed_after = time.monotonic() - t0
+            alive = a.running()
+            a.wait_exit(10)
+            report(f"ports closed {closed_after * 1000:.0f} ms after SIGTERM; still withdrawing then: {alive}")
+            assert alive, "pgcheckd had already exited: the test saw nothing of the withdrawal wait"
+        finally:
+            frozen.close()

@@ -200,6 +200,21 @@ test_reasons_render_from_their_codes(void **state)
 		assert_string_not_equal(verdict_reason_name((enum verdict_reason)i), "unknown");
 }
 
+/* a request kind the table does not know is never up */
+static void
+test_unknown_request_kind_is_down(void **state)
+{
+	struct policy p = test_policy(0);
+	struct node_view v = primary_view(1000);
+	struct request r = {.kind = (enum request_kind)REQUEST_KIND_COUNT};
+	struct verdict vd;
+
+	(void)state;
+	verdict_for(&v, &r, &p, &vd);
+	assert_false(vd.up);
+	assert_int_equal(vd.why, REASON_BAD_REQUEST);
+}
+
 int
 main(void)
 {
@@ -210,6 +225,7 @@ main(void)
 	    cmocka_unit_test(test_release_lifts_a_split_and_ends_with_it),
 	    cmocka_unit_test(test_fence_transitions_are_noted_once),
 	    cmocka_unit_test(test_reasons_render_from_their_codes),
+	    cmocka_unit_test(test_unknown_request_kind_is_down),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
