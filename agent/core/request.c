@@ -39,6 +39,48 @@ request_kind_parse(const char *word, size_t len, enum request_kind *kind)
 	return false;
 }
 
+/* request_lsn_half reads 1 to 8 hex digits, exactly len bytes, as PostgreSQL's pg_lsn_in does. */
+static bool
+request_lsn_half(const char *text, size_t len, uint32_t *half)
+{
+	uint32_t v = 0;
+
+	if (len == 0 || len > 8)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+		unsigned d;
+
+		if (c >= '0' && c <= '9')
+			d = (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			d = (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			d = (unsigned)(c - 'A' + 10);
+		else
+			return false;
+		v = (v << 4) | d;
+	}
+	*half = v;
+	return true;
+}
+
+bool
+request_lsn_parse(const char *text, size_t len, uint64_t *lsn)
+{
+	const char *slash = memchr(text, '/', len);
+	uint32_t hi, lo;
+	size_t hilen;
+
+	if (slash == NULL)
+		return false;
+	hilen = (size_t)(slash - text);
+	if (!request_lsn_half(text, hilen, &hi) || !request_lsn_half(slash + 1, len - hilen - 1, &lo))
+		return false;
+	*lsn = ((uint64_t)hi << 32) | lo;
+	return true;
+}
+
 bool
 request_param_apply(struct request *r, const char *key, size_t keylen, const char *value, size_t valuelen)
 {
@@ -69,6 +111,15 @@ request_param_apply(struct request *r, const char *key, size_t keylen, const cha
 			return false;
 		r->has_max_lag_s = true;
 		r->max_lag_s = s;
+		return true;
+	}
+	if (keylen == 7 && strncasecmp(key, "min_lsn", 7) == 0) {
+		uint64_t lsn;
+
+		if (!request_lsn_parse(value, valuelen, &lsn))
+			return false;
+		r->has_min_lsn = true;
+		r->min_lsn = lsn;
 		return true;
 	}
 	return false;

@@ -1,6 +1,7 @@
 /*
  * request.h: what a client asks for, in the same words on every protocol (agent line, HTTP path,
- * role port): a kind and optional per-request lag limits. Parsing only; no decisions here.
+ * role port): a kind, optional per-request lag limits and an optional position (min_lsn) the answer must
+ * have replayed. Parsing only; no decisions here.
  */
 #ifndef PGCHECKD_REQUEST_H
 #define PGCHECKD_REQUEST_H
@@ -17,6 +18,8 @@ struct request {
 	int64_t max_lag_bytes;
 	bool has_max_lag_s;
 	double max_lag_s;
+	bool has_min_lsn;
+	uint64_t min_lsn; /* "min_lsn=X/Y": a replica is up only when it has replayed at least this */
 };
 
 /* request_kind_name is the canonical word for a kind ("primary", "replica", "read-only", "health"). */
@@ -26,7 +29,14 @@ const char *request_kind_name(enum request_kind kind);
 bool request_kind_parse(const char *word, size_t len, enum request_kind *kind);
 
 /*
- * request_param_apply applies one parameter to r: "lag" (bytes with units) or "lag_s" (seconds).
+ * request_lsn_parse reads an LSN as PostgreSQL writes it ("16/B374D848": 1 to 8 hex digits, "/", 1 to 8
+ * hex digits, exactly len bytes, nothing else) into a 64-bit position. False for anything else.
+ */
+bool request_lsn_parse(const char *text, size_t len, uint64_t *lsn);
+
+/*
+ * request_param_apply applies one parameter to r: "lag" (bytes with units), "lag_s" (seconds) or
+ * "min_lsn" (an LSN, request_lsn_parse).
  * False for an unknown key or a bad value; r is unchanged then.
  */
 bool request_param_apply(struct request *r, const char *key, size_t keylen, const char *value, size_t valuelen);

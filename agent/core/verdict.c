@@ -67,6 +67,10 @@ verdict_render_reason(const struct verdict *v, char *buf, size_t len)
 		verdict_format_lag(v->lag_bytes, v->have_lag_s, v->lag_s, lag, sizeof(lag));
 		snprintf(buf, len, "lag %s", lag);
 		break;
+	case REASON_BEHIND_LSN:
+		snprintf(buf, len, "%s %" PRIX32 "/%" PRIX32, verdict_reason_name(v->why),
+		         (uint32_t)(v->replay_lsn >> 32), (uint32_t)v->replay_lsn);
+		break;
 	default:
 		snprintf(buf, len, "%s", verdict_reason_name(v->why));
 		break;
@@ -174,6 +178,21 @@ verdict_lag_over(const struct node_view *v, const struct request *r, const struc
 	return over_bytes || over_s;
 }
 
+/*
+ * verdict_behind tells whether a replica has not replayed the position request r asks for (min_lsn);
+ * then out holds the reason, with what it has replayed. A replica's data is what it has replayed, not
+ * what it has received: a commit is visible only once its record is replayed.
+ */
+static bool
+verdict_behind(const struct node_view *v, const struct request *r, struct verdict *out)
+{
+	if (!r->has_min_lsn || v->sample.replay_lsn >= r->min_lsn)
+		return false;
+	out->replay_lsn = v->sample.replay_lsn;
+	verdict_down(out, REASON_BEHIND_LSN);
+	return true;
+}
+
 static void
 verdict_replica(const struct node_view *v, const struct request *r, const struct policy *p, struct verdict *out)
 {
@@ -206,6 +225,9 @@ verdict_replica(const struct node_view *v, const struct request *r, const struct
 		verdict_down(out, REASON_DISCONNECTED);
 		return;
 	}
+	/* before the lag: over_lag = drain answers up 0%, and a replica behind the position is never up */
+	if (verdict_behind(v, r, out))
+		return;
 	if (verdict_lag_over(v, r, p)) {
 		out->lag_bytes = s->lag_bytes;
 		out->have_lag_s = s->have_lag_s;
@@ -272,7 +294,9 @@ verdict_for(const struct node_view *v, const struct request *r, const struct pol
 		}
 		break;
 	case REQUEST_HEALTH:
-		verdict_up(out, 100);
+		/* a primary has every position it has written; a replica only what it has replayed */
+		if (!(s->in_recovery && verdict_behind(v, r, out)))
+			verdict_up(out, 100);
 		break;
 	default:
 		verdict_down(out, REASON_BAD_REQUEST); /* a kind this table does not know is never up */

@@ -77,6 +77,7 @@ struct policy {
 	X(REASON_FORK, "fork")                                                                                         \
 	X(REASON_DISCONNECTED, "disconnected")                                                                         \
 	X(REASON_LAG, "lag")                                                                                           \
+	X(REASON_BEHIND_LSN, "behind") /* rendered with the replayed LSN: "behind 0/3000000" */                        \
 	X(REASON_DRAIN, "drain")                                                                                       \
 	X(REASON_SHUTDOWN, "shutdown")                                                                                 \
 	X(REASON_BAD_REQUEST, "bad-request")                                                                           \
@@ -98,6 +99,7 @@ struct verdict {
 	int64_t lag_bytes;
 	bool have_lag_s;
 	double lag_s;
+	uint64_t replay_lsn; /* behind: what the replica has replayed */
 	enum poll_result failure;
 	char reason[VERDICT_REASON_MAX]; /* the rendered text of why; "" when up without remark */
 };

@@ -2,16 +2,19 @@
  * fuzz_request.c: libFuzzer harness for request words and parameters. The input is split at its first
  * '=' into a key and a value, as the agent line and HTTP query hand them to request_param_apply.
  * Invariants: a refused parameter leaves the request unchanged; an accepted one is "lag" or "lag_s"
- * with a value that is non-negative and finite; conf_parse_bytes agrees with a reference written
- * here from its contract and reads back what conf_format_bytes writes; a kind word round-trips
- * through its canonical name.
+ * with a value that is non-negative and finite, or "min_lsn" with the position a reference LSN parser
+ * (PostgreSQL's pg_lsn_in rules: 1 to 8 hex digits, '/', 1 to 8 hex digits) reads, which prints back
+ * as the same position; conf_parse_bytes agrees with a reference written here from its contract and
+ * reads back what conf_format_bytes writes; a kind word round-trips through its canonical name.
  */
 #include <ctype.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -60,6 +63,61 @@ reference_parse_bytes(const char *s, int64_t *out)
 	return false;
 }
 
+/* reference_lsn_half: 1 to 8 hex digits, exactly len bytes, read as pg_lsn_in does (strtoul, base 16). */
+static bool
+reference_lsn_half(const char *s, size_t len, uint64_t *out)
+{
+	char digits[9];
+	char *end;
+
+	if (len == 0 || len > 8)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return false;
+	memcpy(digits, s, len);
+	digits[len] = '\0';
+	*out = strtoull(digits, &end, 16);
+	return *end == '\0' && *out <= UINT32_MAX;
+}
+
+/* reference_parse_lsn: "X/Y", exactly len bytes, each half reference_lsn_half. */
+static bool
+reference_parse_lsn(const char *s, size_t len, uint64_t *out)
+{
+	const char *slash = memchr(s, '/', len);
+	uint64_t hi, lo;
+
+	if (slash == NULL)
+		return false;
+	if (!reference_lsn_half(s, (size_t)(slash - s), &hi) ||
+	    !reference_lsn_half(slash + 1, len - (size_t)(slash - s) - 1, &lo))
+		return false;
+	*out = (hi << 32) | lo;
+	return true;
+}
+
+static void
+check_parse_lsn(const char *s, size_t len)
+{
+	uint64_t got = 0x5a5a, want = 0xa5a5;
+	bool ok = request_lsn_parse(s, len, &got), ref = reference_parse_lsn(s, len, &want);
+
+	FUZZ_CHECK(ok == ref);
+	if (!ok)
+		return;
+	FUZZ_CHECK(got == want);
+	/* as PostgreSQL prints it, it reads back the same */
+	{
+		char text[32];
+		uint64_t back = 0;
+		int n = snprintf(text, sizeof(text), "%" PRIX32 "/%" PRIX32, (uint32_t)(got >> 32), (uint32_t)got);
+
+		FUZZ_CHECK(n > 0 && (size_t)n < sizeof(text));
+		FUZZ_CHECK(request_lsn_parse(text, (size_t)n, &back) && back == got);
+	}
+}
+
 static void
 check_parse_bytes(const char *s)
 {
@@ -97,6 +155,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	before.kind = REQUEST_REPLICA;
 	before.has_max_lag_bytes = false;
 	before.has_max_lag_s = false;
+	before.has_min_lsn = false;
 	r = before;
 	if (!request_param_apply(&r, buf, keylen, value, valuelen)) {
 		FUZZ_CHECK(memcmp(&r, &before, sizeof(r)) == 0);
@@ -105,14 +164,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		bool clean = memchr(value, '\0', valuelen) == NULL;
 		bool lag = keylen == 3 && strncasecmp(buf, "lag", 3) == 0;
 		bool lag_s = keylen == 5 && strncasecmp(buf, "lag_s", 5) == 0;
+		bool min_lsn = keylen == 7 && strncasecmp(buf, "min_lsn", 7) == 0;
 
-		FUZZ_CHECK(lag || lag_s);
+		FUZZ_CHECK(lag || lag_s || min_lsn);
 		FUZZ_CHECK(r.kind == REQUEST_REPLICA);
-		if (lag) {
+		if (min_lsn) {
+			uint64_t want;
+
+			/* only the position changed, and it is what the reference reads from exactly these bytes */
+			FUZZ_CHECK(r.has_min_lsn && !r.has_max_lag_bytes && !r.has_max_lag_s);
+			FUZZ_CHECK(reference_parse_lsn(value, valuelen, &want) && want == r.min_lsn);
+			FUZZ_CHECK(memcmp(&r.max_lag_bytes, &before.max_lag_bytes, sizeof(r.max_lag_bytes)) == 0);
+			FUZZ_CHECK(memcmp(&r.max_lag_s, &before.max_lag_s, sizeof(r.max_lag_s)) == 0);
+		} else if (lag) {
 			char v[64];
 			int64_t want;
 
-			FUZZ_CHECK(r.has_max_lag_bytes && !r.has_max_lag_s && r.max_lag_bytes >= 0);
+			FUZZ_CHECK(r.has_max_lag_bytes && !r.has_max_lag_s && !r.has_min_lsn && r.max_lag_bytes >= 0);
 			/* the value is a size in conf_parse_bytes's words */
 			FUZZ_CHECK(valuelen < sizeof(v));
 			memcpy(v, value, valuelen);
@@ -120,11 +188,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (clean)
 				FUZZ_CHECK(reference_parse_bytes(v, &want) && want == r.max_lag_bytes);
 		} else {
-			FUZZ_CHECK(r.has_max_lag_s && !r.has_max_lag_bytes);
+			FUZZ_CHECK(r.has_max_lag_s && !r.has_max_lag_bytes && !r.has_min_lsn);
 			FUZZ_CHECK(isfinite(r.max_lag_s) && r.max_lag_s >= 0);
 			FUZZ_CHECK(valuelen > 0 && isdigit((unsigned char)value[0]));
 		}
 	}
+
+	/* request_lsn_parse on the whole input and on the value, exactly their bytes */
+	check_parse_lsn(buf, size);
+	if (eq != NULL)
+		check_parse_lsn(value, valuelen);
 
 	/* conf_parse_bytes on the whole input and on the value, as C strings */
 	if (size < sizeof(text)) {

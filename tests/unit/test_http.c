@@ -859,6 +859,41 @@ test_route_query_other_replication_state_is_bad(void **state)
 }
 
 static void
+test_route_query_min_lsn_sets_the_position(void **state)
+{
+	struct request r;
+
+	(void)state;
+	assert_int_equal(route_of("/replica", "min_lsn=0/3000060", &r), HTTP_ROUTE_CHECK);
+	assert_int_equal(r.kind, REQUEST_REPLICA);
+	assert_true(r.has_min_lsn);
+	assert_true(r.min_lsn == 0x3000060ULL);
+	assert_false(r.has_max_lag_bytes);
+	/* percent-encoded "/", with the lag limits, on read-only */
+	assert_int_equal(route_of("/read-only", "lag=16MB&min_lsn=16%2FB374D848", &r), HTTP_ROUTE_CHECK);
+	assert_int_equal(r.kind, REQUEST_READ_ONLY);
+	assert_true(r.has_min_lsn);
+	assert_true(r.min_lsn == 0x16B374D848ULL);
+	assert_int_equal(r.max_lag_bytes, 16 * MB);
+	assert_int_equal(route_of("/replica", "lag_s=5", &r), HTTP_ROUTE_CHECK);
+	assert_false(r.has_min_lsn);
+}
+
+static void
+test_route_query_bad_min_lsn_is_bad(void **state)
+{
+	(void)state;
+	assert_route("/replica", "min_lsn=", HTTP_ROUTE_BAD_QUERY);
+	assert_route("/replica", "min_lsn", HTTP_ROUTE_BAD_QUERY);
+	assert_route("/replica", "min_lsn=3000060", HTTP_ROUTE_BAD_QUERY);
+	assert_route("/replica", "min_lsn=100000000/0", HTTP_ROUTE_BAD_QUERY);
+	assert_route("/replica", "min_lsn=0/0/0", HTTP_ROUTE_BAD_QUERY);
+	assert_route("/replica", "min_lsn=0x0/0", HTTP_ROUTE_BAD_QUERY);
+	assert_route("/replica", "min_lsn=+0/0", HTTP_ROUTE_BAD_QUERY);
+	assert_route("/read-only", "min_lsn=0/3000060%00", HTTP_ROUTE_BAD_QUERY);
+}
+
+static void
 test_route_query_unknown_key_is_bad(void **state)
 {
 	(void)state;
@@ -1305,6 +1340,8 @@ main(void)
 	    cmocka_unit_test(test_route_query_replication_state_streaming_is_accepted),
 	    cmocka_unit_test(test_route_query_other_replication_state_is_bad),
 	    cmocka_unit_test(test_route_query_unknown_key_is_bad),
+	    cmocka_unit_test(test_route_query_min_lsn_sets_the_position),
+	    cmocka_unit_test(test_route_query_bad_min_lsn_is_bad),
 	    cmocka_unit_test(test_route_query_bad_value_is_bad),
 	    cmocka_unit_test(test_route_query_values_are_percent_decoded),
 	    cmocka_unit_test(test_route_empty_query_parts_are_ignored),

@@ -256,6 +256,8 @@ assert_refused_unchanged(const char *key, const char *value)
 	assert_int_equal(r.max_lag_bytes, before.max_lag_bytes);
 	assert_int_equal(r.has_max_lag_s, before.has_max_lag_s);
 	assert_true(r.max_lag_s == before.max_lag_s);
+	assert_int_equal(r.has_min_lsn, before.has_min_lsn);
+	assert_true(r.min_lsn == before.min_lsn);
 }
 
 static void
@@ -317,6 +319,126 @@ test_param_reads_exactly_len_bytes(void **state)
 	assert_int_equal(r.max_lag_bytes, 2 * MB);
 }
 
+/* request_lsn_parse and min_lsn */
+
+static bool
+lsn_of(const char *text, uint64_t *lsn)
+{
+	*lsn = 0x5a5a5a5a5a5a5a5aULL;
+	return request_lsn_parse(text, strlen(text), lsn);
+}
+
+static void
+assert_lsn(const char *text, uint64_t want)
+{
+	uint64_t got;
+
+	if (!lsn_of(text, &got)) {
+		print_error("request_lsn_parse(\"%s\") refused it\n", text);
+		fail();
+	}
+	assert_true(got == want);
+}
+
+static void
+assert_not_lsn(const char *text)
+{
+	uint64_t got;
+
+	if (lsn_of(text, &got)) {
+		print_error("request_lsn_parse(\"%s\") accepted it as %llx\n", text, (unsigned long long)got);
+		fail();
+	}
+}
+
+static void
+test_lsn_parse_reads_postgresql_positions(void **state)
+{
+	(void)state;
+	assert_lsn("0/0", 0);
+	assert_lsn("0/3000060", 0x3000060ULL);
+	assert_lsn("16/B374D848", 0x16B374D848ULL);
+	assert_lsn("16/b374d848", 0x16B374D848ULL);
+	assert_lsn("FFFFFFFF/FFFFFFFF", UINT64_MAX);
+	assert_lsn("00000001/00000000", 1ULL << 32);
+}
+
+static void
+test_lsn_parse_refuses_malformed_and_out_of_range(void **state)
+{
+	(void)state;
+	assert_not_lsn("");
+	assert_not_lsn("/");
+	assert_not_lsn("0/");
+	assert_not_lsn("/0");
+	assert_not_lsn("0");
+	assert_not_lsn("3000060");
+	assert_not_lsn("0/0/0");
+	assert_not_lsn("100000000/0"); /* 9 hex digits: over 32 bits */
+	assert_not_lsn("0/100000000");
+	assert_not_lsn("000000000/0"); /* PostgreSQL takes at most 8 digits, even zeros */
+	assert_not_lsn("0x1/0");
+	assert_not_lsn("-1/0");
+	assert_not_lsn("+1/0");
+	assert_not_lsn(" 0/0");
+	assert_not_lsn("0/0 ");
+	assert_not_lsn("0 /0");
+	assert_not_lsn("0/ 0");
+	assert_not_lsn("G/0");
+	assert_not_lsn("0/3000060x");
+	assert_not_lsn("0\\3000060");
+}
+
+static void
+test_lsn_parse_reads_exactly_len_bytes(void **state)
+{
+	uint64_t lsn = 0;
+
+	(void)state;
+	assert_true(request_lsn_parse("0/3000060&lag=1", 9, &lsn));
+	assert_true(lsn == 0x3000060ULL);
+	assert_true(request_lsn_parse("1/2F", 3, &lsn));
+	assert_true(lsn == 0x100000002ULL);
+	assert_false(request_lsn_parse("1/2", 2, &lsn));
+	assert_false(request_lsn_parse("0/0", 0, &lsn));
+}
+
+static void
+test_param_min_lsn_sets_the_position(void **state)
+{
+	struct request r = blank_request();
+
+	(void)state;
+	assert_true(apply(&r, "min_lsn", "0/3000060"));
+	assert_true(r.has_min_lsn);
+	assert_true(r.min_lsn == 0x3000060ULL);
+	assert_false(r.has_max_lag_bytes);
+	assert_false(r.has_max_lag_s);
+	assert_int_equal(r.kind, REQUEST_REPLICA);
+	/* with the lag limits, in any order */
+	assert_true(apply(&r, "lag", "16MB"));
+	assert_true(apply(&r, "MIN_LSN", "1/0"));
+	assert_true(r.min_lsn == 1ULL << 32);
+	assert_int_equal(r.max_lag_bytes, 16 * MB);
+}
+
+static void
+test_param_bad_min_lsn_is_refused_and_changes_nothing(void **state)
+{
+	(void)state;
+	assert_refused_unchanged("min_lsn", "");
+	assert_refused_unchanged("min_lsn", "0");
+	assert_refused_unchanged("min_lsn", "0/");
+	assert_refused_unchanged("min_lsn", "100000000/0");
+	assert_refused_unchanged("min_lsn", "0/100000000");
+	assert_refused_unchanged("min_lsn", "-1/0");
+	assert_refused_unchanged("min_lsn", "0x0/0");
+	assert_refused_unchanged("min_lsn", " 0/0");
+	assert_refused_unchanged("min_lsn", "16MB");
+	assert_refused_unchanged("min_lsnx", "0/0");
+	assert_refused_unchanged("min_ls", "0/0");
+}
+
 int
 main(void)
 {
@@ -337,6 +459,11 @@ main(void)
 	    cmocka_unit_test(test_param_unknown_key_is_refused_and_changes_nothing),
 	    cmocka_unit_test(test_param_bad_value_is_refused_and_changes_nothing),
 	    cmocka_unit_test(test_param_reads_exactly_len_bytes),
+	    cmocka_unit_test(test_lsn_parse_reads_postgresql_positions),
+	    cmocka_unit_test(test_lsn_parse_refuses_malformed_and_out_of_range),
+	    cmocka_unit_test(test_lsn_parse_reads_exactly_len_bytes),
+	    cmocka_unit_test(test_param_min_lsn_sets_the_position),
+	    cmocka_unit_test(test_param_bad_min_lsn_is_refused_and_changes_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -997,6 +997,136 @@ test_format_lag_truncates_into_a_small_buffer(void **state)
 		assert_int_equal(buf[i], 'X');
 }
 
+/* min_lsn: freshness by position */
+
+static struct request
+req_min_lsn(enum request_kind kind, uint64_t min_lsn)
+{
+	struct request r = req(kind);
+
+	r.has_min_lsn = true;
+	r.min_lsn = min_lsn;
+	return r;
+}
+
+static void
+test_replica_that_replayed_min_lsn_is_up(void **state)
+{
+	struct node_view r = replica_view(); /* replayed 0/3000000 */
+	struct policy p = test_policy();
+	struct request q;
+
+	(void)state;
+	q = req_min_lsn(REQUEST_REPLICA, 0x3000000);
+	assert_up(decide_req(&r, &q, &p), 70);
+	q = req_min_lsn(REQUEST_REPLICA, 0x2FFFFFF);
+	assert_up(decide_req(&r, &q, &p), 70);
+	q = req_min_lsn(REQUEST_READ_ONLY, 0);
+	assert_up(decide_req(&r, &q, &p), 70);
+	q = req_min_lsn(REQUEST_HEALTH, 0x3000000);
+	assert_up(decide_req(&r, &q, &p), 100);
+}
+
+static void
+test_replica_behind_min_lsn_is_down_with_its_replay_lsn(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+	struct request q;
+
+	(void)state;
+	q = req_min_lsn(REQUEST_REPLICA, 0x3000060);
+	assert_down(decide_req(&r, &q, &p), "behind 0/3000000");
+	q = req_min_lsn(REQUEST_READ_ONLY, 0x3000001);
+	assert_down(decide_req(&r, &q, &p), "behind 0/3000000");
+	/* health on a replica tests the position too: a parameter is never ignored */
+	q = req_min_lsn(REQUEST_HEALTH, 0x3000060);
+	assert_down(decide_req(&r, &q, &p), "behind 0/3000000");
+	/* the replayed position is shown as PostgreSQL writes it */
+	r.sample.replay_lsn = 0x16B374D848ULL;
+	q = req_min_lsn(REQUEST_REPLICA, UINT64_MAX);
+	assert_down(decide_req(&r, &q, &p), "behind 16/B374D848");
+	q = req_min_lsn(REQUEST_REPLICA, 0x16B374D849ULL);
+	assert_down(decide_req(&r, &q, &p), "behind 16/B374D848");
+	{
+		struct verdict v = decide_req(&r, &q, &p);
+
+		assert_int_equal(v.why, REASON_BEHIND_LSN);
+		assert_string_equal(verdict_reason_name(REASON_BEHIND_LSN), "behind");
+	}
+}
+
+static void
+test_replica_behind_min_lsn_is_down_even_when_drained_or_lag_drains(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+	struct request q = req_min_lsn(REQUEST_REPLICA, 0x3000060);
+
+	(void)state;
+	/* over_lag = drain answers a lagging replica up 0%; one behind the asked position is never up */
+	p.over_lag = OVER_LAG_DRAIN;
+	r.lag_over = true;
+	r.sample.lag_bytes = 35 * MB;
+	assert_down(decide_req(&r, &q, &p), "behind 0/3000000");
+	r.lag_over = false;
+	r.sample.lag_bytes = 0;
+	r.override = OVERRIDE_DRAIN;
+	assert_down(decide_req(&r, &q, &p), "behind 0/3000000");
+	r.override = OVERRIDE_NONE;
+	r.shutting_down = true;
+	assert_down(decide_req(&r, &q, &p), "behind 0/3000000");
+}
+
+static void
+test_replica_min_lsn_keeps_every_other_condition(void **state)
+{
+	struct node_view r = replica_view();
+	struct policy p = test_policy();
+	struct request q = req_min_lsn(REQUEST_REPLICA, 0);
+
+	(void)state;
+	r.lag_over = true;
+	r.sample.lag_bytes = 35 * MB;
+	r.sample.lag_s = 12.4;
+	assert_down(decide_req(&r, &q, &p), "lag 35MB/12s");
+	r = replica_view();
+	r.sample.receiver_streaming = false;
+	r.was_streaming = false;
+	assert_down(decide_req(&r, &q, &p), "disconnected");
+	r = replica_view();
+	r.sample_age_ms = 5000;
+	assert_down(decide_req(&r, &q, &p), "stale");
+	r = replica_view();
+	r.override = OVERRIDE_MAINT;
+	assert_down(decide_req(&r, &q, &p), "maint");
+	r = no_sample_view();
+	assert_down(decide_req(&r, &q, &p), "starting");
+}
+
+static void
+test_primary_has_every_lsn_for_read_only_and_health(void **state)
+{
+	struct node_view pr = primary_view(); /* current_lsn 0/3000000, sampled 200 ms ago */
+	struct policy p = test_policy();
+	struct request q;
+
+	(void)state;
+	/* a write after the sample has a later LSN than the sample's: the primary still holds it */
+	q = req_min_lsn(REQUEST_READ_ONLY, 0x3000060);
+	assert_up(decide_req(&pr, &q, &p), 80);
+	q = req_min_lsn(REQUEST_HEALTH, UINT64_MAX);
+	assert_up(decide_req(&pr, &q, &p), 100);
+	q = req_min_lsn(REQUEST_PRIMARY, 0x3000060);
+	assert_up(decide_req(&pr, &q, &p), 100);
+	q = req_min_lsn(REQUEST_REPLICA, 0);
+	assert_down(decide_req(&pr, &q, &p), "is-primary");
+	/* fencing still applies */
+	pr.peers.newest_primary_timeline = 3;
+	q = req_min_lsn(REQUEST_READ_ONLY, 0);
+	assert_down(decide_req(&pr, &q, &p), "fenced newer primary on timeline 3");
+}
+
 int
 main(void)
 {
@@ -1042,6 +1172,11 @@ main(void)
 	    cmocka_unit_test(test_read_only_request_on_a_primary_uses_its_read_weight),
 	    cmocka_unit_test(test_read_only_request_on_a_primary_with_zero_read_pct_is_up_zero),
 	    cmocka_unit_test(test_health_is_up_100_whenever_the_sample_is_fresh),
+	    cmocka_unit_test(test_replica_that_replayed_min_lsn_is_up),
+	    cmocka_unit_test(test_replica_behind_min_lsn_is_down_with_its_replay_lsn),
+	    cmocka_unit_test(test_replica_behind_min_lsn_is_down_even_when_drained_or_lag_drains),
+	    cmocka_unit_test(test_replica_min_lsn_keeps_every_other_condition),
+	    cmocka_unit_test(test_primary_has_every_lsn_for_read_only_and_health),
 	    cmocka_unit_test(test_health_is_down_without_a_fresh_sample),
 	    cmocka_unit_test(test_policy_from_default_configuration),
 	    cmocka_unit_test(test_policy_follows_the_configuration),
