@@ -55,6 +55,7 @@ struct peer {
 	enum peers_reject rejecting;     /* answers are being rejected, first for this reason; NONE when believed */
 	enum peers_episode news;         /* not yet reported by peers_rejection_news */
 	bool rejected_before_key;        /* rejecting when the key changed: the next believed answer is news */
+	bool tried;                      /* a read of it ended (answered, failed or timed out) since the start */
 };
 
 /* One list's name lookups, shared by the resolver thread and the loop; the last one to let go frees it. */
@@ -76,6 +77,7 @@ struct peers_job {
 };
 
 struct peers {
+	bool started; /* peers_new has returned: peers added later come from a reload */
 	struct ev_loop *loop;
 	struct peers_conf conf;
 	ev_timer round;
@@ -417,6 +419,7 @@ peers_end(struct peer *pe)
 		close(pe->fd);
 		pe->fd = -1;
 	}
+	pe->tried = true;
 }
 
 bool
@@ -551,11 +554,14 @@ peers_start_one(struct peers *p, struct peer *pe)
 	if (pe->fd >= 0 || pe->addr_state != PEERS_ADDR_RESOLVED)
 		return; /* the last exchange is still running, or the name did not resolve (yet) */
 	pe->fd = socket(pe->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (pe->fd < 0)
+	if (pe->fd < 0) {
+		pe->tried = true;
 		return;
+	}
 	if (connect(pe->fd, (struct sockaddr *)&pe->sa, pe->salen) != 0 && errno != EINPROGRESS) {
 		close(pe->fd);
 		pe->fd = -1;
+		pe->tried = true;
 		return;
 	}
 	pe->sent = false;
@@ -841,6 +847,9 @@ peers_reconfigure(struct peers *p, const struct peers_conf *pc)
 		if (next[i] != NULL)
 			continue;
 		next[i] = peers_peer_new(p, list[i]);
+		/* added by a reload: it cannot hold the primary down (it fences once heard) */
+		if (next[i] != NULL && p->started)
+			next[i]->tried = true;
 		fresh[i] = true;
 	}
 	p->count = 0;
@@ -897,6 +906,7 @@ peers_new(struct ev_loop *loop, const struct peers_conf *pc, void (*changed)(voi
 	p->resolved.data = p;
 	ev_async_start(loop, &p->resolved);
 	(void)peers_reconfigure(p, pc);
+	p->started = true; /* from now on a new peer comes from a reload */
 	return p;
 }
 
@@ -974,6 +984,8 @@ peers_summary(const struct peers *p, int64_t now_ms, int64_t fresh_ms, uint64_t 
 	for (int i = 0; i < out->configured; i++) {
 		const struct peer_state *st = &p->peer[i]->st;
 
+		if (!p->peer[i]->tried && p->peer[i]->addr_state != PEERS_ADDR_FAILED)
+			out->unheard++;
 		if (!peers_counts(st, now_ms, fresh_ms, system_identifier)) {
 			if (st->seen && now_ms - st->seen_ms <= fresh_ms && system_identifier != 0 &&
 			    st->system_identifier != 0)

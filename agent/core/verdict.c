@@ -273,6 +273,8 @@ verdict_for(const struct node_view *v, const struct request *r, const struct pol
 			verdict_down(out, REASON_IS_REPLICA);
 		else if (s->read_only || s->default_read_only)
 			verdict_down(out, REASON_READ_ONLY);
+		else if (v->peers.unheard > 0)
+			verdict_down(out, REASON_PEERS_UNHEARD); /* started, but a peer may hold a newer timeline */
 		else if (verdict_fence(v, p, out))
 			verdict_down(out, out->why);
 		else
@@ -284,6 +286,8 @@ verdict_for(const struct node_view *v, const struct request *r, const struct pol
 	case REQUEST_READ_ONLY:
 		if (s->in_recovery) {
 			verdict_replica(v, r, p, out);
+		} else if (!p->fenced_reads && v->peers.unheard > 0) {
+			verdict_down(out, REASON_PEERS_UNHEARD);
 		} else if (!p->fenced_reads && verdict_fence(v, p, out)) {
 			verdict_down(out, out->why);
 		} else {

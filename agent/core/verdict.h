@@ -74,6 +74,7 @@ struct policy {
 	X(REASON_FENCED_NEWER_PRIMARY, "fenced newer primary")                                                         \
 	X(REASON_FENCED_SPLIT_BRAIN, "fenced split-brain")                                                             \
 	X(REASON_FENCED_ISOLATED, "fenced isolated")                                                                   \
+	X(REASON_PEERS_UNHEARD, "peers-unheard")                                                                       \
 	X(REASON_FORK, "fork")                                                                                         \
 	X(REASON_DISCONNECTED, "disconnected")                                                                         \
 	X(REASON_LAG, "lag")                                                                                           \

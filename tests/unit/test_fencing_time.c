@@ -200,6 +200,31 @@ test_reasons_render_from_their_codes(void **state)
 		assert_string_not_equal(verdict_reason_name((enum verdict_reason)i), "unknown");
 }
 
+/* with peers configured, a primary is down until each peer read since the start was tried once */
+static void
+test_primary_waits_for_its_peers_first_round(void **state)
+{
+	struct policy p = test_policy(0);
+	struct fencing f;
+	struct node_view v = primary_view(1000);
+	struct request ro = {.kind = REQUEST_READ_ONLY};
+	struct verdict vd;
+	char reason[VERDICT_REASON_MAX];
+
+	(void)state;
+	fencing_init(&f, 0);
+	v.peers.unheard = 1;
+	assert_false(primary_up(&f, 1000, &v, &p, reason));
+	assert_string_equal(reason, "peers-unheard");
+	verdict_for(&v, &ro, &p, &vd);
+	assert_false(vd.up);
+	p.fenced_reads = true; /* reads from a fenced primary allowed: so from one not yet sure */
+	verdict_for(&v, &ro, &p, &vd);
+	assert_true(vd.up);
+	v.peers.unheard = 0;
+	assert_true(primary_up(&f, 1000, &v, &p, NULL));
+}
+
 /* a request kind the table does not know is never up */
 static void
 test_unknown_request_kind_is_down(void **state)
@@ -226,6 +251,7 @@ main(void)
 	    cmocka_unit_test(test_fence_transitions_are_noted_once),
 	    cmocka_unit_test(test_reasons_render_from_their_codes),
 	    cmocka_unit_test(test_unknown_request_kind_is_down),
+	    cmocka_unit_test(test_primary_waits_for_its_peers_first_round),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
