@@ -132,7 +132,9 @@ def test_reload_that_drops_a_backend_withdraws_from_it_and_keeps_the_others(reg)
     c = reg
     wait_registered(c, 0, [1, 2])
     slot, _ = slots(c, "be_primary")[0]
-    replica_slot, _ = slots(c, "be_replicas")[0]
+    # the primary registers into be_replicas too, on the same pass or the next (wait_registered only
+    # waits for the replicas there)
+    replica_slot, _ = cl.wait_until(lambda: slots(c, "be_replicas").get(0), 10, desc="node1's be_replicas slot")
     agent = c.agents[0]
     agent.write_conf({"haproxy": {"template_backends": "be_replicas:pg"}})
     agent.sighup()
