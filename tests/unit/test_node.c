@@ -14,7 +14,7 @@
 #include "conf.h"
 #include "log.h"
 #include "node.h"
-#include "poller.h"
+#include "poll_result.h"
 #include "sample.h"
 #include "verdict.h"
 #include "weight.h"
@@ -78,9 +78,17 @@ test_conf(void)
 {
 	struct conf c;
 
-	conf_defaults(&c);
+	/* every key the node reads, at its shipped default (test_policy_conf.c checks they are) */
+	memset(&c, 0, sizeof(c));
+	c.weight_floor_pct = 10;
+	c.weight_step_pct = 10;
+	c.weight_smoothing_ms = 2000;
+	c.weight_lag_soft_bytes = 1 * MB;
 	c.replica_max_lag_bytes = 16 * MB;
+	c.weight_lag_soft_s = 1.0;
 	c.replica_max_lag_s = 10.0;
+	c.weight_load_low_per_cpu = 0.5;
+	c.weight_load_high_per_cpu = 2.0;
 	c.replica_recover_pct = 50;
 	return c;
 }

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "conf.h"
-#include "poller.h"
+#include "poll_result.h"
 #include "request.h"
 #include "sample.h"
 #include "verdict.h"
@@ -883,52 +883,6 @@ test_health_is_down_without_a_fresh_sample(void **state)
 	assert_down(decide(&failing, REQUEST_HEALTH, &p), "timeout");
 }
 
-/* the policy from the configuration */
-
-static void
-test_policy_from_default_configuration(void **state)
-{
-	struct conf c;
-	struct policy p;
-
-	(void)state;
-	conf_defaults(&c);
-	memset(&p, 0x5a, sizeof(p));
-	verdict_policy(&c, &p);
-	assert_int_equal(p.stale_after_ms, 1500);
-	assert_int_equal(p.max_lag_bytes, 16 * MB);
-	assert_true(p.max_lag_s == 10.0);
-	assert_int_equal(p.over_lag, OVER_LAG_DOWN);
-	assert_int_equal(p.receiver_silence_max_ms, 60000);
-	assert_int_equal(p.primary_read_pct, 100);
-	assert_int_equal(p.step_pct, 10);
-}
-
-static void
-test_policy_follows_the_configuration(void **state)
-{
-	struct conf c;
-	struct policy p;
-
-	(void)state;
-	conf_defaults(&c);
-	c.pg_stale_after_ms = 3000;
-	c.replica_max_lag_bytes = 64 * MB;
-	c.replica_max_lag_s = 2.5;
-	c.replica_over_lag = OVER_LAG_DRAIN;
-	c.replica_receiver_silence_max_ms = 0;
-	c.weight_primary_read_pct = 25;
-	c.weight_step_pct = 5;
-	verdict_policy(&c, &p);
-	assert_int_equal(p.stale_after_ms, 3000);
-	assert_int_equal(p.max_lag_bytes, 64 * MB);
-	assert_true(p.max_lag_s == 2.5);
-	assert_int_equal(p.over_lag, OVER_LAG_DRAIN);
-	assert_int_equal(p.receiver_silence_max_ms, 0);
-	assert_int_equal(p.primary_read_pct, 25);
-	assert_int_equal(p.step_pct, 5);
-}
-
 /* verdict_format_lag */
 
 static void
@@ -1178,8 +1132,6 @@ main(void)
 	    cmocka_unit_test(test_replica_min_lsn_keeps_every_other_condition),
 	    cmocka_unit_test(test_primary_has_every_lsn_for_read_only_and_health),
 	    cmocka_unit_test(test_health_is_down_without_a_fresh_sample),
-	    cmocka_unit_test(test_policy_from_default_configuration),
-	    cmocka_unit_test(test_policy_follows_the_configuration),
 	    cmocka_unit_test(test_format_lag_bytes_and_seconds),
 	    cmocka_unit_test(test_format_lag_seconds_floor_like_bytes),
 	    cmocka_unit_test(test_format_lag_bytes_only_without_seconds),
