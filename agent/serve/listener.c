@@ -417,8 +417,10 @@ listener_tls_handshake(struct client *c)
 	}
 	cause = tls_failure_cause(e, &code);
 	/* a client that closed before its first byte tried no TLS at all (a plain TCP check): not worth a line */
-	if (BIO_number_read(SSL_get_rbio(c->ssl)) > 0)
+	if (BIO_number_read(SSL_get_rbio(c->ssl)) > 0) {
+		c->l->counters->tls_failed++;
 		listener_log_tls_failure(c->l, code, cause, &c->source);
+	}
 	listener_client_close(c);
 }
 
@@ -482,6 +484,7 @@ listener_on_client_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (c->handshaking) {
+		c->l->counters->tls_failed++;
 		listener_log_tls_failure(c->l, LISTENER_TLS_CAUSE_TIMEOUT,
 		                         "the handshake did not finish within [agent] client_timeout_ms", &c->source);
 		listener_client_close(c);

@@ -152,8 +152,8 @@ render_json(const struct node_view *v, const struct policy *p, const struct requ
 			render_add(&b, "%s\"%s\":%" PRIu64, k > 0 ? "," : "", render_protocol_names[k], c->checks[k]);
 		render_add(&b,
 		           "},\"refused\":%" PRIu64 ",\"denied\":%" PRIu64 ",\"evicted\":%" PRIu64
-		           ",\"role_changes\":%" PRIu64 ",",
-		           c->refused, c->denied, c->evicted, v->role_changes);
+		           ",\"tls_failed\":%" PRIu64 ",\"role_changes\":%" PRIu64 ",",
+		           c->refused, c->denied, c->evicted, c->tls_failed, v->role_changes);
 		render_add(
 		    &b,
 		    "\"peers\":{\"configured\":%d,\"fresh\":%d,\"other_cluster\":%d,\"newest_primary_timeline\":%d,"
@@ -256,6 +256,11 @@ render_metrics(const struct node_view *v, const struct policy *p, const struct r
 	render_metric_head(&b, "clients_evicted_total", "counter",
 	                   "Unfinished connections closed to make room for a new one (a cap was reached).");
 	render_add(&b, "pgcheckd_clients_evicted_total %" PRIu64 "\n", c->evicted);
+	render_metric_head(
+	    &b, "tls_handshakes_failed_total", "counter",
+	    "TLS handshakes that failed or did not finish within client_timeout_ms (logged once a minute "
+	    "per cause).");
+	render_add(&b, "pgcheckd_tls_handshakes_failed_total %" PRIu64 "\n", c->tls_failed);
 	render_metric_head(&b, "role_changes_total", "counter", "Role changes seen since start.");
 	render_add(&b, "pgcheckd_role_changes_total %" PRIu64 "\n", v->role_changes);
 	render_metric_head(&b, "override", "gauge", "1 for the operator override in force.");

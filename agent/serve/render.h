@@ -18,9 +18,10 @@ extern const char *const render_protocol_names[];
 /* Counters the responders keep, shown in /metrics and /status. */
 struct render_counters {
 	uint64_t checks[PROTOCOL_COUNT];
-	uint64_t refused; /* connections over max_clients with no slot to take */
-	uint64_t denied;  /* connections from addresses [agent] allow does not list */
-	uint64_t evicted; /* unfinished connections closed to make room for a new one */
+	uint64_t refused;    /* connections over max_clients with no slot to take */
+	uint64_t denied;     /* connections from addresses [agent] allow does not list */
+	uint64_t evicted;    /* unfinished connections closed to make room for a new one */
+	uint64_t tls_failed; /* TLS handshakes that failed or did not finish in time (bytes were read) */
 };
 
 /*

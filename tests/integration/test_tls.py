@@ -198,6 +198,14 @@ def failures(agent, since=0):
     return FAILURE_RE.findall(agent.log()[since:])
 
 
+def tls_failed_total(c, pki, i=0):
+    """pgcheckd_tls_handshakes_failed_total of node i, read from /metrics over TLS."""
+    body = tls_request(c.http_ports[i], b"GET /metrics HTTP/1.0\r\n\r\n", tls_context(pki))
+    m = re.search(rb"^pgcheckd_tls_handshakes_failed_total (\d+)$", body, re.M)
+    assert m, "pgcheckd_tls_handshakes_failed_total not in /metrics"
+    return int(m.group(1))
+
+
 def test_haproxy_routes_writes_and_reads_through_tls_checks(pki, report):
     c = start_tls_cluster(pki, replicas=1)
     try:
@@ -297,6 +305,7 @@ def test_a_plain_text_client_on_a_tls_port_gets_nothing_and_stalls_no_one(pki, r
     ctx = tls_context(pki)
     try:
         since = len(a.log())
+        failed0 = tls_failed_total(c, pki)
         for port, data in ((a.port, b"primary\n"), (c.http_ports[0], b"GET /primary HTTP/1.0\r\n\r\n")):
             with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
                 s.sendall(data)
@@ -321,6 +330,10 @@ def test_a_plain_text_client_on_a_tls_port_gets_nothing_and_stalls_no_one(pki, r
         got = failures(a, since)
         report(f"pgcheckd logged: {got}")
         assert 1 <= len(got) <= 3, got  # one line per reason (agent port, HTTP port), not per connection
+        # ... but every failed handshake is counted: 2 plain requests and 40 held clients
+        failed = tls_failed_total(c, pki) - failed0
+        report(f"pgcheckd_tls_handshakes_failed_total rose by {failed}")
+        assert failed == 42, failed
     finally:
         c.close()
 
@@ -356,6 +369,7 @@ def test_half_a_client_hello_is_cut_at_client_timeout_and_checks_are_answered(pk
         assert max(closed_after) <= timeout_ms / 1000.0 + 5.0  # ... and not long after it
         got = failures(a, since)
         assert len(got) == 1 and "client_timeout_ms" in got[0], got
+        assert tls_failed_total(c, pki) == 20  # each cut handshake counted, though logged once
     finally:
         c.close()
 
