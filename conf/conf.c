@@ -1059,6 +1059,17 @@ conf_check(struct conf *c, const char *name, const int *lines, char *err, size_t
 {
 	const size_t poll = CONF_KEY_OF(pg_poll_interval_ms), query = CONF_KEY_OF(pg_query_timeout_ms),
 	             connect = CONF_KEY_OF(pg_connect_timeout_ms), stale = CONF_KEY_OF(pg_stale_after_ms);
+	const char *bad;
+	size_t badlen;
+
+	if (!conf_labels_ok(c->agent_location, &bad, &badlen)) {
+		snprintf(err, errlen,
+		         "%s:%d: [agent] location: '%.*s' is not a label KEY=VALUE (letters, digits and _.:- on both "
+		         "sides, under %d bytes)",
+		         name, lines[CONF_KEY_OF(agent_location)], (int)(badlen < 64 ? badlen : 64), bad,
+		         CONF_LABEL_MAX);
+		return false;
+	}
 
 	/* a sample is taken every poll interval, each within its deadline: the next one comes before the stale limit */
 	if (c->pg_poll_interval_ms + c->pg_query_timeout_ms > c->pg_stale_after_ms) {

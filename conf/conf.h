@@ -148,6 +148,17 @@ int conf_keep_unreloadable(const struct conf *running, struct conf *next, char *
  */
 bool conf_parse_bytes(const char *s, int64_t *out);
 
+/*
+ * Location labels ([agent] location, a request's prefer=): "KEY=VALUE", each part 1 to CONF_LABEL_MAX - 1
+ * bytes in all of letters, digits and "_.:-". conf_label_ok checks one (len bytes); conf_labels_ok a list
+ * separated by commas and spaces (an empty list is fine), pointing bad at the first label that is not one;
+ * conf_labels_have says whether list holds label exactly (case-sensitive, as written).
+ */
+#define CONF_LABEL_MAX 64
+bool conf_label_ok(const char *label, size_t len);
+bool conf_labels_ok(const char *list, const char **bad, size_t *badlen);
+bool conf_labels_have(const char *list, const char *label, size_t len);
+
 /* conf_format_bytes writes bytes the way conf_parse_bytes reads them back ("16MB", "1536kB"). */
 void conf_format_bytes(int64_t bytes, char *buf, size_t len);
 

@@ -56,6 +56,11 @@
 	X(agent, replica_port, INT, "0", 0, 65535, false, NULL,                                    \
 	  "A port on the listen address that is open only while the node is a replica fit for "    \
 	  "reads (streaming, under the lag limits); 0 for none.")                                  \
+	X(agent, location, STR, "", 0, 255, true, NULL,                                            \
+	  "Where this node is, as labels KEY=VALUE separated by commas ('dc=fra, zone=b'). A read " \
+	  "request with prefer=KEY=VALUE (agent-send 'replica prefer=dc=fra') keeps its weight "   \
+	  "only on nodes whose location has that label; on the others it gets [weight] floor_pct " \
+	  "(still up, so reads fail over to them). Empty: no label, nothing preferred here.")      \
 	X(agent, maxconn_pct, INT, "0", 0, 100, true, NULL,                                        \
 	  "When above 0, agent replies that are up add maxconn:N, N being this share of "          \
 	  "PostgreSQL's usable connection slots, so HAProxy queues instead of PostgreSQL refusing " \

@@ -75,3 +75,68 @@ conf_format_bytes(int64_t bytes, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%" PRId64 "%s", bytes, units[u]);
 }
+
+static bool
+conf_label_char(char ch)
+{
+	return isalnum((unsigned char)ch) || ch == '_' || ch == '.' || ch == ':' || ch == '-';
+}
+
+bool
+conf_label_ok(const char *label, size_t len)
+{
+	const char *eq = memchr(label, '=', len);
+
+	if (eq == NULL || eq == label || eq == label + len - 1 || len >= CONF_LABEL_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (label + i != eq && !conf_label_char(label[i]))
+			return false;
+	return true;
+}
+
+/* conf_label_next finds the next label of a list at *cursor: its start and length; false at the end. */
+static bool
+conf_label_next(const char **cursor, const char **label, size_t *len)
+{
+	const char *p = *cursor;
+
+	while (*p == ',' || *p == ' ' || *p == '\t')
+		p++;
+	if (*p == '\0')
+		return false;
+	*label = p;
+	while (*p != '\0' && *p != ',' && *p != ' ' && *p != '\t')
+		p++;
+	*len = (size_t)(p - *label);
+	*cursor = p;
+	return true;
+}
+
+bool
+conf_labels_ok(const char *list, const char **bad, size_t *badlen)
+{
+	const char *label;
+	size_t len;
+
+	while (conf_label_next(&list, &label, &len)) {
+		if (!conf_label_ok(label, len)) {
+			*bad = label;
+			*badlen = len;
+			return false;
+		}
+	}
+	return true;
+}
+
+bool
+conf_labels_have(const char *list, const char *want, size_t wantlen)
+{
+	const char *label;
+	size_t len;
+
+	while (conf_label_next(&list, &label, &len))
+		if (len == wantlen && memcmp(label, want, len) == 0)
+			return true;
+	return false;
+}

@@ -86,6 +86,14 @@ request_param_apply(struct request *r, const char *key, size_t keylen, const cha
 {
 	char buf[32];
 
+	if (keylen == 6 && strncasecmp(key, "prefer", 6) == 0) {
+		if (r->prefer_count >= REQUEST_PREFER_MAX || !conf_label_ok(value, valuelen))
+			return false;
+		memcpy(r->prefer[r->prefer_count], value, valuelen);
+		r->prefer[r->prefer_count][valuelen] = '\0';
+		r->prefer_count++;
+		return true;
+	}
 	if (valuelen == 0 || valuelen >= sizeof(buf))
 		return false;
 	memcpy(buf, value, valuelen);

@@ -12,6 +12,8 @@
 
 #include "conf.h"
 
+#define REQUEST_PREFER_MAX 4
+
 struct request {
 	enum request_kind kind;
 	bool has_max_lag_bytes;
@@ -20,6 +22,8 @@ struct request {
 	double max_lag_s;
 	bool has_min_lsn;
 	uint64_t min_lsn; /* "min_lsn=X/Y": a replica is up only when it has replayed at least this */
+	int prefer_count; /* "prefer=KEY=VALUE", up to REQUEST_PREFER_MAX: full weight only where all match */
+	char prefer[REQUEST_PREFER_MAX][CONF_LABEL_MAX];
 };
 
 /* request_kind_name is the canonical word for a kind ("primary", "replica", "read-only", "health"). */
@@ -36,7 +40,8 @@ bool request_lsn_parse(const char *text, size_t len, uint64_t *lsn);
 
 /*
  * request_param_apply applies one parameter to r: "lag" (bytes with units), "lag_s" (seconds) or
- * "min_lsn" (an LSN, request_lsn_parse).
+ * "min_lsn" (an LSN, request_lsn_parse) or "prefer" (a location label KEY=VALUE, conf_label_ok; up to
+ * REQUEST_PREFER_MAX of them).
  * False for an unknown key or a bad value; r is unchanged then.
  */
 bool request_param_apply(struct request *r, const char *key, size_t keylen, const char *value, size_t valuelen);

@@ -20,6 +20,8 @@ verdict_policy(const struct conf *c, struct policy *p)
 	p->receiver_silence_max_ms = c->replica_receiver_silence_max_ms;
 	p->primary_read_pct = (int)c->weight_primary_read_pct;
 	p->step_pct = (int)c->weight_step_pct;
+	p->floor_pct = (int)c->weight_floor_pct;
+	p->location = c->agent_location;
 	p->isolation_fence_ms = c->peers_isolation_fence_ms;
 	p->fenced_reads = c->peers_fenced_reads;
 	p->peer_key = c->peers_key;
@@ -244,6 +246,16 @@ verdict_replica(const struct node_view *v, const struct request *r, const struct
 	verdict_up(out, v->replica_weight_pct);
 }
 
+/* verdict_preferred: this node's location has every label request r prefers (true when r names none). */
+static bool
+verdict_preferred(const struct request *r, const struct policy *p)
+{
+	for (int i = 0; i < r->prefer_count; i++)
+		if (p->location == NULL || !conf_labels_have(p->location, r->prefer[i], strlen(r->prefer[i])))
+			return false;
+	return true;
+}
+
 void
 verdict_for(const struct node_view *v, const struct request *r, const struct policy *p, struct verdict *out)
 {
@@ -305,6 +317,13 @@ verdict_for(const struct node_view *v, const struct request *r, const struct pol
 	default:
 		verdict_down(out, REASON_BAD_REQUEST); /* a kind this table does not know is never up */
 		return;
+	}
+	/* a read that prefers another location: still up (reads fail over here), at no more than the floor */
+	if (out->up && (r->kind == REQUEST_REPLICA || r->kind == REQUEST_READ_ONLY) && !verdict_preferred(r, p)) {
+		if (out->weight_pct > p->floor_pct)
+			out->weight_pct = p->floor_pct;
+		if (out->why == REASON_NONE)
+			verdict_because(out, REASON_NOT_PREFERRED);
 	}
 	if (out->up && (v->override == OVERRIDE_DRAIN || v->shutting_down)) {
 		out->weight_pct = 0;

@@ -49,6 +49,8 @@ struct policy {
 	int64_t receiver_silence_max_ms;
 	int primary_read_pct;
 	int step_pct;
+	int floor_pct;              /* [weight] floor_pct: the weight of a read that prefers another location */
+	const char *location;       /* [agent] location's labels, in the conf it was taken from */
 	int64_t isolation_fence_ms; /* 0: off */
 	bool fenced_reads;
 	/* [peers] key_file's key, in the conf it was taken from: "peer-state" only to readers holding it */
@@ -78,7 +80,8 @@ struct policy {
 	X(REASON_FORK, "fork")                                                                                         \
 	X(REASON_DISCONNECTED, "disconnected")                                                                         \
 	X(REASON_LAG, "lag")                                                                                           \
-	X(REASON_BEHIND_LSN, "behind") /* rendered with the replayed LSN: "behind 0/3000000" */                        \
+	X(REASON_BEHIND_LSN, "behind")           /* rendered with the replayed LSN: "behind 0/3000000" */              \
+	X(REASON_NOT_PREFERRED, "not-preferred") /* up at the floor: the request prefers another location */           \
 	X(REASON_DRAIN, "drain")                                                                                       \
 	X(REASON_SHUTDOWN, "shutdown")                                                                                 \
 	X(REASON_BAD_REQUEST, "bad-request")                                                                           \

@@ -4,8 +4,9 @@
  * Invariants: a refused parameter leaves the request unchanged; an accepted one is "lag" or "lag_s"
  * with a value that is non-negative and finite, or "min_lsn" with the position a reference LSN parser
  * (PostgreSQL's pg_lsn_in rules: 1 to 8 hex digits, '/', 1 to 8 hex digits) reads, which prints back
- * as the same position; conf_parse_bytes agrees with a reference written here from its contract and
- * reads back what conf_format_bytes writes; a kind word round-trips through its canonical name.
+ * as the same position, or "prefer" with a label KEY=VALUE (one '=', neither side empty, letters, digits
+ * and "_.:-", under CONF_LABEL_MAX bytes) stored as given; conf_parse_bytes agrees with a reference written here from
+ * its contract and reads back what conf_format_bytes writes; a kind word round-trips through its canonical name.
  */
 #include <ctype.h>
 #include <inttypes.h>
@@ -118,6 +119,25 @@ check_parse_lsn(const char *s, size_t len)
 	}
 }
 
+/* reference_label_ok: a location label as conf_label_ok's contract says */
+static bool
+reference_label_ok(const char *s, size_t len)
+{
+	size_t eqs = 0, at = 0;
+
+	if (len == 0 || len >= CONF_LABEL_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '=') {
+			eqs++;
+			at = i;
+		} else if (!isalnum((unsigned char)s[i]) && strchr("_.:-", s[i]) == NULL) {
+			return false;
+		}
+	}
+	return eqs == 1 && at > 0 && at < len - 1;
+}
+
 static void
 check_parse_bytes(const char *s)
 {
@@ -156,6 +176,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	before.has_max_lag_bytes = false;
 	before.has_max_lag_s = false;
 	before.has_min_lsn = false;
+	before.prefer_count = 0;
 	r = before;
 	if (!request_param_apply(&r, buf, keylen, value, valuelen)) {
 		FUZZ_CHECK(memcmp(&r, &before, sizeof(r)) == 0);
@@ -165,10 +186,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		bool lag = keylen == 3 && strncasecmp(buf, "lag", 3) == 0;
 		bool lag_s = keylen == 5 && strncasecmp(buf, "lag_s", 5) == 0;
 		bool min_lsn = keylen == 7 && strncasecmp(buf, "min_lsn", 7) == 0;
+		bool prefer = keylen == 6 && strncasecmp(buf, "prefer", 6) == 0;
 
-		FUZZ_CHECK(lag || lag_s || min_lsn);
+		FUZZ_CHECK(lag || lag_s || min_lsn || prefer);
 		FUZZ_CHECK(r.kind == REQUEST_REPLICA);
-		if (min_lsn) {
+		if (prefer) {
+			/* one label more, as given, and nothing else changed */
+			FUZZ_CHECK(r.prefer_count == 1 && reference_label_ok(value, valuelen));
+			FUZZ_CHECK(strlen(r.prefer[0]) == valuelen && memcmp(r.prefer[0], value, valuelen) == 0);
+			FUZZ_CHECK(!r.has_max_lag_bytes && !r.has_max_lag_s && !r.has_min_lsn);
+		} else if (min_lsn) {
 			uint64_t want;
 
 			/* only the position changed, and it is what the reference reads from exactly these bytes */

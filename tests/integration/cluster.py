@@ -685,13 +685,16 @@ def pgcheckd_check_config(path, timeout=10):
 class Haproxy:
     """HAProxy running conf/haproxy.cfg with its demo ports replaced by the cluster's."""
 
-    def __init__(self, cluster, mapping, source=HAPROXY_CFG):
+    def __init__(self, cluster, mapping, source=HAPROXY_CFG, name="haproxy", edit=None):
+        """edit: a function of the configuration's text, applied after the ports are substituted."""
         self.cluster = cluster
         self.source = Path(source)
-        self.cfg = cluster.tmp / "haproxy.cfg"
-        self.logfile = cluster.tmp / "haproxy.log"
+        self.cfg = cluster.tmp / f"{name}.cfg"
+        self.logfile = cluster.tmp / f"{name}.log"
         self.mapping = mapping
         self.text = substitute_ports(self.source.read_text(), mapping)
+        if edit is not None:
+            self.text = edit(self.text)
         self.cfg.write_text(self.text)
         self.api_port = mapping[DEMO_PORTS["api"]]
         self.write_port = mapping[DEMO_PORTS["write"]]

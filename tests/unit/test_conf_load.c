@@ -179,6 +179,25 @@ test_bad_choice_is_an_error(void **state)
 }
 
 static void
+test_location_labels_are_checked(void **state)
+{
+	struct conf c;
+	char err[CONF_ERR_MAX];
+
+	(void)state;
+	assert_true(load_text("[agent]\nlocation = dc=fra, zone=b\n", &c, err, sizeof(err)));
+	assert_string_equal(c.agent_location, "dc=fra, zone=b");
+	assert_true(conf_labels_have(c.agent_location, "zone=b", 6));
+	assert_false(conf_labels_have(c.agent_location, "zone=", 5));
+	expect_error("\n[agent]\nlocation = dc=fra, zone\n",
+	             "t.ini:3: [agent] location: 'zone' is not a label KEY=VALUE (letters, digits and _.:- on both "
+	             "sides, under 64 bytes)");
+	expect_error("[agent]\nlocation = dc=fr/a\n",
+	             "t.ini:2: [agent] location: 'dc=fr/a' is not a label KEY=VALUE (letters, digits and _.:- on both "
+	             "sides, under 64 bytes)");
+}
+
+static void
 test_bad_listen_is_an_error(void **state)
 {
 	(void)state;
@@ -728,6 +747,7 @@ main(void)
 	    cmocka_unit_test(test_bad_number_is_an_error),
 	    cmocka_unit_test(test_bad_boolean_is_an_error),
 	    cmocka_unit_test(test_bad_choice_is_an_error),
+	    cmocka_unit_test(test_location_labels_are_checked),
 	    cmocka_unit_test(test_bad_listen_is_an_error),
 	    cmocka_unit_test(test_indented_continuation_line_is_an_error),
 	    cmocka_unit_test(test_indented_blank_line_is_fine),

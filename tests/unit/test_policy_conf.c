@@ -37,6 +37,8 @@ test_policy_from_default_configuration(void **state)
 	assert_int_equal(p.receiver_silence_max_ms, 60000);
 	assert_int_equal(p.primary_read_pct, 100);
 	assert_int_equal(p.step_pct, 10);
+	assert_int_equal(p.floor_pct, 10);
+	assert_string_equal(p.location, "");
 }
 
 static void
@@ -54,6 +56,8 @@ test_policy_follows_the_configuration(void **state)
 	c.replica_receiver_silence_max_ms = 0;
 	c.weight_primary_read_pct = 25;
 	c.weight_step_pct = 5;
+	c.weight_floor_pct = 20;
+	strcpy(c.agent_location, "dc=fra");
 	verdict_policy(&c, &p);
 	assert_int_equal(p.stale_after_ms, 3000);
 	assert_int_equal(p.max_lag_bytes, 64 * MB);
@@ -62,6 +66,8 @@ test_policy_follows_the_configuration(void **state)
 	assert_int_equal(p.receiver_silence_max_ms, 0);
 	assert_int_equal(p.primary_read_pct, 25);
 	assert_int_equal(p.step_pct, 5);
+	assert_int_equal(p.floor_pct, 20);
+	assert_string_equal(p.location, "dc=fra");
 }
 
 /* the node's weight and recovery policy from the shipped defaults: what test_node.c's test_conf() sets */

@@ -252,6 +252,7 @@ assert_refused_unchanged(const char *key, const char *value)
 		fail();
 	}
 	assert_int_equal(r.kind, before.kind);
+	assert_int_equal(r.prefer_count, before.prefer_count);
 	assert_int_equal(r.has_max_lag_bytes, before.has_max_lag_bytes);
 	assert_int_equal(r.max_lag_bytes, before.max_lag_bytes);
 	assert_int_equal(r.has_max_lag_s, before.has_max_lag_s);
@@ -423,6 +424,53 @@ test_param_min_lsn_sets_the_position(void **state)
 }
 
 static void
+test_param_prefer_collects_location_labels(void **state)
+{
+	struct request r = blank_request();
+
+	(void)state;
+	assert_true(apply(&r, "prefer", "dc=fra"));
+	assert_true(apply(&r, "PREFER", "zone=b-1"));
+	assert_int_equal(r.prefer_count, 2);
+	assert_string_equal(r.prefer[0], "dc=fra");
+	assert_string_equal(r.prefer[1], "zone=b-1");
+	assert_true(apply(&r, "prefer", "rack=r.7:x_2"));
+	assert_true(apply(&r, "prefer", "a=b"));
+	assert_int_equal(r.prefer_count, REQUEST_PREFER_MAX);
+	/* a fifth is refused: the request is bad, not silently cut */
+	assert_false(apply(&r, "prefer", "c=d"));
+	assert_int_equal(r.prefer_count, REQUEST_PREFER_MAX);
+}
+
+static void
+test_param_bad_prefer_is_refused_and_changes_nothing(void **state)
+{
+	char longest[CONF_LABEL_MAX + 1];
+
+	(void)state;
+	assert_refused_unchanged("prefer", "");
+	assert_refused_unchanged("prefer", "dc");
+	assert_refused_unchanged("prefer", "=fra");
+	assert_refused_unchanged("prefer", "dc=");
+	assert_refused_unchanged("prefer", "dc=fra=x");
+	assert_refused_unchanged("prefer", "dc=f ra");
+	assert_refused_unchanged("prefer", "dc=fr/a");
+	assert_refused_unchanged("prefer", "dc=fr%a");
+	assert_refused_unchanged("prefe", "dc=fra");
+	memset(longest, 'a', CONF_LABEL_MAX);
+	longest[1] = '=';
+	longest[CONF_LABEL_MAX] = '\0';
+	assert_refused_unchanged("prefer", longest); /* CONF_LABEL_MAX bytes: one too many */
+	longest[CONF_LABEL_MAX - 1] = '\0';
+	{
+		struct request r = blank_request();
+
+		assert_true(apply(&r, "prefer", longest));
+		assert_string_equal(r.prefer[0], longest);
+	}
+}
+
+static void
 test_param_bad_min_lsn_is_refused_and_changes_nothing(void **state)
 {
 	(void)state;
@@ -463,6 +511,8 @@ main(void)
 	    cmocka_unit_test(test_lsn_parse_refuses_malformed_and_out_of_range),
 	    cmocka_unit_test(test_lsn_parse_reads_exactly_len_bytes),
 	    cmocka_unit_test(test_param_min_lsn_sets_the_position),
+	    cmocka_unit_test(test_param_prefer_collects_location_labels),
+	    cmocka_unit_test(test_param_bad_prefer_is_refused_and_changes_nothing),
 	    cmocka_unit_test(test_param_bad_min_lsn_is_refused_and_changes_nothing),
 	};
 

@@ -34,6 +34,8 @@ test_policy(void)
 	p.receiver_silence_max_ms = 60000;
 	p.primary_read_pct = 100;
 	p.step_pct = 10;
+	p.floor_pct = 10;
+	p.location = "";
 	return p;
 }
 
@@ -883,6 +885,107 @@ test_health_is_down_without_a_fresh_sample(void **state)
 	assert_down(decide(&failing, REQUEST_HEALTH, &p), "timeout");
 }
 
+/* locality: prefer=KEY=VALUE against [agent] location */
+
+static struct request
+prefer_req(enum request_kind kind, const char *a, const char *b)
+{
+	struct request r = req(kind);
+
+	if (a != NULL)
+		assert_true(request_param_apply(&r, "prefer", 6, a, strlen(a)));
+	if (b != NULL)
+		assert_true(request_param_apply(&r, "prefer", 6, b, strlen(b)));
+	return r;
+}
+
+static void
+test_a_preferred_location_keeps_its_weight(void **state)
+{
+	struct node_view v = replica_view();
+	struct policy p = test_policy();
+	struct request r = prefer_req(REQUEST_REPLICA, "dc=fra", NULL);
+
+	(void)state;
+	p.location = "dc=fra, zone=b";
+	assert_up(decide_req(&v, &r, &p), 70);
+	assert_string_equal(decide_req(&v, &r, &p).reason, "");
+	r = prefer_req(REQUEST_REPLICA, "zone=b", "dc=fra"); /* every label named must match */
+	assert_up(decide_req(&v, &r, &p), 70);
+	r = prefer_req(REQUEST_READ_ONLY, "dc=fra", NULL);
+	assert_up(decide_req(&v, &r, &p), 70);
+}
+
+static void
+test_another_location_gets_the_floor_and_stays_up(void **state)
+{
+	struct node_view v = replica_view();
+	struct policy p = test_policy();
+	struct request r = prefer_req(REQUEST_REPLICA, "dc=ams", NULL);
+	struct verdict out;
+
+	(void)state;
+	p.location = "dc=fra,zone=b";
+	out = decide_req(&v, &r, &p);
+	assert_up(out, 10);
+	assert_int_equal(out.why, REASON_NOT_PREFERRED);
+	assert_string_equal(out.reason, "not-preferred");
+	r = prefer_req(REQUEST_REPLICA, "dc=fra", "zone=a"); /* one label of two is not enough */
+	assert_up(decide_req(&v, &r, &p), 10);
+	r = prefer_req(REQUEST_REPLICA, "DC=fra", NULL); /* labels compare as written */
+	assert_up(decide_req(&v, &r, &p), 10);
+	r = prefer_req(REQUEST_REPLICA, "dc=fr", NULL); /* a whole label, not a prefix */
+	assert_up(decide_req(&v, &r, &p), 10);
+	/* a node without a location is nobody's preference */
+	p.location = "";
+	r = prefer_req(REQUEST_REPLICA, "dc=fra", NULL);
+	assert_up(decide_req(&v, &r, &p), 10);
+	p.location = NULL;
+	assert_up(decide_req(&v, &r, &p), 10);
+	/* a weight already under the floor stays where it is */
+	p.location = "dc=ams";
+	v.replica_weight_pct = 5;
+	assert_up(decide_req(&v, &r, &p), 5);
+}
+
+static void
+test_prefer_never_makes_anything_up_and_leaves_writes_alone(void **state)
+{
+	struct node_view v = replica_view();
+	struct node_view pv = primary_view();
+	struct policy p = test_policy();
+	struct request r = prefer_req(REQUEST_PRIMARY, "dc=fra", NULL);
+	struct verdict out;
+
+	(void)state;
+	p.location = "dc=fra";
+	/* a replica asked for the primary stays down, preferred or not */
+	assert_down(decide_req(&v, &r, &p), "is-replica");
+	/* the primary's write answer ignores prefer: one write target, wherever it is */
+	p.location = "dc=ams";
+	assert_up(decide_req(&pv, &r, &p), 100);
+	r = prefer_req(REQUEST_HEALTH, "dc=fra", NULL);
+	assert_up(decide_req(&pv, &r, &p), 100);
+	/* down stays down with its own reason */
+	r = prefer_req(REQUEST_REPLICA, "dc=ams", NULL);
+	v.sample.lag_bytes = 64 * MB;
+	v.lag_over = true;
+	assert_down_lag(decide_req(&v, &r, &p));
+	/* drained for lag: up 0%, and the reason stays the lag */
+	p.over_lag = OVER_LAG_DRAIN;
+	p.location = "dc=fra";
+	r = prefer_req(REQUEST_REPLICA, "dc=ams", NULL);
+	out = decide_req(&v, &r, &p);
+	assert_up(out, 0);
+	assert_int_equal(out.why, REASON_LAG);
+	/* an operator's drain wins over not-preferred */
+	v = replica_view();
+	v.override = OVERRIDE_DRAIN;
+	out = decide_req(&v, &r, &p);
+	assert_up(out, 0);
+	assert_int_equal(out.why, REASON_DRAIN);
+}
+
 /* verdict_format_lag */
 
 static void
@@ -1137,6 +1240,9 @@ main(void)
 	    cmocka_unit_test(test_format_lag_bytes_only_without_seconds),
 	    cmocka_unit_test(test_format_lag_units_floor_to_largest_unit_at_least_one),
 	    cmocka_unit_test(test_format_lag_truncates_into_a_small_buffer),
+	    cmocka_unit_test(test_a_preferred_location_keeps_its_weight),
+	    cmocka_unit_test(test_another_location_gets_the_floor_and_stays_up),
+	    cmocka_unit_test(test_prefer_never_makes_anything_up_and_leaves_writes_alone),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
