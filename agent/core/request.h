@@ -22,6 +22,9 @@ struct request {
 	double max_lag_s;
 	bool has_min_lsn;
 	uint64_t min_lsn; /* "min_lsn=X/Y": a replica is up only when it has replayed at least this */
+	/* HTTP only ("role_status=404"): the status of a down answer that only says the node holds the other
+	 * role (is-replica, is-primary); 0 for the default, 503 */
+	int other_role_status;
 	int prefer_count; /* "prefer=KEY=VALUE", up to REQUEST_PREFER_MAX: full weight only where all match */
 	char prefer[REQUEST_PREFER_MAX][CONF_LABEL_MAX];
 };

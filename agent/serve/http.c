@@ -178,7 +178,10 @@ http_parse_request(const char *buf, size_t len, struct http_request *out)
 	return HTTP_COMPLETE;
 }
 
-/* http_apply_query applies "lag=16MB&lag_s=5"; Patroni's replication_state=streaming is what we check anyway. */
+/*
+ * http_apply_query applies "lag=16MB&lag_s=5"; Patroni's replication_state=streaming is what we check anyway;
+ * role_status=404 (HTTP only) makes a node of the other role answer 404, for HAProxy's disable-on-404.
+ */
 static bool
 http_apply_query(const char *query, struct request *r)
 {
@@ -197,6 +200,10 @@ http_apply_query(const char *query, struct request *r)
 			if (strcmp(key, "replication_state") == 0) {
 				if (strcmp(value, "streaming") != 0)
 					return false;
+			} else if (strcmp(key, "role_status") == 0) {
+				if (strcmp(value, "404") != 0 && strcmp(value, "503") != 0)
+					return false;
+				r->other_role_status = value[0] == '4' ? 404 : 503;
 			} else if (!request_param_apply(r, key, strlen(key), value, strlen(value))) {
 				return false;
 			}

@@ -135,6 +135,19 @@ respond_refused(const struct respond_ctx *x, const struct http_request *h, unsig
 	return x->auth != NULL && (x->auth->protect & what) != 0 && !respond_authorized(x->auth, h);
 }
 
+/*
+ * respond_down_status: 503 for a down answer, or what role_status= asked (404) when the answer says only
+ * that the node holds the other role, so HAProxy's disable-on-404 shows it as NOLB instead of DOWN. Any
+ * other reason (unreachable, stale, fenced, lag, ...) stays 503: a node in trouble is never made quiet.
+ */
+static int
+respond_down_status(const struct request *r, const struct verdict *vd)
+{
+	if (r->other_role_status == 404 && (vd->why == REASON_IS_REPLICA || vd->why == REASON_IS_PRIMARY))
+		return 404;
+	return 503;
+}
+
 size_t
 respond_http(const struct respond_ctx *x, enum http_parse parsed, const struct http_request *h, char *out,
              size_t outlen)
@@ -146,6 +159,7 @@ respond_http(const struct respond_ctx *x, enum http_parse parsed, const struct h
 	struct verdict vd;
 	size_t blen = 0, n;
 	int status;
+	bool verdict_body = false; /* a check's answer: its body is the verdict, whatever the status */
 
 	if (body == NULL)
 		return 0;
@@ -171,7 +185,8 @@ respond_http(const struct respond_ctx *x, enum http_parse parsed, const struct h
 			break;
 		case HTTP_ROUTE_CHECK:
 			verdict_for(x->view, &r, x->policy, &vd);
-			status = vd.up ? 200 : 503;
+			status = vd.up ? 200 : respond_down_status(&r, &vd);
+			verdict_body = true;
 			if (respond_refused(x, h, CONF_PROTECT_BODIES))
 				blen = (size_t)snprintf(body, RESPOND_REPLY_MAX, "{\"up\":%s}\n",
 				                        vd.up ? "true" : "false");
@@ -199,7 +214,7 @@ respond_http(const struct respond_ctx *x, enum http_parse parsed, const struct h
 			break;
 		}
 	}
-	if (status >= 400 && status != 503) {
+	if (status >= 400 && status != 503 && !verdict_body) {
 		type = "text/plain; charset=utf-8";
 		blen = (size_t)snprintf(body, RESPOND_REPLY_MAX, "%d\n", status);
 	}

@@ -905,6 +905,16 @@ class Cluster:
             self.wait_routing(primary=0, replicas=list(range(1, self.n)), timeout=timeout)
         self.say(f"cluster ready in {time.monotonic() - t0:.1f}s")
 
+    def extra_haproxy(self, source=HAPROXY_CFG, name="haproxy-extra", edit=None):
+        """Another HAProxy beside self.haproxy, on source with frontend and API ports of its own (started;
+        stopped with the cluster, or by its stop())."""
+        write, read, api = free_ports(3)
+        mapping = {DEMO_PORTS["write"]: write, DEMO_PORTS["read"]: read, DEMO_PORTS["api"]: api}
+        for i in range(len(DEMO_PORTS["pg"])):
+            mapping[DEMO_PORTS["pg"][i]] = self.ports["pg"][i] if i < self.n else free_ports(1)[0]
+            mapping[DEMO_PORTS["agent"][i]] = self.ports["agent"][i] if i < self.n else free_ports(1)[0]
+        return Haproxy(self, mapping, source, name=name, edit=edit).start()
+
     # -- waiting
 
     def wait_streaming(self, replicas=None, timeout=30):

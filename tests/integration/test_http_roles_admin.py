@@ -283,5 +283,5 @@ def test_role_ports_open_and_close_with_the_role():
 
 def test_readme_shows_every_tested_haproxy_configuration():
     readme = (REPO / "README.md").read_text()
-    for cfg in (cl.HAPROXY_CFG, PATRONI_CFG, ROLEPORTS_CFG, TLS_CFG):
+    for cfg in (cl.HAPROXY_CFG, PATRONI_CFG, ROLEPORTS_CFG, TLS_CFG, REPO / "conf" / "haproxy-quiet.cfg"):
         assert cfg.read_text() in readme, f"{cfg.name} is not in README.md verbatim"

@@ -242,6 +242,44 @@ test_http_status_follows_the_verdict(void **state)
 	assert_int_equal(http_status(f, "GET /liveness HTTP/1.0\r\n\r\n"), 200);
 }
 
+/* role_status=404: the other role answers 404 (HAProxy's disable-on-404: NOLB), trouble stays 503 */
+static void
+test_http_role_status_404_only_for_the_other_role(void **state)
+{
+	struct fixture *f = fixture(0);
+
+	(void)state;
+	/* a primary asked for a replica: the other role */
+	assert_int_equal(http_status(f, "GET /replica?role_status=404 HTTP/1.0\r\n\r\n"), 404);
+	assert_non_null(strstr(f->out, "\"reason\":\"is-primary\"")); /* the body is still the verdict */
+	assert_int_equal(http_status(f, "GET /replica?role_status=503 HTTP/1.0\r\n\r\n"), 503);
+	assert_int_equal(http_status(f, "GET /primary?role_status=404 HTTP/1.0\r\n\r\n"), 200);
+	assert_int_equal(http_status(f, "GET /replica?role_status=200 HTTP/1.0\r\n\r\n"), 400);
+	assert_int_equal(http_status(f, "GET /replica?role_status= HTTP/1.0\r\n\r\n"), 400);
+	/* a streaming replica asked for the primary */
+	f->v.sample.in_recovery = true;
+	f->v.sample.read_only = true;
+	f->v.sample.receiver_streaming = true;
+	assert_int_equal(http_status(f, "GET /primary?role_status=404 HTTP/1.0\r\n\r\n"), 404);
+	assert_int_equal(http_status(f, "GET /primary HTTP/1.0\r\n\r\n"), 503);
+	/* a replica in trouble is never quiet: not streaming, stale, failing, in maintenance */
+	f->v.sample.receiver_streaming = false;
+	assert_int_equal(http_status(f, "GET /replica?role_status=404 HTTP/1.0\r\n\r\n"), 503);
+	f->v.sample.receiver_streaming = true;
+	f->v.sample_age_ms = 5000;
+	assert_int_equal(http_status(f, "GET /primary?role_status=404 HTTP/1.0\r\n\r\n"), 503);
+	f->v.sample_age_ms = 100;
+	f->v.override = OVERRIDE_MAINT;
+	assert_int_equal(http_status(f, "GET /primary?role_status=404 HTTP/1.0\r\n\r\n"), 503);
+	f->v.override = OVERRIDE_NONE;
+	f->v.failing = true;
+	f->v.failure = POLL_CONNECT_FAILED;
+	assert_int_equal(http_status(f, "GET /primary?role_status=404 HTTP/1.0\r\n\r\n"), 503);
+	/* the agent line has no such parameter: a bad request, down */
+	f->v.failing = false;
+	assert_string_equal(agent(f, "primary role_status=404\n"), "down #bad-request\n");
+}
+
 static void
 test_admin_line_is_one_printable_line_that_fits(void **state)
 {
@@ -352,6 +390,7 @@ main(void)
 	    cmocka_unit_test(test_peer_state_with_a_key_is_answered_only_to_a_reader_with_the_key),
 	    cmocka_unit_test(test_role_port_answers_its_role),
 	    cmocka_unit_test(test_http_status_follows_the_verdict),
+	    cmocka_unit_test(test_http_role_status_404_only_for_the_other_role),
 	    cmocka_unit_test(test_admin_line_is_one_printable_line_that_fits),
 	    cmocka_unit_test(test_http_credentials_guard_status_metrics_and_bodies),
 	    cmocka_unit_test(test_http_without_credentials_configured_answers_everyone),
