@@ -1,7 +1,7 @@
 /*
  * fuzz_http.c: libFuzzer harness for the HTTP side of the agent port. The input is what a client
- * sends; it goes through http_sniff, http_parse_request, http_route and the response the listener
- * would frame (with render_json or render_metrics bodies). Invariants: nothing reads past the input,
+ * sends; it goes through http_sniff, http_parse_request, http_route and respond_http (the response the
+ * listener sends), checked against the status and body the route calls for. Invariants: nothing reads past the input,
  * a complete request is HTTP to the sniffer too, bytes after a request change nothing, and every
  * response is "HTTP/1.1 NNN ...", CRLF headers with Connection: close and a Content-Length that
  * matches the body sent.
@@ -20,6 +20,7 @@
 #include "poller.h"
 #include "render.h"
 #include "request.h"
+#include "respond.h"
 #include "verdict.h"
 
 #define MB            (1024LL * 1024LL)
@@ -207,13 +208,19 @@ check_small_buffer(enum http_method method, int status, const char *type, const 
 	free(out);
 }
 
+/*
+ * answer: respond_http (what the listener sends) against what the harness expects from the route: the
+ * status (a check: 200 when verdict_for says up; 404 when role_status=404 and the node only holds the other
+ * role; else 503), the body (render_json, render_metrics, or "NNN\n" for an error) and the framing.
+ */
 static void
 answer(const uint8_t *data, size_t size, enum http_parse parsed, const struct http_request *h)
 {
-	static char body[FUZZ_BODY_MAX], out[FUZZ_BODY_MAX + 512];
+	static char body[FUZZ_BODY_MAX], out[RESPOND_REPLY_MAX + 512];
 	struct render_counters counters;
 	struct policy p = fuzz_policy();
 	struct node_view v = fuzz_view((int)(size % FUZZ_VIEWS));
+	struct respond_ctx x = {&v, &p, &counters, REQUEST_REPLICA, 0, NULL};
 	enum http_method method = parsed == HTTP_COMPLETE ? h->method : HTTP_GET;
 	const char *type = "application/json";
 	struct request r;
@@ -236,7 +243,15 @@ answer(const uint8_t *data, size_t size, enum http_parse parsed, const struct ht
 		switch (route) {
 		case HTTP_ROUTE_CHECK:
 			verdict_for(&v, &r, &p, &vd);
-			status = vd.up ? 200 : 503;
+			if (vd.up)
+				status = 200;
+			else if (r.other_role_status == 404 &&
+			         (vd.why == REASON_IS_REPLICA || vd.why == REASON_IS_PRIMARY))
+				status = 404;
+			else
+				status = 503;
+			FUZZ_CHECK(r.other_role_status == 0 || r.other_role_status == 404 ||
+			           r.other_role_status == 503);
 			blen = render_json(&v, &p, &r, &counters, body, sizeof(body));
 			FUZZ_CHECK(blen > 2 && body[0] == '{' && strcmp(body + blen - 2, "}\n") == 0);
 			break;
@@ -266,13 +281,21 @@ answer(const uint8_t *data, size_t size, enum http_parse parsed, const struct ht
 			return;
 		}
 		FUZZ_CHECK(strlen(body) == blen || blen == 0);
+		if (route != HTTP_ROUTE_CHECK && status >= 400) {
+			type = "text/plain; charset=utf-8";
+			blen = (size_t)snprintf(body, sizeof(body), "%d\n", status);
+		}
 	}
-	if (status >= 400 && status != 503) {
+	if (parsed != HTTP_COMPLETE || h->method == HTTP_OTHER) {
 		type = "text/plain; charset=utf-8";
 		blen = (size_t)snprintf(body, sizeof(body), "%d\n", status);
 	}
-	n = http_response(method, status, type, body, blen, out, sizeof(out));
+	/* what the listener sends is what respond_http writes: the same status, body and framing */
+	n = respond_http(&x, parsed, h, out, sizeof(out));
 	check_response(out, n, method != HTTP_HEAD && method != HTTP_OPTIONS, status, blen);
+	if (method != HTTP_HEAD && method != HTTP_OPTIONS)
+		FUZZ_CHECK(n >= blen && memcmp(out + n - blen, body, blen) == 0);
+	FUZZ_CHECK(memmem(out, n, type, strlen(type)) != NULL);
 	/* a buffer size taken from the input, around the full length */
 	if (size >= 2) {
 		size_t shorter = (size_t)(data[size - 1] % 64);
