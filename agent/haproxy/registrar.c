@@ -11,6 +11,7 @@
  */
 #include "registrar.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,12 @@
 #define REGISTRAR_BACKENDS_MAX   16
 #define REGISTRAR_ANSWER_MAX     65536
 #define REGISTRAR_BACKOFF_MAX_MS 60000
+#define REGISTRAR_LINE_MAX       4096 /* one runtime-API line: several commands on one server */
+#define REGISTRAR_MSG_MAX        2560 /* one log line: names, an address and HAProxy's answer */
+/* claiming a template slot: tries, each after a random pause in which another node may claim it too */
+#define REGISTRAR_CLAIM_TRIES         4
+#define REGISTRAR_CLAIM_PAUSE_US      50000
+#define REGISTRAR_CLAIM_PAUSE_SPAN_US 100000
 /* bit of srv_admin_state: forced maintenance (set server state maint, disable server) */
 #define ADMIN_FMAINT 0x01
 
@@ -88,6 +95,55 @@ registrar_note(struct registrar *r, int api, int key, bool error, const char *ms
 		log_info("%s", msg);
 }
 
+/*
+ * One runtime-API line of commands on one server, "VERB BACKEND/SERVER [ARGS]; VERB ...", so the names
+ * are written once (each cut as HAProxy's limits allow: 63 and 127 bytes). A line that does not fit is
+ * never sent cut: registrar_send refuses it.
+ */
+struct registrar_cmd {
+	char line[REGISTRAR_LINE_MAX];
+	size_t len;
+	bool overflow;
+	const char *backend, *server;
+};
+
+static void
+registrar_cmd_start(struct registrar_cmd *c, const char *backend, const char *server)
+{
+	c->line[0] = '\0';
+	c->len = 0;
+	c->overflow = false;
+	c->backend = backend;
+	c->server = server;
+}
+
+static void registrar_cmd_append(struct registrar_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+registrar_cmd_append(struct registrar_cmd *c, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (c->overflow)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(c->line + c->len, sizeof(c->line) - c->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(c->line) - c->len)
+		c->overflow = true;
+	else
+		c->len += (size_t)n;
+}
+
+/* registrar_cmd_add appends "VERB BACKEND/SERVER", then " ARGS" when args is not NULL ("" for none). */
+static void
+registrar_cmd_add(struct registrar_cmd *c, const char *verb, const char *args)
+{
+	registrar_cmd_append(c, "%s%s %.63s/%.127s%s%s", c->len > 0 ? "; " : "", verb, c->backend, c->server,
+	                     args != NULL && args[0] != '\0' ? " " : "", args != NULL ? args : "");
+}
+
 static bool
 registrar_api(struct registrar *r, const char *api, const char *line, char *why, size_t whylen)
 {
@@ -104,6 +160,17 @@ registrar_api(struct registrar *r, const char *api, const char *line, char *why,
 		return false;
 	}
 	return true;
+}
+
+static bool
+registrar_send(struct registrar *r, const char *api, const struct registrar_cmd *c, char *why, size_t whylen)
+{
+	if (c->overflow) {
+		snprintf(why, whylen, "the command for %.63s/%.127s does not fit into %d bytes: not sent", c->backend,
+		         c->server, REGISTRAR_LINE_MAX);
+		return false;
+	}
+	return registrar_api(r, api, c->line, why, whylen);
 }
 
 static int
@@ -145,17 +212,22 @@ static bool
 registrar_release_slot(struct registrar *r, const char *api, const char *backend, const char *slot,
                        const struct registrar_me *me, char *why, size_t whylen)
 {
-	char line[4096];
+	struct registrar_cmd c;
+	char arg[320];
 
 	/* the agent settings while the agent is enabled: HAProxy refuses them once it is disabled */
-	snprintf(
-	    line, sizeof(line),
-	    "set server %.63s/%.127s state maint; set server %.63s/%.127s addr %s port %d; set server %.63s/%.127s "
-	    "check-port %d; "
-	    "set server %.63s/%.127s agent-addr %s; set server %.63s/%.127s agent-port %d; disable agent %.63s/%.127s",
-	    backend, slot, backend, slot, me->free_addr, me->free_port, backend, slot, me->free_port, backend, slot,
-	    me->free_addr, backend, slot, me->free_port, backend, slot);
-	return registrar_api(r, api, line, why, whylen);
+	registrar_cmd_start(&c, backend, slot);
+	registrar_cmd_add(&c, "set server", "state maint");
+	snprintf(arg, sizeof(arg), "addr %s port %d", me->free_addr, me->free_port);
+	registrar_cmd_add(&c, "set server", arg);
+	snprintf(arg, sizeof(arg), "check-port %d", me->free_port);
+	registrar_cmd_add(&c, "set server", arg);
+	snprintf(arg, sizeof(arg), "agent-addr %s", me->free_addr);
+	registrar_cmd_add(&c, "set server", arg);
+	snprintf(arg, sizeof(arg), "agent-port %d", me->free_port);
+	registrar_cmd_add(&c, "set server", arg);
+	registrar_cmd_add(&c, "disable agent", NULL);
+	return registrar_send(r, api, &c, why, whylen);
 }
 
 /* registrar_template keeps this node in one slot of a server-template backend. */
@@ -164,9 +236,10 @@ registrar_template(struct registrar *r, int api_i, int key, const char *api, con
                    const struct registrar_me *me, char *why, size_t whylen)
 {
 	struct runtimeapi_server servers[RUNTIMEAPI_SLOTS_MAX];
-	char line[4096], msg[2560];
+	struct registrar_cmd c;
+	char msg[REGISTRAR_MSG_MAX], arg[320];
 
-	for (int attempt = 0; attempt < 4; attempt++) {
+	for (int attempt = 0; attempt < REGISTRAR_CLAIM_TRIES; attempt++) {
 		int n = registrar_state(r, api, backend, servers, why, whylen);
 		int mine = -1, nfree = 0, free_idx[RUNTIMEAPI_SLOTS_MAX], pick;
 
@@ -197,13 +270,14 @@ registrar_template(struct registrar *r, int api_i, int key, const char *api, con
 			}
 			if (s->check_port != me->agent_port || s->agent_port != me->agent_port ||
 			    strcmp(s->agent_addr, me->addr) != 0) {
-				snprintf(
-				    line, sizeof(line),
-				    "set server %.63s/%.127s check-port %d; set server %.63s/%.127s agent-addr %s; "
-				    "set server %.63s/%.127s agent-port %d",
-				    backend, s->name, me->agent_port, backend, s->name, me->addr, backend, s->name,
-				    me->agent_port);
-				if (!registrar_api(r, api, line, why, whylen))
+				registrar_cmd_start(&c, backend, s->name);
+				snprintf(arg, sizeof(arg), "check-port %d", me->agent_port);
+				registrar_cmd_add(&c, "set server", arg);
+				snprintf(arg, sizeof(arg), "agent-addr %s", me->addr);
+				registrar_cmd_add(&c, "set server", arg);
+				snprintf(arg, sizeof(arg), "agent-port %d", me->agent_port);
+				registrar_cmd_add(&c, "set server", arg);
+				if (!registrar_send(r, api, &c, why, whylen))
 					return false;
 			}
 			snprintf(msg, sizeof(msg), "haproxy %s: registered as %.63s/%.127s", api, backend, s->name);
@@ -216,20 +290,25 @@ registrar_template(struct registrar *r, int api_i, int key, const char *api, con
 			return false;
 		}
 		pick = free_idx[registrar_pick_slot(me->who, attempt, nfree)];
-		snprintf(line, sizeof(line),
-		         "set server %.63s/%.127s addr %s port %d; set server %.63s/%.127s check-port %d; enable agent "
-		         "%.63s/%.127s; "
-		         "set server %.63s/%.127s agent-addr %s; set server %.63s/%.127s agent-port %d; "
-		         "set server %.63s/%.127s state ready; set server %.63s/%.127s health down",
-		         backend, servers[pick].name, me->addr, me->pg_port, backend, servers[pick].name,
-		         me->agent_port, backend, servers[pick].name, backend, servers[pick].name, me->addr, backend,
-		         servers[pick].name, me->agent_port, backend, servers[pick].name, backend, servers[pick].name);
-		if (!registrar_api(r, api, line, why, whylen))
+		registrar_cmd_start(&c, backend, servers[pick].name);
+		snprintf(arg, sizeof(arg), "addr %s port %d", me->addr, me->pg_port);
+		registrar_cmd_add(&c, "set server", arg);
+		snprintf(arg, sizeof(arg), "check-port %d", me->agent_port);
+		registrar_cmd_add(&c, "set server", arg);
+		registrar_cmd_add(&c, "enable agent", NULL);
+		snprintf(arg, sizeof(arg), "agent-addr %s", me->addr);
+		registrar_cmd_add(&c, "set server", arg);
+		snprintf(arg, sizeof(arg), "agent-port %d", me->agent_port);
+		registrar_cmd_add(&c, "set server", arg);
+		/* ready and down on one line: the server starts down and is up after its first passing check */
+		registrar_cmd_add(&c, "set server", "state ready");
+		registrar_cmd_add(&c, "set server", "health down");
+		if (!registrar_send(r, api, &c, why, whylen))
 			return false;
 		/* another node may have claimed the same slot at the same moment: look again after a pause */
-		usleep((useconds_t)(50000 + rand_r(&r->seed) % 100000));
+		usleep((useconds_t)(REGISTRAR_CLAIM_PAUSE_US + rand_r(&r->seed) % REGISTRAR_CLAIM_PAUSE_SPAN_US));
 	}
-	snprintf(why, whylen, "lost the race for a slot in %.63s four times", backend);
+	snprintf(why, whylen, "lost the race for a slot in %.63s %d times", backend, REGISTRAR_CLAIM_TRIES);
 	return false;
 }
 
@@ -249,7 +328,8 @@ registrar_dynamic(struct registrar *r, int api_i, int key, const char *api, cons
                   const struct registrar_me *me, char *why, size_t whylen)
 {
 	struct runtimeapi_server servers[RUNTIMEAPI_SLOTS_MAX];
-	char name[128], line[4096], msg[2560];
+	struct registrar_cmd c;
+	char name[128], msg[REGISTRAR_MSG_MAX], arg[CONF_ADD_SERVER_OPTIONS_MAX + 512];
 	int n = registrar_state(r, api, backend, servers, why, whylen);
 
 	if (n < 0)
@@ -268,14 +348,16 @@ registrar_dynamic(struct registrar *r, int api_i, int key, const char *api, cons
 		return true;
 	}
 	/* agent-send cannot hold a newline through the runtime API: the agent ends the request on silence */
-	snprintf(line, sizeof(line),
-	         "add server %.63s/%.127s %s:%d %.*s port %d agent-addr %s agent-port %d agent-send %s; enable health "
-	         "%.63s/%.127s; "
-	         "enable agent %.63s/%.127s; set server %.63s/%.127s state ready; set server %.63s/%.127s health down",
-	         backend, name, me->addr, me->pg_port, CONF_ADD_SERVER_OPTIONS_MAX,
-	         r->pass_conf->haproxy_add_server_options, me->agent_port, me->addr, me->agent_port, request, backend,
-	         name, backend, name, backend, name, backend, name);
-	if (!registrar_api(r, api, line, why, whylen))
+	registrar_cmd_start(&c, backend, name);
+	snprintf(arg, sizeof(arg), "%s:%d %.*s port %d agent-addr %s agent-port %d agent-send %s", me->addr,
+	         me->pg_port, CONF_ADD_SERVER_OPTIONS_MAX, r->pass_conf->haproxy_add_server_options, me->agent_port,
+	         me->addr, me->agent_port, request);
+	registrar_cmd_add(&c, "add server", arg);
+	registrar_cmd_add(&c, "enable health", NULL);
+	registrar_cmd_add(&c, "enable agent", NULL);
+	registrar_cmd_add(&c, "set server", "state ready");
+	registrar_cmd_add(&c, "set server", "health down");
+	if (!registrar_send(r, api, &c, why, whylen))
 		return false;
 	snprintf(msg, sizeof(msg), "haproxy %s: registered as %.63s/%.127s", api, backend, name);
 	registrar_note(r, api_i, key, false, msg);
@@ -340,7 +422,7 @@ registrar_pass(struct registrar *r, struct worker *w, const struct conf *c, bool
 	(void)conf_parse_pairs(c->haproxy_dynamic_backends, dnames, dvalues, REGISTRAR_BACKENDS_MAX, &nd);
 	for (int a = 0; a < napi; a++) {
 		bool ok = true;
-		char why[512], msg[2560];
+		char why[512], msg[REGISTRAR_MSG_MAX];
 
 		if (!withdraw && now < r->next_try_ms[a])
 			continue; /* backing off after an error */
@@ -375,16 +457,17 @@ registrar_pass(struct registrar *r, struct worker *w, const struct conf *c, bool
 			if (r->unreachable || (!withdraw && worker_stopping(w)))
 				break;
 			if (withdraw) {
-				char name[128], line[4096];
+				struct registrar_cmd del;
+				char name[128];
 
 				registrar_dynamic_name(&me, name, sizeof(name));
-				snprintf(line, sizeof(line),
-				         "disable agent %.63s/%.127s; disable health %.63s/%.127s; set server "
-				         "%.63s/%.127s state maint; "
-				         "shutdown sessions server %.63s/%.127s; del server %.63s/%.127s",
-				         dnames[b], name, dnames[b], name, dnames[b], name, dnames[b], name, dnames[b],
-				         name);
-				if (registrar_api(r, apis[a], line, why, sizeof(why)))
+				registrar_cmd_start(&del, dnames[b], name);
+				registrar_cmd_add(&del, "disable agent", NULL);
+				registrar_cmd_add(&del, "disable health", NULL);
+				registrar_cmd_add(&del, "set server", "state maint");
+				registrar_cmd_add(&del, "shutdown sessions server", NULL);
+				registrar_cmd_add(&del, "del server", NULL);
+				if (registrar_send(r, apis[a], &del, why, sizeof(why)))
 					log_info("haproxy %s: withdrew from %.63s/%.127s", apis[a], dnames[b], name);
 				else
 					log_warning("haproxy %s: cannot withdraw from %s: %s", apis[a], dnames[b], why);
