@@ -103,9 +103,10 @@ def status(port):
 def test_primary_port_is_closed_from_the_first_down_answer_when_the_postmaster_freezes(report):
     """The poller's idle connection is cut while the postmaster is frozen: the poller retries at once
     (no report) and that connect hangs until its deadline. From the agent's first down answer on (the
-    connect deadline, or the stale limit, whichever comes first), the primary port is closed. (Before the
+    connect deadline, or the stale limit, whichever comes first), the primary port is closed. Before the
     configuration refused poll_interval_ms + connect_timeout_ms above stale_after_ms, the port stayed
-    open past the stale limit; the stale timer that closes it without any event is what this also pins.)"""
+    open past the stale limit; now the connect deadline comes first here, and the stale timer is the
+    defence behind it."""
     # the longest deadlines the configuration accepts (poll_interval_ms + connect_timeout_ms may not pass
     # stale_after_ms): before that rule, 2000 + 2900 against 3000 kept the port open 307 and 1458 ms late
     stale_ms, connect_ms = 3000, 1950
