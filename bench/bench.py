@@ -357,13 +357,16 @@ SERVER_CPU = None
 
 def run_agentload(port, conns, seconds, request="primary\n", expect="up", http_path=None, pause_ms=0,
                   timeout_ms=2000, pin=True, tls=None):
-    """tls: None (plain TCP), or {"ca": CA file, "resume": bool}: a TLS handshake per check."""
+    """tls: None (plain TCP), or {"ca": CA file, "resume": bool, "cert"/"key": a client certificate}: a TLS
+    handshake per check."""
     cmd = []
     if pin and LOAD_CPU is not None:
         cmd = ["taskset", "-c", str(LOAD_CPU)]
     cmd += [str(TOOLS / "agentload"), "-p", str(port), "-c", str(conns), "-d", str(seconds), "-t", str(timeout_ms)]
     if tls is not None:
         cmd += ["--tls", "--ca", str(tls["ca"])] + (["--resume"] if tls.get("resume") else [])
+        if tls.get("cert"):
+            cmd += ["--cert", str(tls["cert"]), "--key", str(tls["key"])]
     if http_path:
         cmd += ["--http", http_path]
     else:
@@ -793,18 +796,24 @@ def make_pki(d):
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
         "-out", "server.pem", "-days", "2", "-copy_extensions", "copy")
     os.chmod(d / "server.key", 0o600)  # pgcheckd refuses a key that group or others may read
-    return {"ca": d / "ca.pem", "cert": d / "server.pem", "key": d / "server.key"}
+    run("req", *ec, "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=haproxy")
+    run("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "client.pem", "-days", "2")
+    return {"ca": d / "ca.pem", "cert": d / "server.pem", "key": d / "server.key",
+            "client_cert": d / "client.pem", "client_key": d / "client.key"}
 
 
-def start_tls_pgcheckd(c, node, pki):
-    """A second pgcheckd on node's PostgreSQL with [tls] agent = true and http = true, on ports of its
-    own (agent port, and http_listen for the HTTP port); verify_client stays none, as wrk and most
-    clients show no certificate. The plain pgcheckd keeps running, so that plain and TLS rows are
+def start_tls_pgcheckd(c, node, pki, verify_client=False):
+    """Another pgcheckd on node's PostgreSQL with [tls] agent = true and http = true, on ports of its
+    own (agent port, and http_listen for the HTTP port); verify_client = none, or required (ca_file =
+    the bench CA) with verify_client. The plain pgcheckd keeps running, so that plain and TLS rows are
     measured in the same interleaved slices against the same PostgreSQL."""
     agent_port, http_port = cl.free_ports(2)
     conf = {"agent": {"http_listen": f"127.0.0.1:{http_port}"},
             "tls": {"cert_file": str(pki["cert"]), "key_file": str(pki["key"]), "agent": "true", "http": "true"}}
-    a = cl.Pgcheckd(c, node, agent_port, conf, name=f"pgcheckd-{node.name}-tls")
+    if verify_client:
+        conf["tls"].update({"ca_file": str(pki["ca"]), "verify_client": "required"})
+    a = cl.Pgcheckd(c, node, agent_port, conf, name=f"pgcheckd-{node.name}-{'mtls' if verify_client else 'tls'}")
     a.start()
     a.http_port = http_port
     for port in (agent_port, http_port):
@@ -1125,6 +1134,8 @@ def tls_report(series, concurrencies, rec):
     specs = (("agent port", "pgcheckd-agent", "pgcheckd-agent-tls", "constd-agent", "constd-agent-tls"),
              ("agent port, resumption offered", "pgcheckd-agent", "pgcheckd-agent-tls-resume", "constd-agent",
               "constd-agent-tls-resume"),
+             ("agent port, client certificate", "pgcheckd-agent", "pgcheckd-agent-mtls", "constd-agent",
+              "constd-agent-mtls"),
              ("HTTP port", "pgcheckd-http-al", "pgcheckd-http-tls", "constd-http-al", "constd-http-tls"))
     for what, plain, tls, lim, tlim in specs:
         for n in concurrencies:
@@ -1145,7 +1156,7 @@ def tls_report(series, concurrencies, rec):
                          fmt(p99_plain, 2), fmt(p99, 2), fmt(ratio(p99, p99_plain), 1), fmt(p99_tlim, 2),
                          f"{resumed} / {lim_resumed}"])
             key = {"pgcheckd-agent-tls": "agent", "pgcheckd-agent-tls-resume": "agent-resume",
-                   "pgcheckd-http-tls": "http"}[tls]
+                   "pgcheckd-agent-mtls": "agent-client-cert", "pgcheckd-http-tls": "http"}[tls]
             for m, v, unit in (("checks_per_s", t.rps, "1/s"), ("vs_plain_pgcheckd", r_plain, "ratio"),
                                ("vs_tls_limit", r_tlim, "ratio"), ("vs_plain_limit", r_lim, "ratio"),
                                ("tls_limit_vs_plain_limit", r_limits, "ratio"), ("latency_p99", p99, "ms"),
@@ -1159,8 +1170,9 @@ def tls_report(series, concurrencies, rec):
     if not rows:
         return []
     proto = next((series[k].tls for k in series if series[k].tls), "")
-    out = [f"TLS (every check a new connection and handshake: {proto or 'TLS'}, P-256 certificate, no client "
-           "certificate; agentload for all rows here, latency from connect to close, so with the handshake)"]
+    out = [f"TLS (every check a new connection and handshake: {proto or 'TLS'}, P-256 certificates, the "
+           "client verifies the server's; agentload for all rows here, latency from connect to close, so with the "
+           "handshake)"]
     out.append(table(["port", "clients", "plain checks/s", "TLS checks/s", "TLS/plain", "TLS limit checks/s",
                       "TLS/TLS limit", "TLS/plain limit", "TLS limit/plain limit", "plain p99 ms", "TLS p99 ms",
                       "p99 x", "TLS limit p99 ms", "resumed: pgcheckd / limit"], rows))
@@ -1297,11 +1309,12 @@ def report(args, checkers, series, concurrencies, hap, settings, elapsed_s):
                    + ", ".join(f"{n} {kb}" for n, kb in pc["maps"]))
     if pt:
         # the TLS instance's maximum over all its rows (agent line, resumption offered, HTTPS)
-        tk = [costs[k] for k in ("pgcheckd-agent-tls", "pgcheckd-agent-tls-resume", "pgcheckd-http-tls") if k in costs]
+        tk = [costs[k] for k in ("pgcheckd-agent-tls", "pgcheckd-agent-tls-resume", "pgcheckd-http-tls",
+                                 "pgcheckd-agent-mtls") if k in costs]
         rss, pss, anon = (max(k[m] for k in tk) for m in ("rss", "pss", "anon"))
         for m, v in (("rss", rss), ("pss", pss), ("anon", anon)):
             rec("tls", "pgcheckd-tls", "all", f"max_{m}", v, "MB")
-        out.append(f"  pgcheckd with TLS on (second instance on node1, [tls] agent and http): RSS {rss:.1f} MB, PSS "
+        out.append(f"  pgcheckd with TLS on (instances of their own on node1, [tls] agent and http): RSS {rss:.1f} MB, PSS "
                    f"{pss:.1f} MB, anonymous {anon:.2f} MB (max over its TLS rows); largest mappings (RSS kB): "
                    + ", ".join(f"{n} {kb}" for n, kb in pt["maps"]))
     if "perf_pgcheckd_kernel_pct" in settings:
@@ -1639,17 +1652,21 @@ def main():
         pki = make_pki(tmp / "pki")
         tls = {"ca": pki["ca"]}
         tls_resume = {"ca": pki["ca"], "resume": True}
-        tports = cl.free_ports(3)
+        mtls = {"ca": pki["ca"], "cert": pki["client_cert"], "key": pki["client_key"]}
+        tports = cl.free_ports(4)
         constd_at = start_proc([TOOLS / "constd", "-p", tports[0], "--tls", pki["cert"], pki["key"]],
                                tmp / "constd-agent-tls.log")
         constd_ar = start_proc([TOOLS / "constd", "-p", tports[1], "--tls", pki["cert"], pki["key"], "--resume"],
                                tmp / "constd-agent-tls-resume.log")
         constd_ht = start_proc([TOOLS / "constd", "-p", tports[2], "--http", "--tls", pki["cert"], pki["key"]],
                                tmp / "constd-http-tls.log")
-        helpers += list(zip(tports, (constd_at, constd_ar, constd_ht)))
+        constd_am = start_proc([TOOLS / "constd", "-p", tports[3], "--tls", pki["cert"], pki["key"], "--verify",
+                                pki["ca"]], tmp / "constd-agent-mtls.log")
+        helpers += list(zip(tports, (constd_at, constd_ar, constd_ht, constd_am)))
         for port, p in helpers:
             wait_port(port, 10, p)
         agent_tls = start_tls_pgcheckd(c, node1, pki)
+        agent_mtls = start_tls_pgcheckd(c, node1, pki, verify_client=True)
         if full:
             pgsql = Pgsqlchk(tmp, [n.port for n in c.pg]).start()
             settings["pgsqlchk_server"] = pgsql.server
@@ -1677,6 +1694,12 @@ def main():
             Checker("pgcheckd-agent-tls-resume", "pgcheckd (agent line, TLS, resumption offered)", "agent",
                     agent_tls.port, "primary\n", "up 100%", tls_pid, pg1, "pgcheckd-agent-tls-resume",
                     pin_server=True, tls=tls_resume),
+            # with a client certificate verified by the server (pgcheckd: verify_client = required)
+            Checker("constd-agent-mtls", "limit: constd (agent line, TLS, client certificate)", "agent", tports[3],
+                    "primary\n", "up", pid_of(constd_am), pg1, "pgcheckd-agent-mtls", pin_server=True, tls=mtls),
+            Checker("pgcheckd-agent-mtls", "pgcheckd (agent line, TLS, verify_client = required)", "agent",
+                    agent_mtls.port, "primary\n", "up 100%", lambda: agent_mtls.pid, pg1, "pgcheckd-agent-mtls",
+                    pin_server=True, tls=mtls),
         ]
         # HTTP with and without TLS, all loaded by agentload, whose latency runs from connect to close and
         # so holds the handshake (wrk's starts when the request is written, after it)
@@ -1749,9 +1772,10 @@ def main():
             profile_pgcheckd([("pgcheckd", agent1.port, agent1.pid, None), ("constd", cports[0], constd_a.pid, None),
                               ("pgcheckd-tls", agent_tls.port, agent_tls.pid, tls),
                               ("constd-tls", tports[0], constd_at.pid, tls)], settings)
-        for p in (constd_a, constd_h, conncheck, constd_at, constd_ar, constd_ht):
+        for p in (constd_a, constd_h, conncheck, constd_at, constd_ar, constd_ht, constd_am):
             stop_proc(p)
         agent_tls.stop()
+        agent_mtls.stop()
         if not full:
             elapsed = time.monotonic() - T_START
             text = report(args, checkers, series, concurrencies, hap, settings, elapsed)

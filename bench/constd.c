@@ -4,7 +4,7 @@
  * looking for the end of the request, no timers, no state: whatever pgcheckd does per check costs
  * more than this, so pgcheckd's checks per second as a fraction of constd's show how close it is.
  *
- *   constd -p PORT [--http] [--tls CERT KEY [--resume]]
+ *   constd -p PORT [--http] [--tls CERT KEY [--resume] [--verify CA]]
  *
  * Agent mode answers "up 100%\n" once a newline arrived (or the client half-closed); --http answers
  * "HTTP/1.0 200 OK" with an empty body once "\r\n\r\n" arrived. Runs until SIGTERM or SIGINT.
@@ -13,7 +13,8 @@
  * close_notify, close), with pgcheckd's server settings (agent/serve/tls.c: TLS 1.2 at least, its
  * cipher list for 1.2, server order, no renegotiation, no session tickets, no session cache: every
  * connection a full handshake), so that it is the limit for pgcheckd with TLS. --resume turns the
- * session cache and TLS 1.3 tickets on: what a server that lets clients resume could reach.
+ * session cache and TLS 1.3 tickets on: what a server that lets clients resume could reach. --verify
+ * requires a client certificate signed by CA (pgcheckd's verify_client = required with ca_file).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -188,7 +189,7 @@ int
 main(int argc, char **argv)
 {
 	int port = 0, one = 1;
-	const char *cert = NULL, *key = NULL;
+	const char *cert = NULL, *key = NULL, *verify = NULL;
 	bool resume = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-p") && i + 1 < argc)
@@ -200,13 +201,15 @@ main(int argc, char **argv)
 			key = argv[++i];
 		} else if (!strcmp(argv[i], "--resume"))
 			resume = true;
+		else if (!strcmp(argv[i], "--verify") && i + 1 < argc)
+			verify = argv[++i];
 		else {
 			port = 0;
 			break;
 		}
 	}
-	if (port <= 0 || port > 65535 || (resume && cert == NULL)) {
-		fprintf(stderr, "usage: constd -p PORT [--http] [--tls CERT KEY [--resume]]\n");
+	if (port <= 0 || port > 65535 || ((resume || verify) && cert == NULL)) {
+		fprintf(stderr, "usage: constd -p PORT [--http] [--tls CERT KEY [--resume] [--verify CA]]\n");
 		return 2;
 	}
 	if (cert != NULL) {
@@ -232,6 +235,15 @@ main(int argc, char **argv)
 		    SSL_CTX_check_private_key(tls_ctx) != 1) {
 			fprintf(stderr, "constd: cannot use certificate %s / key %s\n", cert, key);
 			return 1;
+		}
+		if (verify != NULL) {
+			STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(verify);
+			if (names == NULL || SSL_CTX_load_verify_locations(tls_ctx, verify, NULL) != 1) {
+				fprintf(stderr, "constd: cannot use CA file %s\n", verify);
+				return 1;
+			}
+			SSL_CTX_set_client_CA_list(tls_ctx, names);
+			SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 		}
 	}
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
