@@ -1,5 +1,5 @@
 # bench/bench.mk: the benchmark against the health checkers users run today (included by the Makefile).
-#   make bench          full run (~7 minutes on 2 CPUs): prints a table, writes build/bench/results.csv and .txt
+#   make bench          full run (~12 minutes on 2 CPUs): prints a table, writes build/bench/results.csv and .txt
 #   make bench BENCH_SECONDS=3   shorter load phases (and fewer HAProxy rounds with BENCH_ROUNDS=N)
 #   make bench BENCH_ONLY=tls    only constd and pgcheckd, plain and with TLS (into build/bench/tls/)
 #   make bench-smoke    a tiny run (< 60 s) that checks the harness works; asserts nothing about speed

@@ -11,6 +11,10 @@ nodes, in the same run:
   pgsqlchk      the classic xinetd script: one psql per request (xinetd, or socat when xinetd is missing)
   Patroni       Patroni's REST API (/primary, /replica) with Patroni + etcd from Debian (etcd3 on loopback)
 
+  TLS           constd and pgcheckd (extra instances on node1) with TLS on the agent port and the HTTP
+                port: a full handshake per check, with the last session offered (as HAProxy 2.6-3.3 do),
+                and with a client certificate; ratios to the plain rows and to the TLS limit
+
 For each: checks per second at 1, 4 and 32 concurrent clients for a fixed time, latency median, p99
 and max, PostgreSQL cost per 1000 checks (sessions, queries, backend CPU, log lines), the checker's own
 RSS and CPU, and ratios to pgcheckd. The agent line protocol is loaded by bench/agentload (C, epoll),
@@ -1302,8 +1306,8 @@ def report(args, checkers, series, concurrencies, hap, settings, elapsed_s):
         for m in ("rss", "pss", "anon"):
             rec("tls", "pgcheckd-tls", "all", f"{m}_vs_plain", pt[m] / pc[m] if pc[m] else None, "ratio")
     if pc:
-        out.append(f"  pgcheckd's sampler meanwhile: {pc['sampler_per_s']:.1f} queries/s on its one session (not "
-                   f"counted above)")
+        out.append(f"  pgcheckd's sampler meanwhile: {pc['sampler_per_s']:.1f} queries/s, one session per pgcheckd on "
+                   f"node1 (the plain one and the TLS instances; not counted above)")
         out.append(f"  pgcheckd's memory: RSS {pc['rss']:.1f} MB, PSS {pc['pss']:.1f} MB, anonymous "
                    f"{pc['anon']:.2f} MB; largest mappings (RSS kB): "
                    + ", ".join(f"{n} {kb}" for n, kb in pc["maps"]))
@@ -1444,7 +1448,7 @@ def report(args, checkers, series, concurrencies, hap, settings, elapsed_s):
         q = max(p["queries"] for p in pcs)
         target("0 PostgreSQL sessions and 0 queries caused by checks",
                f"{sess:.2g} sessions, {q:.2g} queries per 1000 checks over {sum(p['checks'] for p in pcs):,} checks "
-               f"(the sampler: {pcs[0]['sampler_per_s']:.1f} queries/s on one session)", sess == 0 and q == 0)
+               f"(the samplers: {pcs[0]['sampler_per_s']:.1f} queries/s, one session per pgcheckd on node1)", sess == 0 and q == 0)
         rss = max(p["rss"] for p in pcs)
         target("pgcheckd RSS <= 4 MB", f"RSS {rss:.1f} MB (PSS {max(p['pss'] for p in pcs):.1f} MB, anonymous "
                f"{max(p['anon'] for p in pcs):.2f} MB)", rss <= 4.0)
