@@ -7,13 +7,14 @@
  * (from connect() to the server's close) goes into a log-linear histogram (under 1% error).
  *
  *   agentload -p PORT [-H 127.0.0.1] [-c CONNS] [-d SECONDS] [-r REQUEST] [-e EXPECT] [-i PAUSE_MS]
- *             [-t TIMEOUT_MS] [--http PATH] [--tls [--resume] [--ca FILE] [--cert FILE --key FILE]]
+ *             [-t TIMEOUT_MS] [-n COUNT] [--http PATH] [--tls [--resume] [--ca FILE] [--cert FILE --key FILE]]
  *
  *   -r REQUEST   bytes to send ("\n" and "\r" escapes understood); default "primary\n"
  *   -e EXPECT    an answer counts as "ok" when it starts with EXPECT (default "up"); others are "other"
  *   --http PATH  send "GET PATH HTTP/1.0\r\n\r\n" and expect "HTTP/1.? 200"
  *   -i PAUSE_MS  pause between two requests of one connection (a probe, not a load test); default 0
  *   -t TIMEOUT   a request not answered within TIMEOUT ms counts as "timeout" and is abandoned
+ *   -n COUNT     stop once COUNT requests were answered (ok or other), or at -d, whichever comes first
  *   --tls        TLS (OpenSSL) on every connection: connect, full handshake, request, read the answer
  *                until the server closes, close_notify, close. Latency is still connect to close, so it
  *                includes the handshake (what HAProxy's check duration holds with check-ssl).
@@ -362,7 +363,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: agentload -p PORT [-H HOST] [-c CONNS] [-d SECONDS] [-r REQUEST] [-e EXPECT] "
-	                "[-i PAUSE_MS] [-t TIMEOUT_MS] [--http PATH] [--tls [--resume] [--ca FILE] "
+	                "[-i PAUSE_MS] [-t TIMEOUT_MS] [-n COUNT] [--http PATH] [--tls [--resume] [--ca FILE] "
 	                "[--cert FILE --key FILE]]\n");
 	exit(2);
 }
@@ -373,6 +374,7 @@ main(int argc, char **argv)
 	const char *host = "127.0.0.1";
 	int port = 0, nconn = 1;
 	double seconds = 5, pause_ms = 0, timeout_ms = 2000;
+	uint64_t max_answers = 0; /* 0: no limit */
 	char *http_req = NULL;
 	bool tls = false;
 	const char *ca = NULL, *cert = NULL, *key = NULL;
@@ -406,6 +408,8 @@ main(int argc, char **argv)
 			pause_ms = atof(v);
 		else if (!strcmp(a, "-t"))
 			timeout_ms = atof(v);
+		else if (!strcmp(a, "-n"))
+			max_answers = strtoull(v, NULL, 10);
 		else if (!strcmp(a, "--http")) {
 			http = true;
 			http_req = malloc(strlen(v) + 64);
@@ -470,7 +474,7 @@ main(int argc, char **argv)
 	}
 	for (;;) {
 		uint64_t t = now_ns();
-		if (t >= end)
+		if (t >= end || (max_answers && n_ok + n_other >= max_answers))
 			break;
 		int wait_ms = 10;
 		if (t + (uint64_t)wait_ms * 1000000ull > end)

@@ -360,7 +360,7 @@ SERVER_CPU = None
 
 
 def run_agentload(port, conns, seconds, request="primary\n", expect="up", http_path=None, pause_ms=0,
-                  timeout_ms=2000, pin=True, tls=None):
+                  timeout_ms=2000, pin=True, tls=None, count=0):
     """tls: None (plain TCP), or {"ca": CA file, "resume": bool, "cert"/"key": a client certificate}: a TLS
     handshake per check."""
     cmd = []
@@ -377,6 +377,8 @@ def run_agentload(port, conns, seconds, request="primary\n", expect="up", http_p
         cmd += ["-r", request.replace("\n", "\\n"), "-e", expect]
     if pause_ms:
         cmd += ["-i", str(pause_ms)]
+    if count:
+        cmd += ["-n", str(count)]
     r = subprocess.run(cmd, capture_output=True, timeout=seconds + timeout_ms / 1000 + 30)
     if r.returncode != 0:
         raise RuntimeError(f"agentload failed: {r.stderr.decode()}")
@@ -438,10 +440,10 @@ class Checker:
         return run_agentload(self.port, conns, seconds, http_path=self.request, tls=self.tls)
 
     def probe(self):
-        """One client for a moment: does it answer at all?"""
-        return run_agentload(self.port, 1, 0.3 if self.key != "pgsqlchk" else 1.0, request=self.request,
-                             expect=self.expect or "", http_path=self.request if self.kind == "http" else None,
-                             pin=False, tls=self.tls)
+        """One client until the first answer (5 s at most): does it answer at all?"""
+        return run_agentload(self.port, 1, 5.0, request=self.request, expect=self.expect or "",
+                             http_path=self.request if self.kind == "http" else None, pin=False, tls=self.tls,
+                             count=1)
 
 
 class Series:
@@ -477,7 +479,7 @@ class Series:
         return self.max_us / 1000.0
 
 
-def measure_slice(series, seconds):
+def measure_slice(series, seconds, settle=0.3):
     ch = series.checker
     root = ch.root_fn()
     old_aff = None
@@ -494,7 +496,7 @@ def measure_slice(series, seconds):
         with RssSampler(ch.root_fn, ch.exclude_fn) as rs:
             res = ch.load(series.conns, seconds)
         cpu1 = tree_cpu(ch.root_fn(), ch.exclude_fn())
-        time.sleep(0.3)  # sessions are counted when their backend exits
+        time.sleep(settle)  # sessions are counted when their backend exits
         after = ch.pg.snapshot()
         series.wall += time.monotonic() - w0
     finally:
@@ -832,16 +834,19 @@ def cluster_pg_target(node):
 # ---------------------------------------------------------------------------------------------------
 # throughput phases
 
-def throughput(groups, concurrencies, seconds, slices, series_out):
+def throughput(groups, concurrencies, seconds, slices, series_out, smoke=False):
     """groups: lists of checkers run interleaved (slice by slice), so that the ones compared with each
-    other see the same machine state. Fills series_out[(key, conns)]."""
+    other see the same machine state. Fills series_out[(key, conns)]. smoke: agentload's series run
+    0.2 s (wrk's unit is a whole second) and wait 0.1 s for PostgreSQL's counters, to keep `make
+    bench-smoke` short."""
     for group in groups:
         for conns in concurrencies:
             for ch in group:
                 series_out[(ch.key, conns)] = Series(ch, conns)
             for s in range(slices):
                 for ch in group:
-                    res = measure_slice(series_out[(ch.key, conns)], seconds / slices)
+                    secs = min(seconds / slices, 0.2) if smoke and ch.tool == "agentload" else seconds / slices
+                    res = measure_slice(series_out[(ch.key, conns)], secs, settle=0.1 if smoke else 0.3)
                     say(f"  {ch.key:16} c={conns:<3} slice {s + 1}/{slices}: {res['rps']:10.1f} checks/s "
                         f"errors {res['errors_total']}")
 
@@ -1767,7 +1772,7 @@ def main():
         time.sleep(1.0)  # a request abandoned by the probe above finishes before the first slice
         say(f"load: {args.seconds:g} s per checker and client count ({concurrencies}), {slices} interleaved slices")
         throughput([g for g in (agent_group, http_group, https_group) if g], concurrencies, args.seconds, slices,
-                   series)
+                   series, smoke=args.smoke)
         if pat is not None:
             say("stopping Patroni and etcd")
             pat.stop()
