@@ -11,6 +11,10 @@ nodes, in the same run:
   pgsqlchk      the classic xinetd script: one psql per request (xinetd, or socat when xinetd is missing)
   Patroni       Patroni's REST API (/primary, /replica) with Patroni + etcd from Debian (etcd3 on loopback)
 
+  TLS           constd and pgcheckd (extra instances on node1) with TLS on the agent port and the HTTP
+                port: a full handshake per check, with the last session offered (as HAProxy 2.6-3.3 do),
+                and with a client certificate; ratios to the plain rows and to the TLS limit
+
 For each: checks per second at 1, 4 and 32 concurrent clients for a fixed time, latency median, p99
 and max, PostgreSQL cost per 1000 checks (sessions, queries, backend CPU, log lines), the checker's own
 RSS and CPU, and ratios to pgcheckd. The agent line protocol is loaded by bench/agentload (C, epoll),
@@ -356,17 +360,25 @@ SERVER_CPU = None
 
 
 def run_agentload(port, conns, seconds, request="primary\n", expect="up", http_path=None, pause_ms=0,
-                  timeout_ms=2000, pin=True):
+                  timeout_ms=2000, pin=True, tls=None, count=0):
+    """tls: None (plain TCP), or {"ca": CA file, "resume": bool, "cert"/"key": a client certificate}: a TLS
+    handshake per check."""
     cmd = []
     if pin and LOAD_CPU is not None:
         cmd = ["taskset", "-c", str(LOAD_CPU)]
     cmd += [str(TOOLS / "agentload"), "-p", str(port), "-c", str(conns), "-d", str(seconds), "-t", str(timeout_ms)]
+    if tls is not None:
+        cmd += ["--tls", "--ca", str(tls["ca"])] + (["--resume"] if tls.get("resume") else [])
+        if tls.get("cert"):
+            cmd += ["--cert", str(tls["cert"]), "--key", str(tls["key"])]
     if http_path:
         cmd += ["--http", http_path]
     else:
         cmd += ["-r", request.replace("\n", "\\n"), "-e", expect]
     if pause_ms:
         cmd += ["-i", str(pause_ms)]
+    if count:
+        cmd += ["-n", str(count)]
     r = subprocess.run(cmd, capture_output=True, timeout=seconds + timeout_ms / 1000 + 30)
     if r.returncode != 0:
         raise RuntimeError(f"agentload failed: {r.stderr.decode()}")
@@ -411,18 +423,27 @@ class Checker:
     """One health checker: how to load it, which process tree is it, which PostgreSQL it costs."""
 
     def __init__(self, key, label, kind, port, request, expect, root_fn, pg, ref, exclude_fn=lambda: (),
-                 pin_server=False):
+                 pin_server=False, tls=None, tool=None):
         self.key, self.label, self.kind, self.port = key, label, kind, port
         self.request, self.expect = request, expect
         self.root_fn, self.exclude_fn, self.pg, self.ref = root_fn, exclude_fn, pg, ref
         self.pin_server = pin_server
+        self.tls = tls  # None, or run_agentload's tls argument
+        # HTTP: wrk by default; agentload (latency from connect to close, with the TLS handshake) on request
+        self.tool = tool or ("agentload" if kind == "agent" or not WRK else "wrk")
 
     def load(self, conns, seconds):
         if self.kind == "agent":
-            return run_agentload(self.port, conns, seconds, request=self.request, expect=self.expect)
-        if WRK:
+            return run_agentload(self.port, conns, seconds, request=self.request, expect=self.expect, tls=self.tls)
+        if self.tool == "wrk":
             return run_wrk(self.port, self.request, conns, seconds)
-        return run_agentload(self.port, conns, seconds, http_path=self.request)
+        return run_agentload(self.port, conns, seconds, http_path=self.request, tls=self.tls)
+
+    def probe(self):
+        """One client until the first answer (5 s at most): does it answer at all?"""
+        return run_agentload(self.port, 1, 5.0, request=self.request, expect=self.expect or "",
+                             http_path=self.request if self.kind == "http" else None, pin=False, tls=self.tls,
+                             count=1)
 
 
 class Series:
@@ -442,6 +463,8 @@ class Series:
         self.rss_anon_kb = 0
         self.pss_kb = 0
         self.maps = []
+        self.handshakes = self.offered = self.resumed = 0
+        self.tls = ""
 
     @property
     def rps(self):
@@ -456,7 +479,7 @@ class Series:
         return self.max_us / 1000.0
 
 
-def measure_slice(series, seconds):
+def measure_slice(series, seconds, settle=0.3):
     ch = series.checker
     root = ch.root_fn()
     old_aff = None
@@ -473,7 +496,7 @@ def measure_slice(series, seconds):
         with RssSampler(ch.root_fn, ch.exclude_fn) as rs:
             res = ch.load(series.conns, seconds)
         cpu1 = tree_cpu(ch.root_fn(), ch.exclude_fn())
-        time.sleep(0.3)  # sessions are counted when their backend exits
+        time.sleep(settle)  # sessions are counted when their backend exits
         after = ch.pg.snapshot()
         series.wall += time.monotonic() - w0
     finally:
@@ -489,6 +512,9 @@ def measure_slice(series, seconds):
     series.seconds += res["seconds"]
     merge_hist(series.hist, res["hist"])
     series.max_us = max(series.max_us, res["max_us"])
+    for k in ("handshakes", "offered", "resumed"):
+        setattr(series, k, getattr(series, k) + res.get(k, 0))
+    series.tls = series.tls or res.get("tls", "")
     for k in series.pg:
         series.pg[k] += after[k] - before[k]
     series.cpu += cpu1 - cpu0
@@ -760,6 +786,47 @@ def start_cluster():
     return c
 
 
+def make_pki(d):
+    """A CA and a server certificate for 127.0.0.1 (P-256, as tests/integration/test_tls.py makes them),
+    with the openssl CLI. Returns {"ca", "cert", "key"} paths."""
+    d.mkdir(parents=True, exist_ok=True)
+
+    def run(*args):
+        r = subprocess.run(["openssl", *args], cwd=d, capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"openssl {args[0]}: {r.stderr.strip()[-300:]}")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=pgcheckd bench CA", "-days", "2")
+    run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost",
+        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "2", "-copy_extensions", "copy")
+    os.chmod(d / "server.key", 0o600)  # pgcheckd refuses a key that group or others may read
+    run("req", *ec, "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=haproxy")
+    run("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "client.pem", "-days", "2")
+    return {"ca": d / "ca.pem", "cert": d / "server.pem", "key": d / "server.key",
+            "client_cert": d / "client.pem", "client_key": d / "client.key"}
+
+
+def start_tls_pgcheckd(c, node, pki, verify_client=False):
+    """Another pgcheckd on node's PostgreSQL with [tls] agent = true and http = true, on ports of its
+    own (agent port, and http_listen for the HTTP port); verify_client = none, or required (ca_file =
+    the bench CA) with verify_client. The plain pgcheckd keeps running, so that plain and TLS rows are
+    measured in the same interleaved slices against the same PostgreSQL."""
+    agent_port, http_port = cl.free_ports(2)
+    conf = {"agent": {"http_listen": f"127.0.0.1:{http_port}"},
+            "tls": {"cert_file": str(pki["cert"]), "key_file": str(pki["key"]), "agent": "true", "http": "true"}}
+    if verify_client:
+        conf["tls"].update({"ca_file": str(pki["ca"]), "verify_client": "required"})
+    a = cl.Pgcheckd(c, node, agent_port, conf, name=f"pgcheckd-{node.name}-{'mtls' if verify_client else 'tls'}")
+    a.start()
+    a.http_port = http_port
+    for port in (agent_port, http_port):
+        wait_port(port, 10, a.proc, "pgcheckd with TLS")
+    return a
+
+
 def cluster_pg_target(node):
     return PgTarget(node.name, {"host": str(node.sockdir), "port": node.port}, lambda: node.pid, lambda: node.logfile)
 
@@ -767,16 +834,19 @@ def cluster_pg_target(node):
 # ---------------------------------------------------------------------------------------------------
 # throughput phases
 
-def throughput(groups, concurrencies, seconds, slices, series_out):
+def throughput(groups, concurrencies, seconds, slices, series_out, smoke=False):
     """groups: lists of checkers run interleaved (slice by slice), so that the ones compared with each
-    other see the same machine state. Fills series_out[(key, conns)]."""
+    other see the same machine state. Fills series_out[(key, conns)]. smoke: agentload's series run
+    0.2 s (wrk's unit is a whole second) and wait 0.1 s for PostgreSQL's counters, to keep `make
+    bench-smoke` short."""
     for group in groups:
         for conns in concurrencies:
             for ch in group:
                 series_out[(ch.key, conns)] = Series(ch, conns)
             for s in range(slices):
                 for ch in group:
-                    res = measure_slice(series_out[(ch.key, conns)], seconds / slices)
+                    secs = min(seconds / slices, 0.2) if smoke and ch.tool == "agentload" else seconds / slices
+                    res = measure_slice(series_out[(ch.key, conns)], secs, settle=0.1 if smoke else 0.3)
                     say(f"  {ch.key:16} c={conns:<3} slice {s + 1}/{slices}: {res['rps']:10.1f} checks/s "
                         f"errors {res['errors_total']}")
 
@@ -1059,6 +1129,70 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
+def tls_report(series, concurrencies, rec):
+    """The TLS rows as ratios within the run: pgcheckd with TLS to pgcheckd plain (same port type, same
+    load generator, same slices) and to the TLS constant-answer limit; the TLS limit to the plain one."""
+    def get(key, n):
+        s = series.get((key, n))
+        return s if s is not None and s.requests else None
+
+    def ratio(a, b):
+        return a / b if a is not None and b else None
+
+    rows = []
+    specs = (("agent port", "pgcheckd-agent", "pgcheckd-agent-tls", "constd-agent", "constd-agent-tls"),
+             ("agent port, resumption offered", "pgcheckd-agent", "pgcheckd-agent-tls-resume", "constd-agent",
+              "constd-agent-tls-resume"),
+             ("agent port, client certificate", "pgcheckd-agent", "pgcheckd-agent-mtls", "constd-agent",
+              "constd-agent-mtls"),
+             ("HTTP port", "pgcheckd-http-al", "pgcheckd-http-tls", "constd-http-al", "constd-http-tls"))
+    for what, plain, tls, lim, tlim in specs:
+        for n in concurrencies:
+            p, t, l, tl = get(plain, n), get(tls, n), get(lim, n), get(tlim, n)
+            if t is None:
+                continue
+            r_plain = ratio(t.rps, p.rps if p else None)
+            r_tlim = ratio(t.rps, tl.rps if tl else None)
+            r_lim = ratio(t.rps, l.rps if l else None)
+            r_limits = ratio(tl.rps if tl else None, l.rps if l else None)
+            p99 = t.pct_ms(99)
+            p99_plain = p.pct_ms(99) if p else None
+            p99_tlim = tl.pct_ms(99) if tl else None
+            resumed = f"{t.resumed / t.handshakes * 100:.0f}%" if t.handshakes else "-"
+            lim_resumed = f"{tl.resumed / tl.handshakes * 100:.0f}%" if tl and tl.handshakes else "-"
+            rows.append([what, n, fmt(p.rps if p else None, 0), fmt(t.rps, 0), fmt(r_plain, 2),
+                         fmt(tl.rps if tl else None, 0), fmt(r_tlim, 2), fmt(r_lim, 3), fmt(r_limits, 3),
+                         fmt(p99_plain, 2), fmt(p99, 2), fmt(ratio(p99, p99_plain), 1), fmt(p99_tlim, 2),
+                         f"{resumed} / {lim_resumed}"])
+            key = {"pgcheckd-agent-tls": "agent", "pgcheckd-agent-tls-resume": "agent-resume",
+                   "pgcheckd-agent-mtls": "agent-client-cert", "pgcheckd-http-tls": "http"}[tls]
+            for m, v, unit in (("checks_per_s", t.rps, "1/s"), ("vs_plain_pgcheckd", r_plain, "ratio"),
+                               ("vs_tls_limit", r_tlim, "ratio"), ("vs_plain_limit", r_lim, "ratio"),
+                               ("tls_limit_vs_plain_limit", r_limits, "ratio"), ("latency_p99", p99, "ms"),
+                               ("latency_p99_plain", p99_plain, "ms"),
+                               ("latency_p99_vs_plain", ratio(p99, p99_plain), "ratio"),
+                               ("latency_p99_tls_limit", p99_tlim, "ms"),
+                               ("sessions_resumed", t.resumed, ""), ("handshakes", t.handshakes, ""),
+                               ("limit_sessions_resumed", tl.resumed if tl else None, ""),
+                               ("limit_handshakes", tl.handshakes if tl else None, "")):
+                rec("tls", key, n, m, v, unit)
+    if not rows:
+        return []
+    proto = next((series[k].tls for k in series if series[k].tls), "")
+    out = [f"TLS (every check a new connection and handshake: {proto or 'TLS'}, P-256 certificates, the "
+           "client verifies the server's; agentload for all rows here, latency from connect to close, so with the "
+           "handshake)"]
+    out.append(table(["port", "clients", "plain checks/s", "TLS checks/s", "TLS/plain", "TLS limit checks/s",
+                      "TLS/TLS limit", "TLS/plain limit", "TLS limit/plain limit", "plain p99 ms", "TLS p99 ms",
+                      "p99 x", "TLS limit p99 ms", "resumed: pgcheckd / limit"], rows))
+    out.append("  TLS limit: constd with pgcheckd's TLS settings (no session cache, no tickets); on the resumption "
+               "rows it keeps a session cache and issues tickets, and agentload offers the last session, as "
+               "HAProxy 2.6 to 3.3 do for check-ssl; pgcheckd resumes none (no cache, no tickets), so its row "
+               "is a full handshake per check either way")
+    out.append("")
+    return out
+
+
 def report(args, checkers, series, concurrencies, hap, settings, elapsed_s):
     csv_rows = []
 
@@ -1076,11 +1210,16 @@ def report(args, checkers, series, concurrencies, hap, settings, elapsed_s):
     out.append(f"{settings['cpus']} CPUs ({settings['cpu_model']}), Linux {settings['kernel']}, "
                f"load average at start {settings['loadavg_at_start']}; PostgreSQL {settings['postgresql']}, "
                f"HAProxy {settings['haproxy']}, {settings['patroni']}, pgsqlchk under {settings['pgsqlchk_server']}")
-    out.append(f"{settings['seconds']} s per checker and client count, in {settings['slices']} slices interleaved "
-               f"with the checker it is compared to; {pin}; HTTP load: {settings['http_load']}; "
-               f"{settings['promotion_rounds']} promotions, {settings['freeze_rounds']} freezes of a primary and of a "
-               f"replica, {settings['stop_rounds']} replica stops per HAProxy configuration; the run took "
-               f"{elapsed_s / 60:.1f} min")
+    if settings.get("only", "all") == "all":
+        out.append(f"{settings['seconds']} s per checker and client count, in {settings['slices']} slices interleaved "
+                   f"with the checker it is compared to; {pin}; HTTP load: {settings['http_load']}; "
+                   f"{settings['promotion_rounds']} promotions, {settings['freeze_rounds']} freezes of a primary and "
+                   f"of a replica, {settings['stop_rounds']} replica stops per HAProxy configuration; the run took "
+                   f"{elapsed_s / 60:.1f} min")
+    else:
+        out.append(f"only {settings['only']}: constd and pgcheckd, plain and with TLS, {settings['seconds']} s per "
+                   f"checker and client count, in {settings['slices']} slices interleaved with the checkers it is "
+                   f"compared to; {pin}; no HAProxy phase; the run took {elapsed_s / 60:.1f} min")
     out.append("")
 
     # throughput and latency
@@ -1111,6 +1250,7 @@ def report(args, checkers, series, concurrencies, hap, settings, elapsed_s):
     out.append("  pgcheckd x = pgcheckd's checks/s (same protocol, same clients) / this checker's; for the limit "
                "rows read it as pgcheckd's fraction of the limit")
     out.append("")
+    out.extend(tls_report(series, concurrencies, rec))
 
     # cost
     rows = []
@@ -1165,18 +1305,38 @@ def report(args, checkers, series, concurrencies, hap, settings, elapsed_s):
                "exclude pgcheckd's sampler, which runs anyway)")
     out.append(table(["checker", "PG sessions", "PG queries", "PG CPU ms", "PG log lines", "own CPU us/check",
                       "x pgcheckd", "own RSS MB", "x pgcheckd"], rows))
+    pt = costs.get("pgcheckd-agent-tls")
     pc = costs.get("pgcheckd-agent") or costs.get("pgcheckd-http")
+    if pt and pc:
+        for m in ("rss", "pss", "anon"):
+            rec("tls", "pgcheckd-tls", "all", f"{m}_vs_plain", pt[m] / pc[m] if pc[m] else None, "ratio")
     if pc:
-        out.append(f"  pgcheckd's sampler meanwhile: {pc['sampler_per_s']:.1f} queries/s on its one session (not "
-                   f"counted above)")
+        out.append(f"  pgcheckd's sampler meanwhile: {pc['sampler_per_s']:.1f} queries/s, one session per pgcheckd on "
+                   f"node1 (the plain one and the TLS instances; not counted above)")
         out.append(f"  pgcheckd's memory: RSS {pc['rss']:.1f} MB, PSS {pc['pss']:.1f} MB, anonymous "
                    f"{pc['anon']:.2f} MB; largest mappings (RSS kB): "
                    + ", ".join(f"{n} {kb}" for n, kb in pc["maps"]))
+    if pt:
+        # the TLS instance's maximum over all its rows (agent line, resumption offered, HTTPS)
+        tk = [costs[k] for k in ("pgcheckd-agent-tls", "pgcheckd-agent-tls-resume", "pgcheckd-http-tls",
+                                 "pgcheckd-agent-mtls") if k in costs]
+        rss, pss, anon = (max(k[m] for k in tk) for m in ("rss", "pss", "anon"))
+        for m, v in (("rss", rss), ("pss", pss), ("anon", anon)):
+            rec("tls", "pgcheckd-tls", "all", f"max_{m}", v, "MB")
+        out.append(f"  pgcheckd with TLS on (instances of their own on node1, [tls] agent and http): RSS {rss:.1f} MB, PSS "
+                   f"{pss:.1f} MB, anonymous {anon:.2f} MB (max over its TLS rows); largest mappings (RSS kB): "
+                   + ", ".join(f"{n} {kb}" for n, kb in pt["maps"]))
     if "perf_pgcheckd_kernel_pct" in settings:
         out.append(f"  perf under 32 clients: pgcheckd spends {settings['perf_pgcheckd_kernel_pct']:.0f}% of its CPU "
                    f"in the kernel (TCP connect, accept, close, epoll) and {settings['perf_pgcheckd_own_code_pct']:.1f}% "
                    f"in its own code; constd {settings.get('perf_constd_kernel_pct', 0):.0f}% in the kernel "
                    f"(build/bench/perf-pgcheckd.txt, perf-constd.txt)")
+    if "perf_pgcheckd-tls_kernel_pct" in settings:
+        out.append(f"  perf with TLS on the agent port, 32 clients: pgcheckd {settings['perf_pgcheckd-tls_openssl_pct']:.0f}% "
+                   f"of its CPU in OpenSSL, {settings['perf_pgcheckd-tls_kernel_pct']:.0f}% in the kernel, "
+                   f"{settings['perf_pgcheckd-tls_own_code_pct']:.1f}% in its own code; constd with TLS "
+                   f"{settings.get('perf_constd-tls_openssl_pct', 0):.0f}% in OpenSSL (build/bench/perf-pgcheckd-tls.txt, "
+                   f"perf-constd-tls.txt)")
     out.append("")
 
     # HAProxy
@@ -1293,7 +1453,7 @@ def report(args, checkers, series, concurrencies, hap, settings, elapsed_s):
         q = max(p["queries"] for p in pcs)
         target("0 PostgreSQL sessions and 0 queries caused by checks",
                f"{sess:.2g} sessions, {q:.2g} queries per 1000 checks over {sum(p['checks'] for p in pcs):,} checks "
-               f"(the sampler: {pcs[0]['sampler_per_s']:.1f} queries/s on one session)", sess == 0 and q == 0)
+               f"(the samplers: {pcs[0]['sampler_per_s']:.1f} queries/s, one session per pgcheckd on node1)", sess == 0 and q == 0)
         rss = max(p["rss"] for p in pcs)
         target("pgcheckd RSS <= 4 MB", f"RSS {rss:.1f} MB (PSS {max(p['pss'] for p in pcs):.1f} MB, anonymous "
                f"{max(p['anon'] for p in pcs):.2f} MB)", rss <= 4.0)
@@ -1347,17 +1507,17 @@ def report(args, checkers, series, concurrencies, hap, settings, elapsed_s):
 # ---------------------------------------------------------------------------------------------------
 
 
-def profile_pgcheckd(agent, constd, constd_port, settings):
-    """perf record of pgcheckd (and, the same way, of constd) under 32 agent-line clients: where the CPU
-    goes. Writes build/bench/perf-pgcheckd.txt and perf-constd.txt; the report quotes the split."""
+def profile_pgcheckd(targets, settings):
+    """perf record of pgcheckd and constd, plain and with TLS, under 32 agent-line clients: where the CPU
+    goes. targets: [(name, port, pid, tls)]. Writes build/bench/perf-NAME.txt; the report quotes the split."""
     perf = shutil.which("perf")
     if not perf:
         note("perf is not installed (linux-perf): no profile of pgcheckd under load")
         return
-    for name, port, pid in (("pgcheckd", agent.port, agent.pid), ("constd", constd_port, constd.pid)):
+    for name, port, pid, tls in targets:
         data = OUT / f"perf-{name}.data"
         res = {}
-        t = threading.Thread(target=lambda: res.update(run_agentload(port, 32, 5)))
+        t = threading.Thread(target=lambda port=port, tls=tls: res.update(run_agentload(port, 32, 5, tls=tls)))
         t.start()
         time.sleep(0.5)
         r = subprocess.run([perf, "record", "-F", "1999", "-g", "-o", data, "-p", str(pid), "--", "sleep", "3"],
@@ -1381,11 +1541,13 @@ def profile_pgcheckd(agent, constd, constd_port, settings):
             if len(parts) >= 2 and parts[0].endswith("%") and not l.startswith("#"):
                 shares[parts[1]] = float(parts[0].rstrip("%"))
         kern = shares.get("[kernel.kallsyms]", 0.0)
-        own = shares.get(name, 0.0)
+        own = shares.get(name.replace("-tls", ""), 0.0)
+        crypto = sum(v for k, v in shares.items() if k.startswith(("libcrypto", "libssl")))
         settings[f"perf_{name}_kernel_pct"] = kern
         settings[f"perf_{name}_own_code_pct"] = own
+        settings[f"perf_{name}_openssl_pct"] = crypto
         say(f"  perf: {name} at {res.get('rps', 0):.0f} checks/s: {kern:.1f}% of its CPU in the kernel, "
-            f"{own:.1f}% in its own code (build/bench/perf-{name}.txt)")
+            f"{crypto:.1f}% in OpenSSL, {own:.1f}% in its own code (build/bench/perf-{name}.txt)")
 
 
 def loadavg():
@@ -1427,11 +1589,18 @@ def main():
     ap.add_argument("--pin", action="store_true",
                     help="pin the load generator to the last CPU and constd/pgcheckd to the first (default: "
                          "the scheduler decides, as in production)")
+    ap.add_argument("--only", choices=("all", "tls"), default=os.environ.get("BENCH_ONLY", "all"),
+                    help="tls: only constd and pgcheckd, plain and with TLS (no conncheck, pgsqlchk, Patroni, "
+                         "perf or HAProxy phase); default all (or $BENCH_ONLY)")
     ap.add_argument("--smoke", action="store_true",
                     help="tiny run for `make check`: 1 s per series, 4 clients, one round, no Patroni")
     args = ap.parse_args()
     concurrencies = [int(x) for x in args.clients.split(",")]
     freeze_rounds = stop_rounds = max(1, args.rounds // 2)
+    full = args.only == "all"
+    if not full:
+        args.no_patroni, args.perf = True, False
+        OUT = OUT / args.only  # a partial run leaves a full run's results alone
     if args.smoke:
         OUT = OUT / "smoke"  # `make check` leaves a full run's results alone
         args.seconds, args.rounds, concurrencies, args.no_patroni = 1.0, 1, [4], True
@@ -1455,7 +1624,9 @@ def main():
     settings = {
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "command": "make bench" + (f" BENCH_SECONDS={args.seconds:g}" if args.seconds != 10 else "")
-                   + (f" BENCH_ROUNDS={args.rounds}" if args.rounds != 10 else "") if not args.smoke else "make bench-smoke",
+                   + (f" BENCH_ROUNDS={args.rounds}" if args.rounds != 10 else "")
+                   + (f" BENCH_ONLY={args.only}" if not full else "") if not args.smoke else "make bench-smoke",
+        "only": args.only,
         "cpus": os.cpu_count(), "kernel": platform.release(), "loadavg_at_start": loadavg(), "seconds": args.seconds, "slices": slices,
         "clients": ",".join(map(str, concurrencies)), "promotion_rounds": args.rounds,
         "freeze_rounds": freeze_rounds, "stop_rounds": stop_rounds,
@@ -1478,32 +1649,91 @@ def main():
         cports = cl.free_ports(3)
         constd_a = start_proc([TOOLS / "constd", "-p", cports[0]], tmp / "constd-agent.log")
         constd_h = start_proc([TOOLS / "constd", "-p", cports[1], "--http"], tmp / "constd-http.log")
-        conninfo = f"host=127.0.0.1 port={node1.port} dbname=postgres user=postgres application_name=conncheck"
-        conncheck = start_proc([TOOLS / "conncheck", "-p", cports[2], "-d", conninfo], tmp / "conncheck.log")
-        for port, p in zip(cports, (constd_a, constd_h, conncheck)):
+        helpers = [(cports[0], constd_a), (cports[1], constd_h)]
+        conncheck = None
+        if full:
+            conninfo = f"host=127.0.0.1 port={node1.port} dbname=postgres user=postgres application_name=conncheck"
+            conncheck = start_proc([TOOLS / "conncheck", "-p", cports[2], "-d", conninfo], tmp / "conncheck.log")
+            helpers.append((cports[2], conncheck))
+        # TLS: a CA and a server certificate; constd with pgcheckd's TLS settings (and once with a
+        # session cache, to show what resumption would give), and a second pgcheckd on node1 with TLS
+        say("TLS: certificates (openssl), constd with TLS, a second pgcheckd on node1 with [tls] agent and http")
+        pki = make_pki(tmp / "pki")
+        tls = {"ca": pki["ca"]}
+        tls_resume = {"ca": pki["ca"], "resume": True}
+        mtls = {"ca": pki["ca"], "cert": pki["client_cert"], "key": pki["client_key"]}
+        tports = cl.free_ports(4)
+        constd_at = start_proc([TOOLS / "constd", "-p", tports[0], "--tls", pki["cert"], pki["key"]],
+                               tmp / "constd-agent-tls.log")
+        constd_ar = start_proc([TOOLS / "constd", "-p", tports[1], "--tls", pki["cert"], pki["key"], "--resume"],
+                               tmp / "constd-agent-tls-resume.log")
+        constd_ht = start_proc([TOOLS / "constd", "-p", tports[2], "--http", "--tls", pki["cert"], pki["key"]],
+                               tmp / "constd-http-tls.log")
+        constd_am = start_proc([TOOLS / "constd", "-p", tports[3], "--tls", pki["cert"], pki["key"], "--verify",
+                                pki["ca"]], tmp / "constd-agent-mtls.log")
+        helpers += list(zip(tports, (constd_at, constd_ar, constd_ht, constd_am)))
+        for port, p in helpers:
             wait_port(port, 10, p)
-        pgsql = Pgsqlchk(tmp, [n.port for n in c.pg]).start()
-        settings["pgsqlchk_server"] = pgsql.server
-        if pgsql.server != "xinetd":
-            note("xinetd is not installed: pgsqlchk is served by socat (fork per connection, the same model)")
+        agent_tls = start_tls_pgcheckd(c, node1, pki)
+        agent_mtls = start_tls_pgcheckd(c, node1, pki, verify_client=True)
+        if full:
+            pgsql = Pgsqlchk(tmp, [n.port for n in c.pg]).start()
+            settings["pgsqlchk_server"] = pgsql.server
+            if pgsql.server != "xinetd":
+                note("xinetd is not installed: pgsqlchk is served by socat (fork per connection, the same model)")
 
         def pid_of(p):
             return lambda: (p.pid if p.poll() is None else None)
         agent_pid = lambda: agent1.pid  # noqa: E731
-        checkers = [
+        tls_pid = lambda: agent_tls.pid  # noqa: E731
+        agent_group = [
             Checker("constd-agent", "limit: constd (agent line)", "agent", cports[0], "primary\n", "up",
                     pid_of(constd_a), pg1, "pgcheckd-agent", pin_server=True),
             Checker("pgcheckd-agent", "pgcheckd (agent line)", "agent", agent1.port, "primary\n", "up 100%",
                     agent_pid, pg1, "pgcheckd-agent", pin_server=True),
-            Checker("constd-http", "limit: constd (HTTP)", "http", cports[1], "/primary", "",
-                    pid_of(constd_h), pg1, "pgcheckd-http", pin_server=True),
-            Checker("pgcheckd-http", "pgcheckd (HTTP)", "http", agent1.port, "/primary", "",
-                    agent_pid, pg1, "pgcheckd-http", pin_server=True),
-            Checker("conncheck", "connect per check (pgDoctor model)", "http", cports[2], "/primary", "",
-                    pid_of(conncheck), pg1, "pgcheckd-http"),
-            Checker("pgsqlchk", f"pgsqlchk (psql per check, {pgsql.server})", "http", pgsql.ports[0], "/primary", "",
-                    lambda: pgsql.root(0), pg1, "pgcheckd-http"),
+            # TLS on the agent port: a new session per check (what pgcheckd allows: it keeps no session
+            # cache and issues no tickets), and with the last session offered, as HAProxy 2.6-3.3 do
+            Checker("constd-agent-tls", "limit: constd (agent line, TLS)", "agent", tports[0], "primary\n", "up",
+                    pid_of(constd_at), pg1, "pgcheckd-agent-tls", pin_server=True, tls=tls),
+            Checker("pgcheckd-agent-tls", "pgcheckd (agent line, TLS)", "agent", agent_tls.port, "primary\n",
+                    "up 100%", tls_pid, pg1, "pgcheckd-agent-tls", pin_server=True, tls=tls),
+            Checker("constd-agent-tls-resume", "limit: constd (agent line, TLS, sessions resumed)", "agent",
+                    tports[1], "primary\n", "up", pid_of(constd_ar), pg1, "pgcheckd-agent-tls-resume",
+                    pin_server=True, tls=tls_resume),
+            Checker("pgcheckd-agent-tls-resume", "pgcheckd (agent line, TLS, resumption offered)", "agent",
+                    agent_tls.port, "primary\n", "up 100%", tls_pid, pg1, "pgcheckd-agent-tls-resume",
+                    pin_server=True, tls=tls_resume),
+            # with a client certificate verified by the server (pgcheckd: verify_client = required)
+            Checker("constd-agent-mtls", "limit: constd (agent line, TLS, client certificate)", "agent", tports[3],
+                    "primary\n", "up", pid_of(constd_am), pg1, "pgcheckd-agent-mtls", pin_server=True, tls=mtls),
+            Checker("pgcheckd-agent-mtls", "pgcheckd (agent line, TLS, verify_client = required)", "agent",
+                    agent_mtls.port, "primary\n", "up 100%", lambda: agent_mtls.pid, pg1, "pgcheckd-agent-mtls",
+                    pin_server=True, tls=mtls),
         ]
+        # HTTP with and without TLS, all loaded by agentload, whose latency runs from connect to close and
+        # so holds the handshake (wrk's starts when the request is written, after it)
+        https_group = [
+            Checker("constd-http-al", "limit: constd (HTTP, agentload)", "http", cports[1], "/primary", "",
+                    pid_of(constd_h), pg1, "pgcheckd-http-al", pin_server=True, tool="agentload"),
+            Checker("pgcheckd-http-al", "pgcheckd (HTTP, agentload)", "http", agent1.port, "/primary", "",
+                    agent_pid, pg1, "pgcheckd-http-al", pin_server=True, tool="agentload"),
+            Checker("constd-http-tls", "limit: constd (HTTPS, agentload)", "http", tports[2], "/primary", "",
+                    pid_of(constd_ht), pg1, "pgcheckd-http-tls", pin_server=True, tls=tls, tool="agentload"),
+            Checker("pgcheckd-http-tls", "pgcheckd (HTTPS on http_listen, agentload)", "http", agent_tls.http_port,
+                    "/primary", "", tls_pid, pg1, "pgcheckd-http-tls", pin_server=True, tls=tls, tool="agentload"),
+        ]
+        http_group = []
+        if full:
+            http_group = [
+                Checker("constd-http", "limit: constd (HTTP)", "http", cports[1], "/primary", "",
+                        pid_of(constd_h), pg1, "pgcheckd-http", pin_server=True),
+                Checker("pgcheckd-http", "pgcheckd (HTTP)", "http", agent1.port, "/primary", "",
+                        agent_pid, pg1, "pgcheckd-http", pin_server=True),
+                Checker("conncheck", "connect per check (pgDoctor model)", "http", cports[2], "/primary", "",
+                        pid_of(conncheck), pg1, "pgcheckd-http"),
+                Checker("pgsqlchk", f"pgsqlchk (psql per check, {pgsql.server})", "http", pgsql.ports[0],
+                        "/primary", "", lambda: pgsql.root(0), pg1, "pgcheckd-http"),
+            ]
         # Patroni: started before the load, so that its series interleave with pgcheckd's (idle, Patroni
         # and etcd cost the other series next to nothing: a loop every 10 s, etcd's heartbeats)
         if args.no_patroni:
@@ -1519,7 +1749,7 @@ def main():
                 settings["patroni"] = pat.version.replace("patroni ", "Patroni ")
                 pts = [PgTarget(f"patroni-p{i + 1}", {"host": "127.0.0.1", "port": pat.pg_ports[i]},
                                 (lambda i=i: pat.postmaster_pid(i)), (lambda i=i: pat.pg_log(i))) for i in range(2)]
-                checkers += [
+                http_group += [
                     Checker("patroni-primary", "Patroni REST /primary (leader)", "http", pat.rest[0], "/primary", "",
                             lambda: pat.patroni_pid(0), pts[0], "pgcheckd-http",
                             exclude_fn=lambda: {p for p in [pat.postmaster_pid(0)] if p}),
@@ -1533,25 +1763,35 @@ def main():
                     pat.stop()
                     pat = None
 
+        checkers = agent_group[:2] + http_group[:2] + agent_group[2:] + https_group + http_group[2:]
         # make sure every checker answers at all before loading it
         for ch in checkers:
-            r = run_agentload(ch.port, 1, 0.3 if ch.key != "pgsqlchk" else 1.0,
-                              request=ch.request, expect=ch.expect or "",
-                              http_path=ch.request if ch.kind == "http" else None, pin=False)
+            r = ch.probe()
             if r["requests"] == 0:
                 raise RuntimeError(f"{ch.key} does not answer: {r}")
         time.sleep(1.0)  # a request abandoned by the probe above finishes before the first slice
         say(f"load: {args.seconds:g} s per checker and client count ({concurrencies}), {slices} interleaved slices")
-        throughput([[ch for ch in checkers if ch.kind == "agent"], [ch for ch in checkers if ch.kind == "http"]],
-                   concurrencies, args.seconds, slices, series)
+        throughput([g for g in (agent_group, http_group, https_group) if g], concurrencies, args.seconds, slices,
+                   series, smoke=args.smoke)
         if pat is not None:
             say("stopping Patroni and etcd")
             pat.stop()
             pat = None
         if args.perf and not args.smoke:
-            profile_pgcheckd(agent1, constd_a, cports[0], settings)
-        for p in (constd_a, constd_h, conncheck):
+            profile_pgcheckd([("pgcheckd", agent1.port, agent1.pid, None), ("constd", cports[0], constd_a.pid, None),
+                              ("pgcheckd-tls", agent_tls.port, agent_tls.pid, tls),
+                              ("constd-tls", tports[0], constd_at.pid, tls)], settings)
+        for p in (constd_a, constd_h, conncheck, constd_at, constd_ar, constd_ht, constd_am):
             stop_proc(p)
+        agent_tls.stop()
+        agent_mtls.stop()
+        if not full:
+            elapsed = time.monotonic() - T_START
+            text = report(args, checkers, series, concurrencies, hap, settings, elapsed)
+            print()
+            print(text)
+            say(f"wrote {OUT / 'results.txt'} and {OUT / 'results.csv'}")
+            return
 
         # HAProxy
         c.pg[0].sql("CREATE TABLE IF NOT EXISTS bench_writes (id bigserial PRIMARY KEY, port int, "
