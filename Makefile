@@ -40,8 +40,8 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sa
 # decisions) -> agent/serve (answers) and agent/haproxy (the runtime API); agent/ wires them together
 CORE_SRCS := agent/core/request.c agent/core/verdict.c agent/core/weight.c agent/core/node.c agent/core/fencing.c
 SERVE_SRCS := agent/serve/agentline.c agent/serve/http.c agent/serve/render.c agent/serve/respond.c agent/serve/admin.c agent/serve/tls.c agent/serve/listener.c
-HAPROXY_SRCS := agent/haproxy/runtimeapi.c agent/haproxy/worker.c agent/haproxy/registrar.c agent/haproxy/scaleout.c
-# what the core's unit tests link, and nothing more: no libev, libpq, OpenSSL or threads (`make core-unit`)
+HAPROXY_SRCS := agent/haproxy/runtimeapi.c agent/haproxy/worker.c agent/haproxy/registrar.c agent/haproxy/scaleout.c agent/haproxy/drainwait.c
+# what the core's unit tests link, and nothing more: no libev, libpq, OpenSSL or threads (`make core-check`)
 CORE_LINK_SRCS := $(CORE_SRCS) conf/conf_values.c agent/log.c
 SRCS := conf/conf.c conf/conf_values.c checks/host.c checks/poller.c checks/peers.c $(CORE_SRCS) agent/log.c \
 	agent/log_conninfo.c agent/ctl.c agent/daemon.c $(SERVE_SRCS) $(HAPROXY_SRCS)
@@ -131,7 +131,7 @@ integration-asan: build-asan/pgcheckd
 	PGCHECKD_BIN=$(CURDIR)/build-asan/pgcheckd PGCHECKD_SANITIZED=1 $(PYTHON) -m pytest -q tests/integration
 
 check: deps
-	@$(MAKE) --no-print-directory format-check lint core-check unit unit-asan unit-valgrind generated-check fuzz FUZZ_SECONDS=10 integration integration-asan package-check bench-smoke \
+	@$(MAKE) --no-print-directory format-check lint core-check unit unit-asan unit-valgrind generated-check fuzz FUZZ_SECONDS=10 integration integration-asan package-check package-check-trixie bench-smoke \
 		compat-first-contact compat
 
 deps:

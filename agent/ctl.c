@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "drainwait.h"
 
 /* ctl_ask sends one line to the running agent's admin socket and reads the whole reply. */
 static bool
@@ -80,4 +82,38 @@ ctl_run(const char *admin_socket, int argc, char **argv)
 	if (check)
 		return strncmp(reply, "up", 2) == 0 ? 0 : strncmp(reply, "down", 4) == 0 ? 1 : CTL_UNKNOWN;
 	return strncmp(reply, "error", 5) == 0 ? 1 : 0;
+}
+
+bool
+ctl_is_drain_wait(int argc, char **argv)
+{
+	return argc >= 3 && strcmp(argv[0], "ctl") == 0 && strcmp(argv[1], "drain") == 0 &&
+	       strcmp(argv[2], "--wait") == 0;
+}
+
+int
+ctl_drain_wait(const struct conf *c, int argc, char **argv)
+{
+	char reply[256], *end = NULL;
+	long seconds = DRAINWAIT_DEFAULT_S;
+
+	if (argc > 4 || !ctl_is_drain_wait(argc, argv))
+		return CTL_USAGE;
+	if (argc == 4) {
+		seconds = strtol(argv[3], &end, 10);
+		if (end == argv[3] || *end != '\0' || seconds < 0 || seconds > DRAINWAIT_MAX_S) {
+			fprintf(stderr, "pgcheckd: drain --wait takes seconds from 0 to %d, not '%s'\n",
+			        DRAINWAIT_MAX_S, argv[3]);
+			return CTL_USAGE;
+		}
+	}
+	if (!drainwait_configured(c, stderr))
+		return 1; /* nothing changed: a drain it cannot see the end of is not started */
+	if (!ctl_ask(c->admin_socket, "drain", reply, sizeof(reply)))
+		return 1; /* errors have been logged already; never claim a drain */
+	fputs(reply, stdout);
+	if (strncmp(reply, "ok", 2) != 0)
+		return 1;
+	fflush(stdout);
+	return drainwait_run(c, (int)seconds, stdout, stderr);
 }

@@ -6,6 +6,10 @@
 #define PGCHECKD_CTL_H
 
 /* ctl_run's results besides the command's own: the arguments are wrong; no usable answer */
+#include <stdbool.h>
+
+#include "conf.h"
+
 #define CTL_USAGE   (-1)
 #define CTL_UNKNOWN 2
 
@@ -15,5 +19,16 @@
  * asked or answers neither; CTL_USAGE for arguments it does not take.
  */
 int ctl_run(const char *admin_socket, int argc, char **argv);
+
+/* ctl_is_drain_wait: argv is "ctl drain --wait [SECONDS]" */
+bool ctl_is_drain_wait(int argc, char **argv);
+
+/*
+ * ctl_drain_wait sets this node's drain (as "ctl drain"), then waits in this process, polling every
+ * [haproxy] runtime_api, until none sends this node anything (drainwait.h), for SECONDS (default
+ * DRAINWAIT_DEFAULT_S). 0 drained; 1 not drained (deadline, an HAProxy unreachable, the agent not
+ * reached); CTL_USAGE for a bad SECONDS.
+ */
+int ctl_drain_wait(const struct conf *c, int argc, char **argv);
 
 #endif

@@ -22,6 +22,9 @@ daemon_usage(FILE *out)
 	             "       pgcheckd -t [-c FILE]       check a configuration file and exit (0 good, 2 bad)\n"
 	             "       pgcheckd [-c FILE] ctl status|drain|maint|ready|release\n"
 	             "                                   ask or tell the running agent over its admin socket\n"
+	             "       pgcheckd [-c FILE] ctl drain --wait [SECONDS]\n"
+	             "                                   drain, then wait until no HAProxy sends this node anything\n"
+	             "                                   (default 60 s; exit 0 drained, 1 not)\n"
 	             "       pgcheckd [-c FILE] check REQUEST\n"
 	             "                                   exit 0 when the running agent answers up, 1 down, 2 unknown\n"
 	             "       pgcheckd --help-config[=ini|markdown|man]\n"
@@ -44,7 +47,7 @@ main(int argc, char **argv)
 	bool test_only = false;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+c:tVh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			conf_path = optarg;
@@ -84,7 +87,9 @@ main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	if (optind != argc) {
-		int rc = ctl_run(conf.admin_socket, argc - optind, argv + optind);
+		int rc = ctl_is_drain_wait(argc - optind, argv + optind)
+		             ? ctl_drain_wait(&conf, argc - optind, argv + optind)
+		             : ctl_run(conf.admin_socket, argc - optind, argv + optind);
 
 		if (rc == CTL_USAGE)
 			daemon_usage(stderr);

@@ -1147,15 +1147,19 @@ conf_check(struct conf *c, const char *name, const int *lines, char *err, size_t
 				return false;
 			}
 		}
-		if (n1 + n2 == 0 && c->scaleout_backend[0] == '\0') {
-			conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(api, tmpl, dyn, scale),
-			                "set but no template_backends, dynamic_backends or [scaleout] backend uses it");
+		/* advertise_addr alone: the HAProxy instances that "ctl drain --wait" asks */
+		if (n1 + n2 == 0 && c->scaleout_backend[0] == '\0' && c->haproxy_advertise_addr[0] == '\0') {
+			conf_cross_fail(
+			    err, errlen, name, lines, true, CONF_ROWS(api, tmpl, dyn, addr, scale),
+			    "set but no template_backends, dynamic_backends, advertise_addr (ctl drain --wait) "
+			    "or [scaleout] backend uses it");
 			return false;
 		}
-		if (n1 + n2 > 0 && inet_pton(AF_INET, c->haproxy_advertise_addr, &a6) != 1 &&
+		if ((n1 + n2 > 0 || c->haproxy_advertise_addr[0] != '\0') &&
+		    inet_pton(AF_INET, c->haproxy_advertise_addr, &a6) != 1 &&
 		    inet_pton(AF_INET6, c->haproxy_advertise_addr, &a6) != 1) {
 			conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(addr, api, tmpl, dyn),
-			                "'%s' is not a literal IP address (needed to register)",
+			                "'%s' is not a literal IP address (needed to register and to wait for a drain)",
 			                c->haproxy_advertise_addr);
 			return false;
 		}

@@ -158,7 +158,8 @@
 	X(haproxy, runtime_api, APILIST, "", 0, 0, true, NULL,                                     \
 	  "HAProxy runtime API addresses ('level admin'): socket paths or HOST:PORT, "             \
 	  "comma-separated. With backends below, this node registers itself into every HAProxy "  \
-	  "listed, keeps the registration true and withdraws on shutdown. Empty: no registration.") \
+	  "listed, keeps the registration true and withdraws on shutdown. Empty: no registration. "  \
+	  "'pgcheckd ctl drain --wait' asks these (with advertise_addr) whether the node is drained.") \
 	X(haproxy, template_backends, STR, "", 0, 0, true, NULL,                                   \
 	  "BACKEND:PREFIX pairs (comma-separated) whose 'server-template PREFIX ...' slots this "   \
 	  "node may claim, e.g. 'be_primary:pg, be_replicas:pg'.")                                  \
@@ -166,7 +167,8 @@
 	  "BACKEND:REQUEST pairs (comma-separated) where this node adds itself with 'add server', "  \
 	  "its agent asked REQUEST, e.g. 'be_replicas:replica'.")                                   \
 	X(haproxy, advertise_addr, STR, "", 0, 0, true, NULL,                                      \
-	  "The literal IP address HAProxy reaches this node at (required to register).")           \
+	  "The literal IP address HAProxy reaches this node at (required to register, and for "    \
+	  "'ctl drain --wait': HAProxy's servers at this address and advertise_pg_port).")          \
 	X(haproxy, advertise_pg_port, INT, "5432", 1, 65535, true, NULL,                           \
 	  "The PostgreSQL port HAProxy sends clients to.")                                         \
 	X(haproxy, advertise_agent_port, INT, "0", 0, 65535, true, NULL,                           \

@@ -6,11 +6,14 @@
 #   make deb               build/packages/pgcheckd_*.deb (dpkg-buildpackage on a clean copy of the tree)
 #   make rpm               build/packages/pgcheckd-*.rpm (rpmbuild --nodeps on Debian)
 #   make package-check     build, lint, install, run, purge the .deb; verify the unit; check the rpm
+#   make deb DIST=trixie   build/packages/trixie/pgcheckd_*.deb, built and lintian-checked inside a
+#                          cached Debian 13 root (tests/packaging/dist; the host's apt is not touched)
+#   make package-check-trixie  that, then install, run under trixie's systemd, purge (systemd-nspawn)
 MANDIR ?= $(PREFIX)/share/man
 SYSTEMDUNITDIR ?= /lib/systemd/system
 PACKAGES_DIR := build/packages
 
-.PHONY: man install-man install-systemd deb rpm package-check
+.PHONY: man install-man install-systemd deb rpm package-check package-check-trixie
 
 man: build/man/pgcheckd.8 build/man/pgcheckd.ini.5
 
@@ -39,7 +42,11 @@ install-systemd:
 
 # dpkg-buildpackage wants debian/ at the top of the source tree: build in a clean copy of the working
 # tree (what git tracks or would track, changes included) with packaging/debian as debian/.
+DIST ?=
 deb:
+ifneq ($(DIST),)
+	bash tests/packaging/dist $(DIST) build
+else
 	@command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null \
 		|| { echo "make deb needs dpkg-dev and debhelper (scripts/install-deps)" >&2; exit 1; }
 	rm -rf build/deb
@@ -50,6 +57,7 @@ deb:
 	rm -f $(PACKAGES_DIR)/pgcheckd_*.deb $(PACKAGES_DIR)/pgcheckd-dbgsym_*.deb
 	cp build/deb/pgcheckd_*.deb $(PACKAGES_DIR)/
 	@ls -l $(PACKAGES_DIR)/pgcheckd_*.deb
+endif
 
 # Debian's rpm has no systemd-rpm-macros: when %systemd_post is not defined, load the same macros
 # from packaging/rpm/macros.systemd (a copy of their Fedora definitions). --nodeps only skips the
@@ -72,3 +80,6 @@ rpm:
 
 package-check:
 	bash tests/packaging/run
+# about 1.5 min once the root is cached (its first build downloads trixie: about 2.5 min more)
+package-check-trixie:
+	bash tests/packaging/dist trixie check

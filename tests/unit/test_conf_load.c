@@ -588,10 +588,14 @@ test_cross_key_errors_name_the_line_of_a_key_set(void **state)
 	             "t.ini:2: [agent] primary_port: primary_port, replica_port and the listen port must all differ");
 	expect_error("[scaleout]\nmin_pool = 9\n", "t.ini:2: [scaleout] min_pool: min_pool (9) is above max_pool (8)");
 	expect_error("[haproxy]\nruntime_api = /run/haproxy.sock\n\ntemplate_backends = be:pg\nadvertise_addr = db1\n",
-	             "t.ini:5: [haproxy] advertise_addr: 'db1' is not a literal IP address (needed to register)");
+	             "t.ini:5: [haproxy] advertise_addr: 'db1' is not a literal IP address (needed to register and to "
+	             "wait for a drain)");
+	expect_error("[haproxy]\nruntime_api = /run/haproxy.sock\nadvertise_addr = db1\n",
+	             "t.ini:3: [haproxy] advertise_addr: 'db1' is not a literal IP address (needed to register and to "
+	             "wait for a drain)");
 	expect_error("[haproxy]\nruntime_api = /run/haproxy.sock\n",
-	             "t.ini:2: [haproxy] runtime_api: set but no template_backends, dynamic_backends or "
-	             "[scaleout] backend uses it");
+	             "t.ini:2: [haproxy] runtime_api: set but no template_backends, dynamic_backends, advertise_addr "
+	             "(ctl drain --wait) or [scaleout] backend uses it");
 	expect_error("[scaleout]\nbackend = be\n",
 	             "t.ini:2: [scaleout] backend: needs [haproxy] runtime_api and [scaleout] up_command");
 }
