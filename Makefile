@@ -31,9 +31,12 @@ SYSTEMD_LIBS = $(eval SYSTEMD_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd 2>
 PKG_LIBS = $(eval PKG_LIBS := $(shell $(PKG_CONFIG) --libs libpq 2>/dev/null || echo -lpq))$(PKG_LIBS)
 # OpenSSL (Debian libssl-dev): the TLS ports (libssl) and the MAC of authenticated peers (libcrypto)
 SSL_LIBS = $(eval SSL_LIBS := $(shell $(PKG_CONFIG) --libs libssl libcrypto 2>/dev/null || echo -lssl -lcrypto))$(SSL_LIBS)
+# libcurl (Debian libcurl4-openssl-dev) and jansson (libjansson-dev): the etcd client ([dcs])
+DCS_CFLAGS = $(eval DCS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl jansson 2>/dev/null))$(DCS_CFLAGS)
+DCS_LIBS = $(eval DCS_LIBS := $(shell $(PKG_CONFIG) --libs libcurl jansson 2>/dev/null || echo -lcurl -ljansson))$(DCS_LIBS)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DPGCHECKD_VERSION='"$(VERSION)"' $(WARNINGS) $(WERROR) $(CFLAGS) \
-	-Iconf -Ichecks -Iagent -Iagent/core -Iagent/serve -Iagent/haproxy $(PKG_CFLAGS) $(SYSTEMD_CFLAGS)
-LIBS = $(SYSTEMD_LIBS) $(LIBEV) -lpthread $(PKG_LIBS) $(SSL_LIBS) -lm
+	-Iconf -Ichecks -Iagent -Iagent/core -Iagent/serve -Iagent/haproxy $(PKG_CFLAGS) $(SYSTEMD_CFLAGS) $(DCS_CFLAGS)
+LIBS = $(SYSTEMD_LIBS) $(LIBEV) -lpthread $(PKG_LIBS) $(DCS_LIBS) $(SSL_LIBS) -lm
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
 # the folders are the data flow (DESIGN.md): conf -> checks (what is measured) -> agent/core (pure
@@ -41,7 +44,7 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sa
 CORE_SRCS := agent/core/request.c agent/core/verdict.c agent/core/weight.c agent/core/node.c agent/core/fencing.c
 SERVE_SRCS := agent/serve/agentline.c agent/serve/http.c agent/serve/render.c agent/serve/respond.c agent/serve/admin.c agent/serve/tls.c agent/serve/listener.c
 HAPROXY_SRCS := agent/haproxy/runtimeapi.c agent/haproxy/worker.c agent/haproxy/registrar.c agent/haproxy/scaleout.c
-SRCS := conf/conf.c checks/host.c checks/poller.c checks/peers.c $(CORE_SRCS) agent/log.c agent/ctl.c agent/daemon.c $(SERVE_SRCS) $(HAPROXY_SRCS)
+SRCS := conf/conf.c checks/host.c checks/poller.c checks/peers.c checks/dcs_answer.c checks/dcs.c $(CORE_SRCS) agent/log.c agent/ctl.c agent/daemon.c $(SERVE_SRCS) $(HAPROXY_SRCS)
 MAIN := agent/main.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 HEADERS := $(wildcard conf/*.h checks/*.h agent/*.h agent/*/*.h)

@@ -24,6 +24,8 @@ verdict_policy(const struct conf *c, struct policy *p)
 	p->fenced_reads = c->peers_fenced_reads;
 	p->peer_key = c->peers_key;
 	p->peer_key_len = c->peers_key_len;
+	p->dcs_leader_required = c->dcs_mode == CONF_DCS_PATRONI;
+	p->dcs_fresh_ms = c->dcs_fresh_ms;
 }
 
 static const char *const verdict_reason_names[] = {
@@ -135,6 +137,23 @@ verdict_format_lag(int64_t lag_bytes, bool have_s, double lag_s, char *buf, size
 		snprintf(buf, len, "%" PRId64 "%s/%.0fs", v, units[u], floor(lag_s));
 	else
 		snprintf(buf, len, "%" PRId64 "%s", v, units[u]);
+}
+
+/*
+ * verdict_dcs_denies tells why the DCS does not let this node be the primary ([dcs] mode = patroni):
+ * no answer yet, none within fresh_ms (etcd lost: fail closed), or a leader key that names another
+ * node or no one; REASON_NONE when the leader key, read within fresh_ms, names this node.
+ */
+static enum verdict_reason
+verdict_dcs_denies(const struct node_view *v, const struct policy *p)
+{
+	if (!p->dcs_leader_required)
+		return REASON_NONE;
+	if (!v->dcs.configured || !v->dcs.heard)
+		return v->dcs.last_error != DCS_OK || !v->dcs.configured ? REASON_DCS_UNREACHABLE : REASON_DCS_UNHEARD;
+	if (v->dcs.age_ms < 0 || v->dcs.age_ms > p->dcs_fresh_ms)
+		return REASON_DCS_UNREACHABLE;
+	return v->dcs.leader_is_me ? REASON_NONE : REASON_DCS_NOT_LEADER;
 }
 
 static void
@@ -273,6 +292,8 @@ verdict_for(const struct node_view *v, const struct request *r, const struct pol
 			verdict_down(out, REASON_IS_REPLICA);
 		else if (s->read_only || s->default_read_only)
 			verdict_down(out, REASON_READ_ONLY);
+		else if (verdict_dcs_denies(v, p) != REASON_NONE)
+			verdict_down(out, verdict_dcs_denies(v, p));
 		else if (v->peers.unheard > 0)
 			verdict_down(out, REASON_PEERS_UNHEARD); /* started, but a peer may hold a newer timeline */
 		else if (verdict_fence(v, p, out))
