@@ -314,3 +314,31 @@ def test_hostile_etcd_answers_keep_agent_answering_and_primary_down(dcs_cluster)
     finally:
         agent.stop()
         fake.close()
+
+
+def test_reload_with_bad_dcs_keeps_running_config(etcd, dcs_cluster):
+    etcd.set_leader("pg0")
+    agent = cl.Pgcheckd(dcs_cluster, dcs_cluster.pg[0], cl.free_ports(1)[0], conf=dcs_conf(etcd.url, "pg0"),
+                        name="pgcheckd-reload")
+    try:
+        agent.start()
+        wait_answer(agent, "primary", lambda a: a.startswith("up"), "up")
+        good = agent.ini.read_text()
+        bad = good.replace(f"endpoints = {etcd.url}", "endpoints = 127.0.0.1:2379")
+        assert bad != good
+        agent.write_conf(text=bad)
+        line = bad.splitlines().index("endpoints = 127.0.0.1:2379") + 1
+        rc, _, err = agent.check_config()
+        assert rc == 2 and f"{agent.ini}:{line}: [dcs] endpoints: '127.0.0.1:2379' is not an http" in err, err
+        agent.sighup()
+        cl.wait_until(lambda: "reload failed, keeping the running configuration" in agent.log(), WAIT_S,
+                      desc="the reload to be refused")
+        time.sleep(0.3)
+        assert agent.ask("primary").startswith("up")
+        # a good reload applies: another member name is not the leader
+        agent.write_conf(text=good.replace("name = pg0", "name = pg5"))
+        agent.sighup()
+        wait_answer(agent, "primary", lambda a: a == "down #dcs-not-leader", "down after the reload")
+        assert agent.running()
+    finally:
+        agent.stop()
