@@ -8,12 +8,17 @@ primary is down, and each episode is logged once.
 
 import base64
 import json
+import os
 import shutil
-import socketserver
+import signal
 import subprocess
+import tempfile
 import threading
 import time
+import types
+import urllib.error
 import urllib.request
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -342,3 +347,176 @@ def test_reload_with_bad_dcs_keeps_running_config(etcd, dcs_cluster):
         assert agent.running()
     finally:
         agent.stop()
+
+
+# A real Patroni 3 cluster (Debian's patroni) on the module's etcd: two members with their own PostgreSQL,
+# one pgcheckd each in patroni mode. Patroni's timings are its minimums, so that a switchover is quick.
+PATRONI = shutil.which("patroni") or "/usr/bin/patroni"
+PATRONICTL = shutil.which("patronictl") or "/usr/bin/patronictl"
+
+
+class PatroniCluster:
+    def __init__(self, etcd):
+        self.etcd = etcd
+        self.tmp = Path(tempfile.mkdtemp(prefix="pgcheckd-patroni-"))
+        os.chmod(self.tmp, 0o755)
+        ports = cl.free_ports(4)
+        self.rest, self.pg_ports = ports[0:2], ports[2:4]
+        self.procs = []
+        self.agents = []
+        # what cl.Pgcheckd needs of a cluster
+        self._procs, self._pgcheckds = [], []
+
+    def node_dir(self, i):
+        return self.tmp / f"p{i + 1}"
+
+    def config(self, i):
+        d = self.node_dir(i)
+        return f"""scope: it
+namespace: /pgcheckd-it/
+name: p{i + 1}
+log:
+  level: WARNING
+restapi:
+  listen: 127.0.0.1:{self.rest[i]}
+  connect_address: 127.0.0.1:{self.rest[i]}
+etcd3:
+  hosts: 127.0.0.1:{self.etcd.port}
+bootstrap:
+  dcs:
+    ttl: 20
+    loop_wait: 1
+    retry_timeout: 5
+    postgresql:
+      use_pg_rewind: false
+      parameters:
+        max_connections: 50
+        wal_level: replica
+        hot_standby: "on"
+  initdb:
+    - encoding: UTF8
+    - locale: C
+    - auth: trust
+postgresql:
+  listen: 127.0.0.1:{self.pg_ports[i]}
+  connect_address: 127.0.0.1:{self.pg_ports[i]}
+  data_dir: {d / 'data'}
+  bin_dir: {cl.PG_BIN}
+  pgpass: {d / 'pgpass'}
+  authentication:
+    superuser:
+      username: postgres
+    replication:
+      username: postgres
+  parameters:
+    unix_socket_directories: '{d}'
+    fsync: "off"
+    shared_buffers: 16MB
+  pg_hba:
+    - local all all trust
+    - local replication all trust
+    - host all all 127.0.0.1/32 trust
+    - host replication all 127.0.0.1/32 trust
+"""
+
+    def rest_status(self, i, path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.rest[i]}{path}", timeout=2) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            return None
+
+    def start(self, timeout=90):
+        uid, gid = cl._pg_ids()
+        env = cl._clean_env()
+        env["HOME"] = str(self.tmp)
+        for i in range(2):
+            d = self.node_dir(i)
+            d.mkdir(mode=0o700)
+            (d / "patroni.yml").write_text(self.config(i))
+            for p in (d, d / "patroni.yml"):
+                os.chown(p, uid, gid)
+        for i in range(2):
+            with open(self.tmp / f"patroni-p{i + 1}.log", "ab") as log:
+                self.procs.append(subprocess.Popen(
+                    [PATRONI, str(self.node_dir(i) / "patroni.yml")], stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT, start_new_session=True, env=env, **cl._pg_popen_kw()))
+            want = "/primary" if i == 0 else "/replica"
+            cl.wait_until(lambda: self.rest_status(i, want) == 200, timeout, interval=0.2,
+                          desc=f"Patroni p{i + 1} at {want}")
+        for i in range(2):
+            pg = types.SimpleNamespace(sockdir=self.node_dir(i), port=self.pg_ports[i], name=f"p{i + 1}")
+            a = cl.Pgcheckd(self, pg, cl.free_ports(1)[0], conf=dcs_conf(self.etcd.url, f"p{i + 1}"),
+                            name=f"pgcheckd-p{i + 1}")
+            a.conf["dcs"].update({"scope": "it", "namespace": "/pgcheckd-it/"})
+            a.write_conf()
+            self.agents.append(a.start())
+        return self
+
+    def close(self):
+        for a in self.agents:
+            a.stop()
+        for p in reversed(self.procs):
+            kids = cl.descendants(p.pid) if p.poll() is None else []
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(10)
+            for k in kids:  # a postmaster Patroni left behind
+                try:
+                    os.kill(k, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for i in range(2):  # one Patroni was starting when it was stopped: its postmaster, by its pid file
+            try:
+                pid = int((self.node_dir(i) / "data" / "postmaster.pid").read_text().split()[0])
+                if str(self.node_dir(i)).encode() not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    continue  # not ours (it exited, and the pid was taken since)
+                os.kill(pid, signal.SIGQUIT)
+                cl.wait_until(lambda: not cl.pid_alive(pid), 10, desc="the postmaster to exit")
+            except (OSError, ValueError, IndexError, TimeoutError):
+                pass
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def logs(self):
+        out = []
+        for f in sorted(self.tmp.glob("*.log")):
+            out.append(f"----- {f.name} -----\n{f.read_text(errors='replace')[-3000:]}")
+        return "\n".join(out)
+
+
+def test_patroni_switchover_primary_follows_the_leader_key(etcd):
+    pc = PatroniCluster(etcd)
+    try:
+        pc.start()
+        p1, p2 = pc.agents
+        wait_answer(p1, "primary", lambda a: a.startswith("up"), "p1 (Patroni's leader) up as primary")
+        wait_answer(p2, "replica", lambda a: a.startswith("up"), "p2 up as replica")
+        assert p2.ask("primary") == "down #is-replica"
+        sw = subprocess.Popen([PATRONICTL, "-c", str(pc.node_dir(0) / "patroni.yml"), "switchover", "--leader",
+                               "p1", "--candidate", "p2", "--force"], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=cl._clean_env())
+        both = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # never two write targets, sampled every 20 ms
+            a1, a2 = p1.ask("primary"), p2.ask("primary")
+            if a1.startswith("up") and a2.startswith("up"):
+                both.append((a1, a2))
+            if a2.startswith("up") and not a1.startswith("up"):
+                break
+            time.sleep(0.02)
+        out = sw.communicate(timeout=60)[0].decode(errors="replace")
+        assert not both, both
+        assert p2.ask("primary").startswith("up"), (out, p2.log(30))
+        assert p1.ask("primary").startswith("down"), p1.log(30)  # restarting as a replica, then is-replica
+        assert "names p2 (this node)" in p2.log() and "names p2 (not this node)" in p1.log()
+    except Exception:
+        print(pc.logs())
+        raise
+    finally:
+        pc.close()
