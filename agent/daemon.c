@@ -244,6 +244,8 @@ daemon_on_poll(void *arg, enum poll_result result, const struct sample *s, const
 {
 	struct daemon *d = arg;
 
+	/* lease mode: only a writable primary takes the key and keeps its lease */
+	dcs_set_candidate(d->dcs, result == POLL_OK && !s->in_recovery && !s->read_only && !s->default_read_only);
 	if (result == POLL_OK) {
 		node_sample(&d->node, s);
 		fencing_sample(&d->fencing, s);
@@ -335,6 +337,8 @@ daemon_on_dcs(void *arg)
 		          dcs_last_detail(d->dcs));
 	else if (told->last_error != DCS_OK)
 		log_info("dcs: etcd %s answers again", now.endpoint);
+	if (now.lease_mode && now.holding != told->holding)
+		log_warning("dcs: %s the key (lease)", now.holding ? "this node holds" : "this node no longer holds");
 	if (now.heard &&
 	    (!told->heard || now.have_leader != told->have_leader || strcmp(now.leader, told->leader) != 0))
 		log_info("dcs: the leader key of scope %s %s%s%s", d->conf.dcs_scope,
@@ -360,6 +364,7 @@ daemon_start_dcs(struct daemon *d)
 	    .ca_file = d->conf.dcs_ca_file,
 	    .cert_file = d->conf.dcs_cert_file,
 	    .key_file = d->conf.dcs_key_file,
+	    .lease_ttl_s = d->conf.dcs_mode == CONF_DCS_LEASE ? d->conf.dcs_lease_ttl_s : 0,
 	};
 
 	dcs_free(d->dcs);
@@ -373,8 +378,16 @@ daemon_start_dcs(struct daemon *d)
 		log_error("dcs: cannot start the etcd client: 'primary' is down #dcs-unreachable");
 		return false;
 	}
-	log_info("dcs: reading Patroni's leader key %s from %s every %lld ms ('primary' only while it names %s)", key,
-	         d->conf.dcs_endpoints, (long long)d->conf.dcs_interval_ms, d->conf.dcs_name);
+	if (d->conf.dcs_mode == CONF_DCS_LEASE)
+		log_info(
+		    "dcs: holding %s as %s under a %lld s lease from %s while a writable primary ('primary' up only "
+		    "while held, %lld ms before it can expire)",
+		    key, d->conf.dcs_name, (long long)d->conf.dcs_lease_ttl_s, d->conf.dcs_endpoints,
+		    (long long)d->conf.dcs_lease_margin_ms);
+	else
+		log_info(
+		    "dcs: reading Patroni's leader key %s from %s every %lld ms ('primary' only while it names %s)",
+		    key, d->conf.dcs_endpoints, (long long)d->conf.dcs_interval_ms, d->conf.dcs_name);
 	return true;
 }
 
@@ -386,7 +399,8 @@ daemon_dcs_changed(const struct conf *a, const struct conf *b)
 	       strcmp(a->dcs_scope, b->dcs_scope) != 0 || strcmp(a->dcs_namespace, b->dcs_namespace) != 0 ||
 	       strcmp(a->dcs_name, b->dcs_name) != 0 || a->dcs_interval_ms != b->dcs_interval_ms ||
 	       a->dcs_timeout_ms != b->dcs_timeout_ms || strcmp(a->dcs_ca_file, b->dcs_ca_file) != 0 ||
-	       strcmp(a->dcs_cert_file, b->dcs_cert_file) != 0 || strcmp(a->dcs_key_file, b->dcs_key_file) != 0;
+	       strcmp(a->dcs_cert_file, b->dcs_cert_file) != 0 || strcmp(a->dcs_key_file, b->dcs_key_file) != 0 ||
+	       a->dcs_lease_ttl_s != b->dcs_lease_ttl_s;
 }
 
 /* daemon_admin carries out one line from the admin socket (see admin.h). */

@@ -21,6 +21,11 @@ _Static_assert(CONF_DCS_ENDPOINTS_MAX == DCS_ENDPOINTS_MAX && CONF_DCS_URL_MAX =
                    CONF_DCS_KEY_MAX == DCS_KEY_MAX && CONF_DCS_NAME_MAX == DCS_NAME_MAX,
                "[dcs] limits differ between conf.h and the DCS client");
 
+enum dcs_step { DCS_STEP_READ, DCS_STEP_GRANT, DCS_STEP_KEEPALIVE, DCS_STEP_TXN, DCS_STEP_TXN_MINE, DCS_STEP_REVOKE };
+
+static const char *const dcs_step_paths[] = {"/v3/kv/range", "/v3/lease/grant", "/v3/lease/keepalive",
+                                             "/v3/kv/txn",   "/v3/kv/txn",      "/v3/lease/revoke"};
+
 struct dcs {
 	struct ev_loop *loop;
 	char endpoints[DCS_ENDPOINTS_MAX][DCS_URL_MAX];
@@ -29,6 +34,8 @@ struct dcs {
 	char key[DCS_KEY_MAX];
 	char name[DCS_NAME_MAX];
 	int64_t interval_ms, timeout_ms;
+	bool lease_mode; /* hold the key under a lease, rather than read who holds it */
+	int64_t lease_ttl_s;
 	char ca_file[4096], cert_file[4096], key_file[4096];
 	void (*changed)(void *arg);
 	void *arg;
@@ -39,7 +46,9 @@ struct dcs {
 	/* the exchange in flight */
 	CURL *easy;
 	struct curl_slist *headers;
-	char request[DCS_KEY_MAX * 2];
+	char request[DCS_KEY_MAX * 2];  /* the range read of the key, made once */
+	char body_out[DCS_KEY_MAX * 4]; /* the body of the exchange in flight, when not the range read */
+	enum dcs_step step;             /* what the exchange in flight is */
 	char *body;
 	size_t body_len;
 	bool body_over;
@@ -55,6 +64,12 @@ struct dcs {
 	enum dcs_error last_error;
 	char detail[CURL_ERROR_SIZE];
 	uint64_t answers, errors;
+
+	/* lease mode */
+	bool candidate;          /* this node is a writable primary: it wants the key */
+	int64_t lease_id;        /* 0: none */
+	int64_t lease_expiry_ms; /* by our clock: the SENDING of the grant or keepalive that set it, plus its TTL */
+	bool holding;            /* the key is ours, attached to lease_id */
 };
 
 /* one per socket libcurl watches */
@@ -63,7 +78,7 @@ struct dcs_sock {
 	struct dcs *d;
 };
 
-static void dcs_start(struct dcs *d);
+static void dcs_start(struct dcs *d, enum dcs_step step);
 
 bool
 dcs_parse_endpoints(const char *list, char urls[][DCS_URL_MAX], int max, int *count)
@@ -181,14 +196,69 @@ dcs_note(struct dcs *d, enum dcs_error e, bool found, const char *value)
 		d->changed(d->arg);
 }
 
-/* dcs_finish takes the finished exchange's result; on failure the next endpoint is tried at once, once each round. */
+/*
+ * dcs_lease_answer takes a lease mode answer (body) to the exchange in flight; the next step of this
+ * round, or -1 when the round is over. *e is set when the answer is not believed.
+ */
+static int
+dcs_lease_answer(struct dcs *d, enum dcs_error *e)
+{
+	char holder[DCS_NAME_MAX] = "";
+	bool found = false, done = false;
+	int64_t id = 0, ttl_s = 0, lease = 0;
+
+	switch (d->step) {
+	case DCS_STEP_GRANT:
+		if ((*e = dcs_answer_grant(d->body, d->body_len, &id, &ttl_s)) != DCS_OK)
+			return -1;
+		d->lease_id = id;
+		d->lease_expiry_ms = d->sent_ms + ttl_s * 1000;
+		return DCS_STEP_TXN;
+	case DCS_STEP_KEEPALIVE:
+		if ((*e = dcs_answer_keepalive(d->body, d->body_len, d->lease_id, &ttl_s)) != DCS_OK)
+			return -1;
+		if (ttl_s <= 0) { /* expired: the key is no longer ours; a new lease at once */
+			d->lease_id = 0;
+			d->holding = false;
+			return DCS_STEP_GRANT;
+		}
+		d->lease_expiry_ms = d->sent_ms + ttl_s * 1000;
+		return d->holding ? DCS_STEP_READ : DCS_STEP_TXN;
+	case DCS_STEP_REVOKE:
+		d->lease_id = 0;
+		d->holding = false;
+		return DCS_STEP_READ;
+	case DCS_STEP_TXN:
+	case DCS_STEP_TXN_MINE:
+		*e = dcs_answer_txn(d->body, d->body_len, d->key, &done, holder, sizeof(holder), &found, &lease);
+		if (*e != DCS_OK)
+			return -1;
+		if (!done && found && strcmp(holder, d->name) == 0 && lease != d->lease_id && d->step == DCS_STEP_TXN)
+			return DCS_STEP_TXN_MINE; /* ours from an older lease (a restart): attach it to this one */
+		d->holding = done || (found && strcmp(holder, d->name) == 0 && lease == d->lease_id);
+		dcs_note(d, DCS_OK, d->holding || found, d->holding ? d->name : holder);
+		return -1;
+	case DCS_STEP_READ:
+	default:
+		*e = dcs_answer_range_lease(d->body, d->body_len, d->key, holder, sizeof(holder), &found, &lease);
+		if (*e != DCS_OK)
+			return -1;
+		if (d->holding && !(found && strcmp(holder, d->name) == 0 && lease == d->lease_id))
+			d->holding = false; /* deleted or taken over (by hand): not ours, whatever the lease says */
+		dcs_note(d, DCS_OK, found, holder);
+		return -1;
+	}
+}
+
+/* dcs_finish takes the finished exchange's result; on failure the next endpoint is tried at once, each once a round. */
 static void
 dcs_finish(struct dcs *d, CURLcode rc)
 {
 	char value[DCS_NAME_MAX] = "";
 	bool found = false;
 	long status = 0;
-	enum dcs_error e;
+	enum dcs_error e = DCS_OK;
+	int next = -1;
 
 	(void)curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (d->body_over) {
@@ -200,11 +270,13 @@ dcs_finish(struct dcs *d, CURLcode rc)
 	} else if (status != 200) {
 		e = DCS_HTTP_STATUS;
 		snprintf(d->detail, sizeof(d->detail), "HTTP status %ld", status);
+	} else if (d->lease_mode) {
+		next = dcs_lease_answer(d, &e);
 	} else {
 		e = dcs_answer_range(d->body, d->body_len, d->key, value, sizeof(value), &found);
-		if (e != DCS_OK)
-			snprintf(d->detail, sizeof(d->detail), "answer not believed (%s)", dcs_error_names[e]);
 	}
+	if (e != DCS_OK && d->detail[0] == '\0')
+		snprintf(d->detail, sizeof(d->detail), "answer not believed (%s)", dcs_error_names[e]);
 	curl_multi_remove_handle(d->multi, d->easy);
 	curl_easy_cleanup(d->easy);
 	curl_slist_free_all(d->headers);
@@ -214,12 +286,18 @@ dcs_finish(struct dcs *d, CURLcode rc)
 		/* the next endpoint at once; the round fails (and is told) only when every one has */
 		d->errors++;
 		d->current = (d->current + 1) % d->endpoint_count;
-		dcs_start(d);
+		dcs_start(d, d->step);
 		return;
 	}
-	dcs_note(d, e, found, value);
-	if (e != DCS_OK)
+	if (e != DCS_OK) {
+		dcs_note(d, e, false, "");
 		d->current = (d->current + 1) % d->endpoint_count; /* the next round starts elsewhere */
+	} else if (!d->lease_mode) {
+		dcs_note(d, e, found, value);
+	} else if (next >= 0) {
+		d->tries = 0;
+		dcs_start(d, (enum dcs_step)next);
+	}
 }
 
 static void
@@ -305,13 +383,41 @@ dcs_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 
 /* dcs_start sends the read of the key to the endpoint in use; a failure to set it up counts as an exchange's. */
 static void
-dcs_start(struct dcs *d)
+dcs_start(struct dcs *d, enum dcs_step step)
 {
 	char url[DCS_URL_MAX + 32];
+	const char *body = d->request;
+	size_t n = 1;
 	CURL *e;
 
 	if (d->easy != NULL)
 		return; /* one at a time; the running one has its deadline */
+	d->step = step;
+	switch (step) {
+	case DCS_STEP_GRANT:
+		n = dcs_answer_grant_request(d->lease_ttl_s, d->body_out, sizeof(d->body_out));
+		break;
+	case DCS_STEP_KEEPALIVE:
+		n = dcs_answer_keepalive_request(d->lease_id, d->body_out, sizeof(d->body_out));
+		break;
+	case DCS_STEP_REVOKE:
+		n = dcs_answer_revoke_request(d->lease_id, d->body_out, sizeof(d->body_out));
+		break;
+	case DCS_STEP_TXN:
+	case DCS_STEP_TXN_MINE:
+		n = dcs_answer_txn_request(d->key, d->name, d->lease_id, step == DCS_STEP_TXN_MINE, d->body_out,
+		                           sizeof(d->body_out));
+		break;
+	default:
+		break;
+	}
+	if (step != DCS_STEP_READ)
+		body = d->body_out;
+	if (n == 0) { /* cannot happen: conf bounds the key and the name */
+		snprintf(d->detail, sizeof(d->detail), "request too large");
+		dcs_note(d, DCS_TRANSPORT, false, "");
+		return;
+	}
 	e = curl_easy_init();
 	d->headers = curl_slist_append(NULL, "Content-Type: application/json");
 	if (e == NULL || d->headers == NULL) {
@@ -322,10 +428,11 @@ dcs_start(struct dcs *d)
 		dcs_note(d, DCS_TRANSPORT, false, "");
 		return;
 	}
-	snprintf(url, sizeof(url), "%s/v3/kv/range", d->endpoints[d->current]);
+	snprintf(url, sizeof(url), "%s%s", d->endpoints[d->current], dcs_step_paths[step]);
 	d->body_len = 0;
 	d->body_over = false;
 	d->errbuf[0] = '\0';
+	d->detail[0] = '\0';
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_PROXY, ""); /* never a proxy from the environment */
@@ -335,7 +442,7 @@ dcs_start(struct dcs *d)
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)d->timeout_ms);
 	curl_easy_setopt(e, CURLOPT_MAXFILESIZE, (long)DCS_ANSWER_MAX);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, d->headers);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->request);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, dcs_on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, d);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, d->errbuf);
@@ -364,8 +471,27 @@ dcs_on_poll(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (d->easy != NULL)
+		return; /* the last round is still on; its exchange has its deadline */
 	d->tries = 0;
-	dcs_start(d);
+	if (!d->lease_mode)
+		dcs_start(d, DCS_STEP_READ);
+	else if (!d->candidate) {
+		d->holding = false; /* not a writable primary: it claims nothing, and lets the key go */
+		dcs_start(d, d->lease_id != 0 ? DCS_STEP_REVOKE : DCS_STEP_READ);
+	} else if (d->lease_id == 0 || monoclock_ms() >= d->lease_expiry_ms) {
+		d->lease_id = 0;
+		d->holding = false;
+		dcs_start(d, DCS_STEP_GRANT);
+	} else
+		dcs_start(d, DCS_STEP_KEEPALIVE);
+}
+
+void
+dcs_set_candidate(struct dcs *d, bool candidate)
+{
+	if (d != NULL)
+		d->candidate = candidate;
 }
 
 struct dcs *
@@ -398,6 +524,8 @@ dcs_new(struct ev_loop *loop, const struct dcs_conf *dc, void (*changed)(void *a
 	snprintf(d->key_file, sizeof(d->key_file), "%s", dc->key_file != NULL ? dc->key_file : "");
 	d->interval_ms = dc->interval_ms;
 	d->timeout_ms = dc->timeout_ms;
+	d->lease_mode = dc->lease_ttl_s > 0;
+	d->lease_ttl_s = dc->lease_ttl_s;
 	d->changed = changed;
 	d->arg = arg;
 	curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, dcs_socket_cb);
@@ -447,6 +575,11 @@ dcs_summary(const struct dcs *d, int64_t now_ms, struct dcs_summary *out)
 		out->age_ms = now_ms - d->heard_sent_ms;
 	out->have_leader = d->have_leader;
 	out->leader_is_me = d->heard && d->have_leader && strcmp(d->leader, d->name) == 0;
+	out->lease_mode = d->lease_mode;
+	out->holding = d->lease_mode && d->holding;
+	out->lease_left_ms = out->holding ? d->lease_expiry_ms - now_ms : -1;
+	if (d->lease_mode)
+		out->leader_is_me = out->holding;
 	snprintf(out->leader, sizeof(out->leader), "%s", d->leader);
 	out->last_error = d->last_error;
 	snprintf(out->endpoint, sizeof(out->endpoint), "%s", d->endpoints[d->current]);

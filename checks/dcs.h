@@ -1,8 +1,9 @@
 /*
  * dcs.h: the etcd v3 client (its JSON gateway over HTTP or HTTPS), on the event loop: libcurl's multi
- * interface driven by libev, never blocking, every request with its deadline and a byte limit. It reads
- * one key (Patroni's leader key) on a timer of its own and keeps what it last learned; checks read that
- * (dcs_summary), never etcd. Several endpoints: a failed exchange moves to the next one.
+ * interface driven by libev, never blocking, every request with its deadline and a byte limit. On a
+ * timer of its own it reads one key (Patroni's leader key), or in lease mode holds it under a lease it
+ * keeps alive, and keeps what it last learned; checks read that (dcs_summary), never etcd. Several
+ * endpoints: a failed exchange moves to the next one.
  */
 #ifndef PGCHECKD_DCS_H
 #define PGCHECKD_DCS_H
@@ -23,6 +24,7 @@ struct dcs_conf {
 	int64_t interval_ms;   /* between two reads */
 	int64_t timeout_ms;    /* deadline of one exchange, connection included */
 	const char *ca_file, *cert_file, *key_file; /* TLS; "" for none (the system's CAs) */
+	int64_t lease_ttl_s; /* > 0: lease mode, hold the key (value: name) under a lease of this TTL */
 };
 
 struct dcs;
@@ -33,6 +35,12 @@ struct dcs;
  * beginning or ending, the endpoint in use.
  */
 struct dcs *dcs_new(struct ev_loop *loop, const struct dcs_conf *dc, void (*changed)(void *arg), void *arg);
+
+/*
+ * dcs_set_candidate tells the client (lease mode) whether this node is a writable primary, which alone
+ * tries to take the key and keeps its lease alive; a node that is not lets its lease go (revoke).
+ */
+void dcs_set_candidate(struct dcs *d, bool candidate);
 
 /* dcs_free stops the running exchange (not waited for) and frees everything; NULL is fine. */
 void dcs_free(struct dcs *d);

@@ -40,6 +40,11 @@ struct dcs_summary {
 	enum dcs_error last_error;  /* of the last finished exchange; DCS_OK also before the first */
 	char endpoint[DCS_URL_MAX]; /* the endpoint in use */
 	uint64_t answers, errors;   /* exchanges since start: believed, failed */
+	/* lease mode */
+	bool lease_mode;
+	bool holding;          /* the key is ours, attached to our lease */
+	int64_t lease_left_ms; /* until the lease may expire, on this host's clock from the SENDING of the
+	                        * grant or keepalive that set it; -1 when not holding */
 };
 
 #endif

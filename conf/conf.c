@@ -29,7 +29,7 @@ const char *const conf_request_names[] = {"primary", "replica", "read-only", "he
 const char *const conf_over_lag_names[] = {"down", "drain", NULL};
 const char *const conf_log_level_names[] = {"error", "warning", "info", "debug", NULL};
 const char *const conf_verify_names[] = {"none", "required", NULL};
-const char *const conf_dcs_mode_names[] = {"off", "patroni", NULL};
+const char *const conf_dcs_mode_names[] = {"off", "patroni", "lease", NULL};
 
 /* clang-format off */
 const struct conf_key conf_keys[] = {
@@ -1167,6 +1167,18 @@ conf_check_dcs(const struct conf *c, const char *name, const int *lines, char *e
 		                "would be taken for lost between two reads",
 		                c->dcs_interval_ms, c->dcs_timeout_ms, c->dcs_interval_ms + c->dcs_timeout_ms,
 		                c->dcs_fresh_ms);
+		return false;
+	}
+	if (c->dcs_mode == CONF_DCS_LEASE &&
+	    c->dcs_interval_ms + 2 * c->dcs_timeout_ms + c->dcs_lease_margin_ms >= c->dcs_lease_ttl_s * 1000) {
+		conf_cross_fail(err, errlen, name, lines, false,
+		                CONF_ROWS(CONF_KEY_OF(dcs_lease_margin_ms), CONF_KEY_OF(dcs_lease_ttl_s),
+		                          CONF_KEY_OF(dcs_interval_ms), CONF_KEY_OF(dcs_timeout_ms)),
+		                "interval_ms + 2 x timeout_ms + lease_margin_ms (%" PRId64 " + 2 x %" PRId64
+		                " + %" PRId64 ") is not below lease_ttl_s (%" PRId64
+		                " s): a renewal (and its retry on another "
+		                "endpoint) must fit before the margin",
+		                c->dcs_interval_ms, c->dcs_timeout_ms, c->dcs_lease_margin_ms, c->dcs_lease_ttl_s);
 		return false;
 	}
 	if ((c->dcs_cert_file[0] == '\0') != (c->dcs_key_file[0] == '\0')) {

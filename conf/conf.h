@@ -34,8 +34,8 @@
 enum request_kind { REQUEST_PRIMARY, REQUEST_REPLICA, REQUEST_READ_ONLY, REQUEST_HEALTH, REQUEST_KIND_COUNT };
 enum over_lag_action { OVER_LAG_DOWN, OVER_LAG_DRAIN };
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
-enum conf_verify { CONF_VERIFY_NONE, CONF_VERIFY_REQUIRED }; /* [tls] verify_client */
-enum conf_dcs_mode { CONF_DCS_OFF, CONF_DCS_PATRONI };       /* [dcs] mode */
+enum conf_verify { CONF_VERIFY_NONE, CONF_VERIFY_REQUIRED };           /* [tls] verify_client */
+enum conf_dcs_mode { CONF_DCS_OFF, CONF_DCS_PATRONI, CONF_DCS_LEASE }; /* [dcs] mode */
 
 extern const char *const conf_request_names[];
 extern const char *const conf_over_lag_names[];

@@ -109,6 +109,9 @@ render_dcs_json(struct render_buf *b, const struct dcs_summary *d)
 		render_json_string(b, d->leader);
 	else
 		render_add(b, "null");
+	if (d->lease_mode)
+		render_add(b, ",\"lease_held\":%s,\"lease_left_ms\":%" PRId64, d->holding ? "true" : "false",
+		           d->lease_left_ms);
 	render_add(b, ",\"leader_is_me\":%s,\"last_error\":\"%s\",\"answers\":%" PRIu64 ",\"errors\":%" PRIu64 "},",
 	           d->leader_is_me ? "true" : "false", dcs_error_names[d->last_error], d->answers, d->errors);
 }

@@ -520,3 +520,104 @@ def test_patroni_switchover_primary_follows_the_leader_key(etcd):
         raise
     finally:
         pc.close()
+
+
+# [dcs] mode = lease: pgcheckd itself holds the key under a lease of 2 s, 'primary' down 1 s before it
+# can expire (by the sending of the last grant or keepalive)
+LEASE_KEY = "/pgcheckd-lease/it/leader"
+
+
+def lease_conf(name):
+    return {"dcs": {"mode": "lease", "scope": "it", "namespace": "/pgcheckd-lease/", "name": name,
+                    "lease_ttl_s": "2", "lease_margin_ms": "1000", "interval_ms": "100", "timeout_ms": "300"}}
+
+
+def read_key(etcd, key):
+    kvs = etcd.call("/v3/kv/range", {"key": b64(key)}).get("kvs", [])
+    if not kvs:
+        return None, 0
+    return base64.b64decode(kvs[0].get("value", "")).decode(), int(kvs[0].get("lease", 0))
+
+
+@pytest.fixture(scope="module")
+def lease_cluster(etcd):
+    for a in (LEASE_KEY,):
+        etcd.call("/v3/kv/deleterange", {"key": b64(a)})
+    c = cl.Cluster(replicas=1, pgcheckd_conf={0: merge_endpoint(lease_conf("pg0"), etcd),
+                                              1: merge_endpoint(lease_conf("pg1"), etcd)})
+    try:
+        c.start(haproxy=False)
+        yield c
+    finally:
+        c.close()
+
+
+def merge_endpoint(conf, etcd):
+    conf["dcs"]["endpoints"] = etcd.url
+    return conf
+
+
+def test_lease_primary_takes_the_key_and_answers_up(etcd, lease_cluster):
+    primary, replica = lease_cluster.agents
+    wait_answer(primary, "primary", lambda a: a.startswith("up"), "primary up once it holds the key")
+    holder, lease = read_key(etcd, LEASE_KEY)
+    assert holder == "pg0" and lease != 0
+    st = status(primary)["dcs"]
+    assert st["lease_held"] is True and 0 < st["lease_left_ms"] <= 2000, st
+    wait_answer(replica, "replica", lambda a: a.startswith("up"), "replica up")
+    assert replica.ask("primary") == "down #is-replica"
+    assert status(replica)["dcs"]["lease_held"] is False
+    assert "dcs: this node holds the key (lease)" in primary.log()
+
+
+def test_lease_held_by_another_node_primary_down_until_it_is_gone(etcd, lease_cluster):
+    primary = lease_cluster.agents[0]
+    wait_answer(primary, "primary", lambda a: a.startswith("up"), "primary up")
+    primary.kill()  # no revoke: its lease runs out by itself
+    other = etcd.call("/v3/lease/grant", {"TTL": 30})["ID"]
+    etcd.call("/v3/kv/put", {"key": b64(LEASE_KEY), "value": b64("pg9"), "lease": other})
+    primary.start()
+    wait_answer(primary, "primary", lambda a: a == "down #dcs-not-leader", "down while pg9 holds the key")
+    time.sleep(0.5)
+    assert primary.ask("primary") == "down #dcs-not-leader"
+    assert read_key(etcd, LEASE_KEY)[0] == "pg9"
+    etcd.call("/v3/lease/revoke", {"ID": other})  # pg9 lets go: the key is gone with its lease
+    wait_answer(primary, "primary", lambda a: a.startswith("up"), "up once the key was free")
+    assert read_key(etcd, LEASE_KEY)[0] == "pg0"
+
+
+def test_lease_etcd_stopped_primary_down_before_its_lease_can_expire(etcd, lease_cluster):
+    primary = lease_cluster.agents[0]
+    wait_answer(primary, "primary", lambda a: a.startswith("up"), "primary up")
+    etcd.stop()
+    try:
+        wait_answer(primary, "primary", lambda a: a == "down #dcs-unreachable", "down once renewals fail")
+        st = status(primary)["dcs"]
+        assert st["lease_left_ms"] <= 1000 or st["lease_held"] is False, st
+    finally:
+        etcd.start()
+    wait_answer(primary, "primary", lambda a: a.startswith("up"), "up again once etcd is back")
+
+
+def test_lease_promoted_replica_waits_for_the_old_lease_never_two_primaries(etcd, lease_cluster):
+    old, new = lease_cluster.agents
+    wait_answer(old, "primary", lambda a: a.startswith("up"), "old primary up")
+    lease_cluster.pg[1].promote()
+    both = []
+
+    def sample():
+        a_old, a_new = old.ask("primary") if old.running() else "down #stopped", new.ask("primary")
+        if a_old.startswith("up") and a_new.startswith("up"):
+            both.append((a_old, a_new))
+        return a_new
+    # the promoted node is a writable primary, but the key is the old one's: it waits
+    wait_answer_fn = lambda pred, desc: cl.wait_until(lambda: pred(sample()), WAIT_S, interval=0.02, desc=desc)
+    wait_answer_fn(lambda a: a == "down #dcs-not-leader", "the promoted node down #dcs-not-leader")
+    for _ in range(25):
+        sample()
+        time.sleep(0.02)
+    assert old.ask("primary").startswith("up")
+    old.kill()  # the old holder goes silent (no revoke): the new one gets the key once the lease is gone
+    wait_answer_fn(lambda a: a.startswith("up"), "the promoted node up once the old lease expired")
+    assert not both, both
+    assert read_key(etcd, LEASE_KEY)[0] == "pg1"

@@ -318,6 +318,107 @@ test_replica_and_mode_off_ignore_the_dcs(void **state)
 	assert_true(ask(&v, &p, REQUEST_REPLICA).up);
 }
 
+static void
+test_lease_answers_are_read_and_checked(void **state)
+{
+	char holder[DCS_NAME_MAX], out[1024];
+	bool done, found;
+	int64_t id = 0, ttl = 0, lease = 0;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(dcs_answer_grant("{" HEADER ",\"ID\":\"2324035755366897671\",\"TTL\":\"10\"}", 60, &id, &ttl),
+	                 DCS_MALFORMED); /* cut off */
+#define BODY(s) s, strlen(s)
+	assert_int_equal(
+	    dcs_answer_grant(BODY("{" HEADER ",\"ID\":\"2324035755366897671\",\"TTL\":\"10\"}"), &id, &ttl), DCS_OK);
+	assert_true(id == 2324035755366897671LL && ttl == 10);
+	assert_int_equal(dcs_answer_grant(BODY("{" HEADER ",\"ID\":\"-1\",\"TTL\":\"10\"}"), &id, &ttl),
+	                 DCS_WRONG_TYPE);
+	assert_int_equal(
+	    dcs_answer_grant(BODY("{" HEADER ",\"ID\":\"99999999999999999999\",\"TTL\":\"10\"}"), &id, &ttl),
+	    DCS_WRONG_TYPE);
+	assert_int_equal(dcs_answer_grant(BODY("{" HEADER ",\"TTL\":\"10\"}"), &id, &ttl), DCS_WRONG_TYPE);
+	/* keepalive: as etcd 3.4's gateway answers it; a lease etcd does not know has no TTL */
+	assert_int_equal(dcs_answer_keepalive(BODY("{\"result\":{" HEADER ",\"ID\":\"7\",\"TTL\":\"9\"}}"), 7, &ttl),
+	                 DCS_OK);
+	assert_int_equal(ttl, 9);
+	assert_int_equal(dcs_answer_keepalive(BODY("{\"result\":{" HEADER ",\"ID\":\"7\"}}"), 7, &ttl), DCS_OK);
+	assert_int_equal(ttl, 0);
+	assert_int_equal(dcs_answer_keepalive(BODY("{\"result\":{" HEADER ",\"ID\":\"8\",\"TTL\":\"9\"}}"), 7, &ttl),
+	                 DCS_WRONG_KEY);
+	assert_int_equal(dcs_answer_keepalive(BODY("{\"result\":{" HEADER ",\"ID\":\"7\",\"TTL\":true}}"), 7, &ttl),
+	                 DCS_WRONG_TYPE);
+	/* txn: put done, or the key as it is */
+	assert_int_equal(
+	    dcs_answer_txn(BODY("{" HEADER ",\"succeeded\":true,\"responses\":[{\"response_put\":{\"header\":{}}}]}"),
+	                   KEY, &done, holder, sizeof(holder), &found, &lease),
+	    DCS_OK);
+	assert_true(done);
+	assert_int_equal(
+	    dcs_answer_txn(BODY("{" HEADER
+	                        ",\"responses\":[{\"response_range\":{\"header\":{},\"kvs\":[{\"key\":\"" KEY64
+	                        "\",\"value\":\"" PG2_64 "\",\"lease\":\"55\"}],\"count\":\"1\"}}]}"),
+	                   KEY, &done, holder, sizeof(holder), &found, &lease),
+	    DCS_OK);
+	assert_false(done);
+	assert_true(found);
+	assert_string_equal(holder, "pg2");
+	assert_true(lease == 55);
+	assert_int_equal(dcs_answer_txn(BODY("{" HEADER ",\"succeeded\":\"yes\",\"responses\":[{}]}"), KEY, &done,
+	                                holder, sizeof(holder), &found, &lease),
+	                 DCS_WRONG_TYPE);
+	assert_int_equal(dcs_answer_txn(BODY("{" HEADER ",\"succeeded\":true,\"responses\":[]}"), KEY, &done, holder,
+	                                sizeof(holder), &found, &lease),
+	                 DCS_WRONG_TYPE);
+#undef BODY
+	n = dcs_answer_txn_request(KEY, "pg1", 7, false, out, sizeof(out));
+	assert_int_equal(n, strlen(out));
+	assert_non_null(strstr(out, "\"target\":\"CREATE\",\"create_revision\":\"0\""));
+	assert_non_null(strstr(out, "\"requestPut\":{\"key\":\"" KEY64 "\",\"value\":\"" PG1_64 "\",\"lease\":\"7\"}"));
+	n = dcs_answer_txn_request(KEY, "pg1", 7, true, out, sizeof(out));
+	assert_int_equal(n, strlen(out));
+	assert_non_null(strstr(out, "\"target\":\"VALUE\",\"value\":\"" PG1_64 "\""));
+	assert_int_equal(dcs_answer_keepalive_request(7, out, sizeof(out)), strlen("{\"ID\":\"7\"}"));
+	assert_string_equal(out, "{\"ID\":\"7\"}");
+}
+
+static void
+test_lease_mode_primary_up_only_while_held_before_the_margin(void **state)
+{
+	struct node_view v = writable_primary();
+	struct policy p = dcs_policy();
+
+	(void)state;
+	p.dcs_leader_required = false;
+	p.dcs_lease_required = true;
+	p.dcs_lease_margin_ms = 3000;
+	v.dcs.lease_mode = true;
+	v.dcs.holding = true;
+	v.dcs.lease_left_ms = 3001;
+	assert_true(ask(&v, &p, REQUEST_PRIMARY).up);
+	v.dcs.lease_left_ms = 3000; /* the margin reached: the lease may be gone before HAProxy sees a down */
+	assert_int_equal(ask(&v, &p, REQUEST_PRIMARY).why, REASON_DCS_UNREACHABLE);
+	v.dcs.lease_left_ms = 9000;
+	v.dcs.age_ms = 600000; /* fresh_ms plays no part in lease mode */
+	assert_true(ask(&v, &p, REQUEST_PRIMARY).up);
+	v.dcs.holding = false;
+	v.dcs.leader_is_me = false;
+	strcpy(v.dcs.leader, "pg2");
+	assert_int_equal(ask(&v, &p, REQUEST_PRIMARY).why, REASON_DCS_NOT_LEADER);
+	v.dcs.have_leader = false;
+	assert_int_equal(ask(&v, &p, REQUEST_PRIMARY).why, REASON_DCS_NO_LEASE);
+	v.dcs.last_error = DCS_TIMEOUT;
+	assert_int_equal(ask(&v, &p, REQUEST_PRIMARY).why, REASON_DCS_UNREACHABLE);
+	v.dcs.last_error = DCS_OK;
+	v.dcs.heard = false;
+	assert_int_equal(ask(&v, &p, REQUEST_PRIMARY).why, REASON_DCS_UNHEARD);
+	/* holding, but the summary is not a lease client's (it could not start): down */
+	v.dcs.lease_mode = false;
+	v.dcs.holding = true;
+	assert_false(ask(&v, &p, REQUEST_PRIMARY).up);
+}
+
 static bool
 load(const char *text, char *err, size_t errlen)
 {
@@ -346,8 +447,12 @@ test_dcs_config_errors_name_line_and_key(void **state)
 	assert_false(load("[dcs]\nmode = patroni\nscope = lab\nname = pg1\ninterval_ms = 2000\ntimeout_ms = 1000\n",
 	                  err, sizeof(err)));
 	assert_non_null(strstr(err, "t.ini:6: [dcs] timeout_ms: interval_ms + timeout_ms (2000 + 1000 = 3000)"));
-	assert_false(load("[dcs]\nmode = lease\n", err, sizeof(err)));
+	assert_false(load("[dcs]\nmode = raft\n", err, sizeof(err)));
 	assert_non_null(strstr(err, "t.ini:2: [dcs] mode"));
+	/* lease mode: a renewal and the margin fit into the TTL */
+	assert_true(load("[dcs]\nmode = lease\nscope = lab\nname = pg1\n", err, sizeof(err)));
+	assert_false(load("[dcs]\nmode = lease\nscope = lab\nname = pg1\nlease_ttl_s = 4\n", err, sizeof(err)));
+	assert_non_null(strstr(err, "t.ini:5: [dcs] lease_ttl_s: interval_ms + 2 x timeout_ms + lease_margin_ms"));
 	/* without a mode the other keys are not checked */
 	assert_true(load("[dcs]\nendpoints = nonsense\n", err, sizeof(err)));
 }
@@ -371,6 +476,8 @@ main(void)
 	    cmocka_unit_test(test_primary_before_any_dcs_answer_is_down),
 	    cmocka_unit_test(test_replica_and_mode_off_ignore_the_dcs),
 	    cmocka_unit_test(test_dcs_config_errors_name_line_and_key),
+	    cmocka_unit_test(test_lease_answers_are_read_and_checked),
+	    cmocka_unit_test(test_lease_mode_primary_up_only_while_held_before_the_margin),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
