@@ -70,6 +70,7 @@ struct dcs {
 	int64_t lease_id;        /* 0: none */
 	int64_t lease_expiry_ms; /* by our clock: the SENDING of the grant or keepalive that set it, plus its TTL */
 	bool holding;            /* the key is ours, attached to lease_id */
+	bool holding_told;       /* holding, as changed() last heard it */
 };
 
 /* one per socket libcurl watches */
@@ -178,7 +179,7 @@ dcs_curl_error(CURLcode rc)
 static void
 dcs_note(struct dcs *d, enum dcs_error e, bool found, const char *value)
 {
-	bool news = e != d->last_error;
+	bool news = e != d->last_error || d->holding != d->holding_told;
 
 	if (e == DCS_OK) {
 		d->answers++;
@@ -192,6 +193,7 @@ dcs_note(struct dcs *d, enum dcs_error e, bool found, const char *value)
 		d->errors++;
 	}
 	d->last_error = e;
+	d->holding_told = d->holding;
 	if (news && d->changed != NULL)
 		d->changed(d->arg);
 }

@@ -309,6 +309,13 @@ render_metrics(const struct node_view *v, const struct policy *p, const struct r
 		                   "Age of the last believed DCS answer, from its request; -1 when none yet.");
 		render_add(&b, "pgcheckd_dcs_answer_age_seconds %.3f\n",
 		           v->dcs.heard ? (double)v->dcs.age_ms / 1000.0 : -1.0);
+		if (v->dcs.lease_mode) {
+			render_metric_head(&b, "dcs_lease_left_seconds", "gauge",
+			                   "Lease mode: time until the held lease can expire, by this host's clock; -1 "
+			                   "when not held.");
+			render_add(&b, "pgcheckd_dcs_lease_left_seconds %.3f\n",
+			           v->dcs.holding ? (double)v->dcs.lease_left_ms / 1000.0 : -1.0);
+		}
 		render_metric_head(&b, "dcs_exchanges_total", "counter", "Exchanges with etcd, by outcome.");
 		render_add(&b, "pgcheckd_dcs_exchanges_total{result=\"ok\"} %" PRIu64 "\n", v->dcs.answers);
 		render_add(&b, "pgcheckd_dcs_exchanges_total{result=\"error\"} %" PRIu64 "\n", v->dcs.errors);

@@ -564,6 +564,7 @@ def test_lease_primary_takes_the_key_and_answers_up(etcd, lease_cluster):
     assert holder == "pg0" and lease != 0
     st = status(primary)["dcs"]
     assert st["lease_held"] is True and 0 < st["lease_left_ms"] <= 2000, st
+    assert "pgcheckd_dcs_lease_left_seconds " in http_get(primary, "/metrics")
     wait_answer(replica, "replica", lambda a: a.startswith("up"), "replica up")
     assert replica.ask("primary") == "down #is-replica"
     assert status(replica)["dcs"]["lease_held"] is False
