@@ -31,9 +31,12 @@ SYSTEMD_LIBS = $(eval SYSTEMD_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd 2>
 PKG_LIBS = $(eval PKG_LIBS := $(shell $(PKG_CONFIG) --libs libpq 2>/dev/null || echo -lpq))$(PKG_LIBS)
 # OpenSSL (Debian libssl-dev): the TLS ports (libssl) and the MAC of authenticated peers (libcrypto)
 SSL_LIBS = $(eval SSL_LIBS := $(shell $(PKG_CONFIG) --libs libssl libcrypto 2>/dev/null || echo -lssl -lcrypto))$(SSL_LIBS)
+# libcurl (Debian libcurl4-openssl-dev) and jansson (libjansson-dev): the etcd client ([dcs])
+DCS_CFLAGS = $(eval DCS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl jansson 2>/dev/null))$(DCS_CFLAGS)
+DCS_LIBS = $(eval DCS_LIBS := $(shell $(PKG_CONFIG) --libs libcurl jansson 2>/dev/null || echo -lcurl -ljansson))$(DCS_LIBS)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DPGCHECKD_VERSION='"$(VERSION)"' $(WARNINGS) $(WERROR) $(CFLAGS) \
-	-Iconf -Ichecks -Iagent -Iagent/core -Iagent/serve -Iagent/haproxy $(PKG_CFLAGS) $(SYSTEMD_CFLAGS)
-LIBS = $(SYSTEMD_LIBS) $(LIBEV) -lpthread $(PKG_LIBS) $(SSL_LIBS) -lm
+	-Iconf -Ichecks -Iagent -Iagent/core -Iagent/serve -Iagent/haproxy $(PKG_CFLAGS) $(SYSTEMD_CFLAGS) $(DCS_CFLAGS)
+LIBS = $(SYSTEMD_LIBS) $(LIBEV) -lpthread $(PKG_LIBS) $(DCS_LIBS) $(SSL_LIBS) -lm
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
 # the folders are the data flow (DESIGN.md): conf -> checks (what is measured) -> agent/core (pure
@@ -43,8 +46,8 @@ SERVE_SRCS := agent/serve/agentline.c agent/serve/http.c agent/serve/render.c ag
 HAPROXY_SRCS := agent/haproxy/runtimeapi.c agent/haproxy/worker.c agent/haproxy/registrar.c agent/haproxy/scaleout.c agent/haproxy/drainwait.c
 # what the core's unit tests link, and nothing more: no libev, libpq, OpenSSL or threads (`make core-check`)
 CORE_LINK_SRCS := $(CORE_SRCS) conf/conf_values.c agent/log.c
-SRCS := conf/conf.c conf/conf_values.c checks/host.c checks/poller.c checks/peers.c $(CORE_SRCS) agent/log.c \
-	agent/log_conninfo.c agent/ctl.c agent/daemon.c $(SERVE_SRCS) $(HAPROXY_SRCS)
+SRCS := conf/conf.c conf/conf_values.c checks/host.c checks/poller.c checks/peers.c checks/dcs_answer.c checks/dcs.c \
+	$(CORE_SRCS) agent/log.c agent/log_conninfo.c agent/ctl.c agent/daemon.c $(SERVE_SRCS) $(HAPROXY_SRCS)
 MAIN := agent/main.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 # the pure core's tests: linked with CORE_LINK_SRCS only, so a core file that reached for I/O fails to link

@@ -17,6 +17,7 @@
 
 #include "admin.h"
 #include "agentline.h"
+#include "dcs.h"
 #include "fencing.h"
 #include "listener.h"
 #include "log.h"
@@ -73,6 +74,8 @@ struct daemon {
 	struct registrar *registrar; /* registration into HAProxy, when configured */
 	struct scaleout *scaleout;   /* the scale-out controller, when configured */
 	struct fencing fencing;      /* isolation and an operator's release, between samples */
+	struct dcs *dcs;             /* the etcd client, when [dcs] mode is set */
+	struct dcs_summary dcs_told; /* what the log last said of it: transitions are logged once */
 	uint32_t foreign_logged;     /* peers already reported as another cluster */
 	uint32_t unresolved_logged;  /* peers already reported as a name that does not resolve */
 	ev_signal sighup, sigterm, sigint;
@@ -120,6 +123,7 @@ daemon_snapshot(struct daemon *d, struct node_view *v)
 	peers_summary(d->peers, now, d->conf.peers_fresh_ms, v->sample.system_identifier, v->sample.timeline,
 	              &v->peers);
 	fencing_apply(&d->fencing, now, v);
+	dcs_summary(d->dcs, now, &v->dcs);
 }
 
 static void
@@ -240,6 +244,8 @@ daemon_on_poll(void *arg, enum poll_result result, const struct sample *s, const
 {
 	struct daemon *d = arg;
 
+	/* lease mode: only a writable primary takes the key and keeps its lease */
+	dcs_set_candidate(d->dcs, result == POLL_OK && !s->in_recovery && !s->read_only && !s->default_read_only);
 	if (result == POLL_OK) {
 		node_sample(&d->node, s);
 		fencing_sample(&d->fencing, s);
@@ -313,6 +319,88 @@ daemon_start_peers(struct daemon *d)
 		(void)peers_reconfigure(d->peers, &pc); /* checked by conf_load */
 	else if (d->conf.peers_addresses[0] != '\0')
 		d->peers = peers_new(d->loop, &pc, daemon_on_peers, d);
+}
+
+/* daemon_on_dcs logs what changed in the DCS client's view, once per transition, and re-checks the role ports. */
+static void
+daemon_on_dcs(void *arg)
+{
+	struct daemon *d = arg;
+	struct dcs_summary now, *told = &d->dcs_told;
+
+	dcs_summary(d->dcs, monoclock_ms(), &now);
+	if (now.last_error != DCS_OK && told->last_error == DCS_OK)
+		log_error("dcs: etcd %s: %s (%s): what it said last counts for [dcs] fresh_ms, then 'primary' is down",
+		          now.endpoint, dcs_error_names[now.last_error], dcs_last_detail(d->dcs));
+	else if (now.last_error != DCS_OK)
+		log_debug("dcs: etcd %s: %s (%s)", now.endpoint, dcs_error_names[now.last_error],
+		          dcs_last_detail(d->dcs));
+	else if (told->last_error != DCS_OK)
+		log_info("dcs: etcd %s answers again", now.endpoint);
+	if (now.lease_mode && now.holding != told->holding)
+		log_warning("dcs: %s the key (lease)", now.holding ? "this node holds" : "this node no longer holds");
+	if (now.heard &&
+	    (!told->heard || now.have_leader != told->have_leader || strcmp(now.leader, told->leader) != 0))
+		log_info("dcs: the leader key of scope %s %s%s%s", d->conf.dcs_scope,
+		         now.have_leader ? "names " : "is not set", now.leader,
+		         now.leader_is_me  ? " (this node)"
+		         : now.have_leader ? " (not this node)"
+		                           : "");
+	*told = now;
+	daemon_roles(d);
+}
+
+/* daemon_start_dcs (re)starts the etcd client from the running configuration; false (logged) when it cannot. */
+static bool
+daemon_start_dcs(struct daemon *d)
+{
+	char key[DCS_KEY_MAX];
+	struct dcs_conf dc = {
+	    .endpoints = d->conf.dcs_endpoints,
+	    .key = key,
+	    .name = d->conf.dcs_name,
+	    .interval_ms = d->conf.dcs_interval_ms,
+	    .timeout_ms = d->conf.dcs_timeout_ms,
+	    .ca_file = d->conf.dcs_ca_file,
+	    .cert_file = d->conf.dcs_cert_file,
+	    .key_file = d->conf.dcs_key_file,
+	    .lease_ttl_s = d->conf.dcs_mode == CONF_DCS_LEASE ? d->conf.dcs_lease_ttl_s : 0,
+	};
+
+	dcs_free(d->dcs);
+	d->dcs = NULL;
+	memset(&d->dcs_told, 0, sizeof(d->dcs_told));
+	if (d->conf.dcs_mode == CONF_DCS_OFF)
+		return true;
+	if (dcs_patroni_leader_key(d->conf.dcs_namespace, d->conf.dcs_scope, key, sizeof(key)))
+		d->dcs = dcs_new(d->loop, &dc, daemon_on_dcs, d);
+	if (d->dcs == NULL) {
+		log_error("dcs: cannot start the etcd client: 'primary' is down #dcs-unreachable");
+		return false;
+	}
+	if (d->conf.dcs_mode == CONF_DCS_LEASE)
+		log_info(
+		    "dcs: holding %s as %s under a %lld s lease from %s while a writable primary ('primary' up only "
+		    "while held, %lld ms before it can expire)",
+		    key, d->conf.dcs_name, (long long)d->conf.dcs_lease_ttl_s, d->conf.dcs_endpoints,
+		    (long long)d->conf.dcs_lease_margin_ms);
+	else
+		log_info(
+		    "dcs: reading Patroni's leader key %s from %s every %lld ms ('primary' only while it names %s)",
+		    key, d->conf.dcs_endpoints, (long long)d->conf.dcs_interval_ms, d->conf.dcs_name);
+	return true;
+}
+
+/* daemon_dcs_changed tells whether a reload changes anything the etcd client uses. */
+static bool
+daemon_dcs_changed(const struct conf *a, const struct conf *b)
+{
+	return a->dcs_mode != b->dcs_mode || strcmp(a->dcs_endpoints, b->dcs_endpoints) != 0 ||
+	       strcmp(a->dcs_scope, b->dcs_scope) != 0 || strcmp(a->dcs_namespace, b->dcs_namespace) != 0 ||
+	       strcmp(a->dcs_name, b->dcs_name) != 0 || a->dcs_interval_ms != b->dcs_interval_ms ||
+	       a->dcs_timeout_ms != b->dcs_timeout_ms || strcmp(a->dcs_ca_file, b->dcs_ca_file) != 0 ||
+	       strcmp(a->dcs_cert_file, b->dcs_cert_file) != 0 || strcmp(a->dcs_key_file, b->dcs_key_file) != 0 ||
+	       a->dcs_lease_ttl_s != b->dcs_lease_ttl_s;
 }
 
 /* daemon_admin carries out one line from the admin socket (see admin.h). */
@@ -414,9 +502,13 @@ daemon_reload(struct daemon *d)
 	                     next.peers_key_len != d->conf.peers_key_len ||
 	                     memcmp(next.peers_key, d->conf.peers_key, next.peers_key_len) != 0;
 
+	bool dcs_changed = daemon_dcs_changed(&d->conf, &next);
+
 	d->conf = next;
 	if (peers_changed)
 		daemon_start_peers(d);
+	if (dcs_changed)
+		(void)daemon_start_dcs(d); /* errors have been logged already; 'primary' is then down */
 	/* handed over, never waited for: a changed registration is withdrawn and redone on the registrar's thread */
 	if (d->registrar == NULL)
 		d->registrar = registrar_new(&d->conf);
@@ -579,6 +671,7 @@ daemon_run(const char *conf_path, const struct conf *c)
 	}
 
 	daemon_start_peers(&d);
+	(void)daemon_start_dcs(&d); /* errors have been logged already; 'primary' is then down */
 	d.registrar = registrar_new(&d.conf);
 	d.scaleout = scaleout_new(d.loop, &d.conf);
 	ev_signal_init(&d.sighup, daemon_on_sighup, SIGHUP);
@@ -627,6 +720,7 @@ daemon_run(const char *conf_path, const struct conf *c)
 	}
 	poller_free(d.poller);
 	peers_free(d.peers);
+	dcs_free(d.dcs);
 	listener_free(d.listener);
 	listener_free(d.http);
 	listener_free(d.admin);

@@ -784,6 +784,7 @@ conf_parse_line(struct conf_parse *cp, size_t len, bool too_long)
 
 static bool conf_check(struct conf *c, const char *name, const int *lines, char *err, size_t errlen);
 static bool conf_check_tls(const struct conf *c, const char *name, const int *lines, char *err, size_t errlen);
+static bool conf_check_dcs(const struct conf *c, const char *name, const int *lines, char *err, size_t errlen);
 
 /*
  * conf_read_secret reads a file holding a secret (set on line, 0: not from the file; what names the
@@ -1047,6 +1048,90 @@ conf_check_tls(const struct conf *c, const char *name, const int *lines, char *e
 	return true;
 }
 
+/* conf_check_dcs: [dcs] when a mode is set: what Patroni mode needs, the endpoints, the timings, the key file */
+static bool
+conf_check_dcs(const struct conf *c, const char *name, const int *lines, char *err, size_t errlen)
+{
+	const size_t mode = CONF_KEY_OF(dcs_mode), eps = CONF_KEY_OF(dcs_endpoints), fresh = CONF_KEY_OF(dcs_fresh_ms);
+	char why[CONF_ERR_MAX / 2];
+	const char *p = c->dcs_endpoints;
+	int count = 0;
+
+	if (c->dcs_mode == CONF_DCS_OFF)
+		return true;
+	if (c->dcs_scope[0] == '\0' || c->dcs_name[0] == '\0') {
+		conf_cross_fail(
+		    err, errlen, name, lines, true,
+		    CONF_ROWS(c->dcs_scope[0] == '\0' ? CONF_KEY_OF(dcs_scope) : CONF_KEY_OF(dcs_name), mode),
+		    "mode = patroni needs [dcs] scope and name: %s is empty",
+		    c->dcs_scope[0] == '\0' ? "scope" : "name");
+		return false;
+	}
+	if (strlen(c->dcs_namespace) + strlen(c->dcs_scope) + 10 >= CONF_DCS_KEY_MAX ||
+	    strlen(c->dcs_name) >= CONF_DCS_NAME_MAX) {
+		conf_cross_fail(err, errlen, name, lines, false,
+		                CONF_ROWS(CONF_KEY_OF(dcs_name), CONF_KEY_OF(dcs_scope), CONF_KEY_OF(dcs_namespace)),
+		                "too long for an etcd key or a member name");
+		return false;
+	}
+	/* every endpoint an http:// or https:// URL without white space inside, at most CONF_DCS_ENDPOINTS_MAX */
+	while (*p != '\0') {
+		size_t n;
+
+		p += strspn(p, " \t,");
+		if (*p == '\0')
+			break;
+		n = strcspn(p, " \t,");
+		if (++count > CONF_DCS_ENDPOINTS_MAX || n >= CONF_DCS_URL_MAX ||
+		    !((n > 7 && strncmp(p, "http://", 7) == 0) || (n > 8 && strncmp(p, "https://", 8) == 0))) {
+			conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(eps, mode),
+			                "'%.*s' is not an http:// or https:// URL (at most %d, each under %d bytes)",
+			                (int)(n > 200 ? 200 : n), p, CONF_DCS_ENDPOINTS_MAX, CONF_DCS_URL_MAX);
+			return false;
+		}
+		p += n;
+	}
+	if (count == 0) {
+		conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(eps, mode), "empty, but a mode is set");
+		return false;
+	}
+	if (c->dcs_interval_ms + c->dcs_timeout_ms >= c->dcs_fresh_ms) {
+		conf_cross_fail(err, errlen, name, lines, false,
+		                CONF_ROWS(fresh, CONF_KEY_OF(dcs_interval_ms), CONF_KEY_OF(dcs_timeout_ms)),
+		                "interval_ms + timeout_ms (%" PRId64 " + %" PRId64 " = %" PRId64
+		                ") is not below fresh_ms (%" PRId64 "): an etcd that answers every read in time "
+		                "would be taken for lost between two reads",
+		                c->dcs_interval_ms, c->dcs_timeout_ms, c->dcs_interval_ms + c->dcs_timeout_ms,
+		                c->dcs_fresh_ms);
+		return false;
+	}
+	if (c->dcs_mode == CONF_DCS_LEASE &&
+	    c->dcs_interval_ms + 2 * c->dcs_timeout_ms + c->dcs_lease_margin_ms >= c->dcs_lease_ttl_s * 1000) {
+		conf_cross_fail(err, errlen, name, lines, false,
+		                CONF_ROWS(CONF_KEY_OF(dcs_lease_margin_ms), CONF_KEY_OF(dcs_lease_ttl_s),
+		                          CONF_KEY_OF(dcs_interval_ms), CONF_KEY_OF(dcs_timeout_ms)),
+		                "interval_ms + 2 x timeout_ms + lease_margin_ms (%" PRId64 " + 2 x %" PRId64
+		                " + %" PRId64 ") is not below lease_ttl_s (%" PRId64
+		                " s): a renewal (and its retry on another "
+		                "endpoint) must fit before the margin",
+		                c->dcs_interval_ms, c->dcs_timeout_ms, c->dcs_lease_margin_ms, c->dcs_lease_ttl_s);
+		return false;
+	}
+	if ((c->dcs_cert_file[0] == '\0') != (c->dcs_key_file[0] == '\0')) {
+		conf_cross_fail(
+		    err, errlen, name, lines, true,
+		    CONF_ROWS(c->dcs_cert_file[0] == '\0' ? CONF_KEY_OF(dcs_cert_file) : CONF_KEY_OF(dcs_key_file),
+		              CONF_KEY_OF(dcs_cert_file), CONF_KEY_OF(dcs_key_file)),
+		    "empty: a client certificate needs both cert_file and key_file");
+		return false;
+	}
+	if (c->dcs_key_file[0] != '\0' && !conf_secret_file_ok(c->dcs_key_file, why, sizeof(why))) {
+		conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(CONF_KEY_OF(dcs_key_file)), "%s", why);
+		return false;
+	}
+	return true;
+}
+
 bool
 conf_validate(struct conf *c, const char *name, char *err, size_t errlen)
 {
@@ -1120,6 +1205,8 @@ conf_check(struct conf *c, const char *name, const int *lines, char *err, size_t
 		return false;
 	}
 	if (!conf_check_tls(c, name, lines, err, errlen))
+		return false;
+	if (!conf_check_dcs(c, name, lines, err, errlen))
 		return false;
 	if (c->haproxy_runtime_api[0] != '\0') {
 		const size_t api = CONF_KEY_OF(haproxy_runtime_api), tmpl = CONF_KEY_OF(haproxy_template_backends),

@@ -22,6 +22,10 @@
 #define CONF_ADDR_LIST_MAX          16
 #define CONF_PEERS_KEY_MIN          32   /* bytes of [peers] key_file: shorter is refused */
 #define CONF_PEERS_KEY_MAX          1024 /* a key file holds one key, not more */
+#define CONF_DCS_ENDPOINTS_MAX      8    /* [dcs] endpoints: as DCS_ENDPOINTS_MAX */
+#define CONF_DCS_URL_MAX            256  /* one endpoint URL, with its NUL: as DCS_URL_MAX */
+#define CONF_DCS_KEY_MAX            512  /* the leader key, with its NUL: as DCS_KEY_MAX */
+#define CONF_DCS_NAME_MAX           128  /* [dcs] name, with its NUL: as DCS_NAME_MAX */
 #define CONF_HTTP_SECRET_MIN        16   /* bytes of an [http] credential file: shorter is refused */
 #define CONF_HTTP_SECRET_MAX        512
 #define CONF_HTTP_CREDENTIAL_MAX    (8 + 4 * ((CONF_HTTP_SECRET_MAX + 2) / 3) + 1)
@@ -30,12 +34,14 @@
 enum request_kind { REQUEST_PRIMARY, REQUEST_REPLICA, REQUEST_READ_ONLY, REQUEST_HEALTH, REQUEST_KIND_COUNT };
 enum over_lag_action { OVER_LAG_DOWN, OVER_LAG_DRAIN };
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
-enum conf_verify { CONF_VERIFY_NONE, CONF_VERIFY_REQUIRED }; /* [tls] verify_client */
+enum conf_verify { CONF_VERIFY_NONE, CONF_VERIFY_REQUIRED };           /* [tls] verify_client */
+enum conf_dcs_mode { CONF_DCS_OFF, CONF_DCS_PATRONI, CONF_DCS_LEASE }; /* [dcs] mode */
 
 extern const char *const conf_request_names[];
 extern const char *const conf_over_lag_names[];
 extern const char *const conf_log_level_names[];
 extern const char *const conf_verify_names[];
+extern const char *const conf_dcs_mode_names[];
 
 enum conf_type {
 	CONF_INT,

@@ -222,6 +222,45 @@
 	  "What needs a credential when basic_auth_file or token_file is set: status, metrics, "   \
 	  "bodies (a health path's JSON; its status code stays open to HAProxy), checks (the "      \
 	  "health paths themselves).")                                                             \
+	X(dcs, mode, ENUM, "off", 0, 0, true, conf_dcs_mode_names,                                 \
+	  "off: no DCS. patroni: a writable primary answers 'primary' up only while Patroni's "     \
+	  "leader key in etcd (<namespace>/<scope>/leader) names this node ([dcs] name), as read "   \
+	  "within fresh_ms; etcd unreachable or silent means down #dcs-unreachable (fail closed). "  \
+	  "lease: pgcheckd itself holds that key (value: name) under an etcd lease it keeps "       \
+	  "alive, and answers 'primary' up only while it holds it, lease_margin_ms before it can "   \
+	  "expire; not on a Patroni cluster.")                                                     \
+	X(dcs, endpoints, STR, "http://127.0.0.1:2379", 0, 0, true, NULL,                          \
+	  "etcd v3 client URLs (http:// or https://, comma-separated, at most 8); a failed read "   \
+	  "moves to the next one.")                                                                \
+	X(dcs, scope, STR, "", 0, 0, true, NULL,                                                   \
+	  "Patroni's scope (the cluster's name), as in patroni.yml.")                              \
+	X(dcs, namespace, STR, "/service/", 0, 0, true, NULL,                                      \
+	  "Patroni's namespace, as in patroni.yml.")                                               \
+	X(dcs, name, STR, "", 0, 0, true, NULL,                                                    \
+	  "This node's Patroni member name (patroni.yml 'name'): the leader key's value when this " \
+	  "node leads.")                                                                           \
+	X(dcs, interval_ms, INT, "500", 50, 60000, true, NULL,                                     \
+	  "Time between two reads of the leader key.")                                             \
+	X(dcs, timeout_ms, INT, "1000", 10, 60000, true, NULL,                                     \
+	  "Deadline of one read (connection included).")                                           \
+	X(dcs, fresh_ms, INT, "3000", 100, 600000, true, NULL,                                     \
+	  "What etcd said counts for this long after the read's request was sent; then 'primary' " \
+	  "is down #dcs-unreachable until etcd answers again.")                                    \
+	X(dcs, lease_ttl_s, INT, "10", 2, 3600, true, NULL,                                        \
+	  "Lease mode: the TTL of the lease the key is held under; another node can take the key "  \
+	  "only once this node's lease has expired in etcd.")                                      \
+	X(dcs, lease_margin_ms, INT, "3000", 0, 3600000, true, NULL,                               \
+	  "Lease mode: 'primary' is down this long before the lease can expire (counted from the " \
+	  "sending of the grant or keepalive that set it, on this host's monotonic clock). It must " \
+	  "cover HAProxy's time to see a down (inter x fall) and the clock rate difference between " \
+	  "this host and etcd's leader (lease_ttl_s x 2 x the rate error).")                       \
+	X(dcs, ca_file, STR, "", 0, 0, true, NULL,                                                 \
+	  "CA certificates that sign etcd's server certificate (https endpoints); empty: the "    \
+	  "system's.")                                                                             \
+	X(dcs, cert_file, STR, "", 0, 0, true, NULL,                                               \
+	  "Client certificate shown to etcd (etcd's --client-cert-auth); empty for none.")         \
+	X(dcs, key_file, STR, "", 0, 0, true, NULL,                                                \
+	  "The client certificate's private key (mode 0600 or stricter); empty for none.")         \
 	X(log, level, ENUM, "info", 0, 0, true, conf_log_level_names,                              \
 	  "Least severe level logged: error, warning, info or debug. Checks are never logged "     \
 	  "at info.")                                                                              \

@@ -17,6 +17,7 @@ const char *const conf_request_names[] = {"primary", "replica", "read-only", "he
 const char *const conf_over_lag_names[] = {"down", "drain", NULL};
 const char *const conf_log_level_names[] = {"error", "warning", "info", "debug", NULL};
 const char *const conf_verify_names[] = {"none", "required", NULL};
+const char *const conf_dcs_mode_names[] = {"off", "patroni", "lease", NULL};
 
 int
 conf_enum_index(const char *const *names, const char *word)

@@ -26,6 +26,10 @@ verdict_policy(const struct conf *c, struct policy *p)
 	p->fenced_reads = c->peers_fenced_reads;
 	p->peer_key = c->peers_key;
 	p->peer_key_len = c->peers_key_len;
+	p->dcs_leader_required = c->dcs_mode == CONF_DCS_PATRONI;
+	p->dcs_fresh_ms = c->dcs_fresh_ms;
+	p->dcs_lease_required = c->dcs_mode == CONF_DCS_LEASE;
+	p->dcs_lease_margin_ms = c->dcs_lease_margin_ms;
 }
 
 static const char *const verdict_reason_names[] = {
@@ -137,6 +141,34 @@ verdict_format_lag(int64_t lag_bytes, bool have_s, double lag_s, char *buf, size
 		snprintf(buf, len, "%" PRId64 "%s/%.0fs", v, units[u], floor(lag_s));
 	else
 		snprintf(buf, len, "%" PRId64 "%s", v, units[u]);
+}
+
+/*
+ * verdict_dcs_denies tells why the DCS does not let this node be the primary. Lease mode: not holding the
+ * key's lease, or too near its expiry. Patroni mode:
+ * no answer yet, none within fresh_ms (etcd lost: fail closed), or a leader key that names another
+ * node or no one; REASON_NONE when the leader key, read within fresh_ms, names this node.
+ */
+static enum verdict_reason
+verdict_dcs_denies(const struct node_view *v, const struct policy *p)
+{
+	if (p->dcs_lease_required) {
+		/* lease mode: up only while this node holds the key, the margin before its lease can expire */
+		if (v->dcs.configured && v->dcs.lease_mode && v->dcs.holding)
+			return v->dcs.lease_left_ms > p->dcs_lease_margin_ms ? REASON_NONE : REASON_DCS_UNREACHABLE;
+		if (!v->dcs.configured || v->dcs.last_error != DCS_OK)
+			return REASON_DCS_UNREACHABLE;
+		if (!v->dcs.heard)
+			return REASON_DCS_UNHEARD;
+		return v->dcs.have_leader ? REASON_DCS_NOT_LEADER : REASON_DCS_NO_LEASE;
+	}
+	if (!p->dcs_leader_required)
+		return REASON_NONE;
+	if (!v->dcs.configured || !v->dcs.heard)
+		return v->dcs.last_error != DCS_OK || !v->dcs.configured ? REASON_DCS_UNREACHABLE : REASON_DCS_UNHEARD;
+	if (v->dcs.age_ms < 0 || v->dcs.age_ms > p->dcs_fresh_ms)
+		return REASON_DCS_UNREACHABLE;
+	return v->dcs.leader_is_me ? REASON_NONE : REASON_DCS_NOT_LEADER;
 }
 
 static void
@@ -285,6 +317,8 @@ verdict_for(const struct node_view *v, const struct request *r, const struct pol
 			verdict_down(out, REASON_IS_REPLICA);
 		else if (s->read_only || s->default_read_only)
 			verdict_down(out, REASON_READ_ONLY);
+		else if (verdict_dcs_denies(v, p) != REASON_NONE)
+			verdict_down(out, verdict_dcs_denies(v, p));
 		else if (v->peers.unheard > 0)
 			verdict_down(out, REASON_PEERS_UNHEARD); /* started, but a peer may hold a newer timeline */
 		else if (verdict_fence(v, p, out))

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "dcs_summary.h"
 #include "peer_summary.h"
 #include "poll_result.h"
 #include "request.h"
@@ -36,6 +37,7 @@ struct node_view {
 	struct peer_summary peers; /* what the fresh peers of this cluster say */
 	bool released;             /* an operator released this primary from split fencing */
 	int64_t isolated_ms;       /* since a peer or a streaming replica was last seen */
+	struct dcs_summary dcs;    /* what the DCS client last learned ([dcs] mode) */
 	/* counters, for /metrics */
 	uint64_t polls[POLL_RESULT_COUNT];
 	uint64_t role_changes;
@@ -55,7 +57,11 @@ struct policy {
 	bool fenced_reads;
 	/* [peers] key_file's key, in the conf it was taken from: "peer-state" only to readers holding it */
 	const unsigned char *peer_key;
-	size_t peer_key_len; /* 0: no key, "peer-state" answered to anyone, as sent */
+	size_t peer_key_len;         /* 0: no key, "peer-state" answered to anyone, as sent */
+	bool dcs_leader_required;    /* [dcs] mode = patroni: 'primary' only on the node the leader key names */
+	int64_t dcs_fresh_ms;        /* what etcd said counts this long after its request was sent */
+	bool dcs_lease_required;     /* [dcs] mode = lease: 'primary' only while this node holds the key's lease */
+	int64_t dcs_lease_margin_ms; /* ... and this long before it can expire */
 };
 
 #define VERDICT_REASON_MAX 64
@@ -85,7 +91,11 @@ struct policy {
 	X(REASON_DRAIN, "drain")                                                                                       \
 	X(REASON_SHUTDOWN, "shutdown")                                                                                 \
 	X(REASON_BAD_REQUEST, "bad-request")                                                                           \
-	X(REASON_UNAUTHENTICATED, "unauthenticated")
+	X(REASON_UNAUTHENTICATED, "unauthenticated")                                                                   \
+	X(REASON_DCS_UNHEARD, "dcs-unheard")         /* started: etcd not asked to the end yet */                      \
+	X(REASON_DCS_UNREACHABLE, "dcs-unreachable") /* no believed answer within [dcs] fresh_ms */                    \
+	X(REASON_DCS_NOT_LEADER, "dcs-not-leader")   /* the leader key names another node, or no one */                \
+	X(REASON_DCS_NO_LEASE, "dcs-no-lease")       /* lease mode: the key is free, not (yet) taken by this node */
 
 enum verdict_reason {
 #define VERDICT_REASON_ENUM(e, s) e,

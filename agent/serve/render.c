@@ -91,6 +91,31 @@ render_verdict_json(struct render_buf *b, const struct verdict *vd)
 	render_add(b, "}");
 }
 
+/* render_dcs_json: what the etcd client last learned ("dcs":{...},), when [dcs] mode is set */
+static void
+render_dcs_json(struct render_buf *b, const struct dcs_summary *d)
+{
+	if (!d->configured)
+		return;
+	render_add(b, "\"dcs\":{\"endpoint\":");
+	render_json_string(b, d->endpoint);
+	render_add(b, ",\"heard\":%s,\"age_ms\":", d->heard ? "true" : "false");
+	if (d->heard)
+		render_add(b, "%" PRId64, d->age_ms);
+	else
+		render_add(b, "null");
+	render_add(b, ",\"leader\":");
+	if (d->have_leader)
+		render_json_string(b, d->leader);
+	else
+		render_add(b, "null");
+	if (d->lease_mode)
+		render_add(b, ",\"lease_held\":%s,\"lease_left_ms\":%" PRId64, d->holding ? "true" : "false",
+		           d->lease_left_ms);
+	render_add(b, ",\"leader_is_me\":%s,\"last_error\":\"%s\",\"answers\":%" PRIu64 ",\"errors\":%" PRIu64 "},",
+	           d->leader_is_me ? "true" : "false", dcs_error_names[d->last_error], d->answers, d->errors);
+}
+
 size_t
 render_json(const struct node_view *v, const struct policy *p, const struct request *r, const struct render_counters *c,
             char *buf, size_t len)
@@ -167,6 +192,7 @@ render_json(const struct node_view *v, const struct policy *p, const struct requ
 		else
 			render_json_string(&b, "fencing active");
 		render_add(&b, "},");
+		render_dcs_json(&b, &v->dcs);
 	}
 	render_add(&b, "\"version\":\"%s\"}\n", PGCHECKD_VERSION);
 	return b.overflow ? 0 : b.len;
@@ -280,6 +306,29 @@ render_metrics(const struct node_view *v, const struct policy *p, const struct r
 	for (int k = PEERS_REJECT_NONE + 1; k < PEERS_REJECT_COUNT; k++)
 		render_add(&b, "pgcheckd_peer_answers_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
 		           peers_reject_names[k], v->peers.rejected[k]);
+	if (v->dcs.configured) {
+		render_metric_head(&b, "dcs_leader_is_me", "gauge",
+		                   "1 while the DCS leader key, as last read, names this node.");
+		render_add(&b, "pgcheckd_dcs_leader_is_me %d\n", v->dcs.leader_is_me ? 1 : 0);
+		render_metric_head(&b, "dcs_answer_age_seconds", "gauge",
+		                   "Age of the last believed DCS answer, from its request; -1 when none yet.");
+		render_add(&b, "pgcheckd_dcs_answer_age_seconds %.3f\n",
+		           v->dcs.heard ? (double)v->dcs.age_ms / 1000.0 : -1.0);
+		if (v->dcs.lease_mode) {
+			render_metric_head(&b, "dcs_lease_left_seconds", "gauge",
+			                   "Lease mode: time until the held lease can expire, by this host's clock; -1 "
+			                   "when not held.");
+			render_add(&b, "pgcheckd_dcs_lease_left_seconds %.3f\n",
+			           v->dcs.holding ? (double)v->dcs.lease_left_ms / 1000.0 : -1.0);
+		}
+		render_metric_head(&b, "dcs_exchanges_total", "counter", "Exchanges with etcd, by outcome.");
+		render_add(&b, "pgcheckd_dcs_exchanges_total{result=\"ok\"} %" PRIu64 "\n", v->dcs.answers);
+		render_add(&b, "pgcheckd_dcs_exchanges_total{result=\"error\"} %" PRIu64 "\n", v->dcs.errors);
+		render_metric_head(&b, "dcs_last_error", "gauge", "1 for the outcome of the last exchange with etcd.");
+		for (int k = 0; k < DCS_ERROR_COUNT; k++)
+			render_add(&b, "pgcheckd_dcs_last_error{error=\"%s\"} %d\n", dcs_error_names[k],
+			           v->dcs.last_error == (enum dcs_error)k ? 1 : 0);
+	}
 	render_metric_head(&b, "info", "gauge", "Version of pgcheckd.");
 	render_add(&b, "pgcheckd_info{version=\"%s\"} 1\n", PGCHECKD_VERSION);
 	return b.overflow ? 0 : b.len;

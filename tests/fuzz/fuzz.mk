@@ -1,9 +1,9 @@
 # tests/fuzz/fuzz.mk: libFuzzer harnesses for the parsers that take bytes from the network or a file
 # (agent line, HTTP, configuration, request parameters, HAProxy runtime-API answers: "show servers state",
-# error words, "show stat"). Included from the Makefile; uses its SRCS,
+# error words, "show stat", etcd range answers). Included from the Makefile; uses its SRCS,
 # ALL_CFLAGS, LIBS and HEADERS. Needs clang with libFuzzer (Debian: clang, libclang-rt-dev).
 #
-#   make fuzz-build                      build build-fuzz/fuzz_{agentline,http,conf,request,runtimeapi,peerline,showstat}
+#   make fuzz-build                      build build-fuzz/fuzz_{agentline,http,conf,request,runtimeapi,peerline,showstat,dcs}
 #   make fuzz                            run each harness FUZZ_SECONDS (15) on its seeds
 #   make fuzz-long                       the same for FUZZ_LONG_SECONDS (600, ten minutes) each
 #   make fuzz FUZZ_HARNESSES=http FUZZ_SECONDS=60
@@ -19,7 +19,7 @@
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 15
 FUZZ_LONG_SECONDS ?= 600
-FUZZ_HARNESSES ?= agentline http conf request runtimeapi peerline showstat
+FUZZ_HARNESSES ?= agentline http conf request runtimeapi peerline showstat dcs
 FUZZ_ARGS ?=
 FUZZ_DEFINES ?=
 FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
