@@ -197,12 +197,13 @@ test_peer_line_round_trip(void **state)
 	struct node_view v = primary_on(3);
 	struct policy p = policy();
 	struct peer_state st;
-	char line[128];
+	char line[256];
 
 	(void)state;
 	v.sample.system_identifier = 7713080333321011760ULL;
 	assert_true(render_peer_line(&v, &p, line, sizeof(line)) > 0);
-	assert_string_equal(line, "state role=primary timeline=3 sysid=7713080333321011760 fenced=0\n");
+	assert_string_equal(line, "state role=primary timeline=3 sysid=7713080333321011760 fenced=0 sync_n=0 read=up "
+	                          "lsn=0/0 weight=100\n");
 	memset(&st, 0, sizeof(st));
 	assert_true(peers_parse_line(line, &st));
 	assert_true(st.primary);
@@ -211,7 +212,8 @@ test_peer_line_round_trip(void **state)
 	assert_true(st.system_identifier == 7713080333321011760ULL);
 	v.peers.newest_primary_timeline = 4;
 	assert_true(render_peer_line(&v, &p, line, sizeof(line)) > 0);
-	assert_string_equal(line, "state role=primary timeline=3 sysid=7713080333321011760 fenced=1\n");
+	assert_string_equal(line, "state role=primary timeline=3 sysid=7713080333321011760 fenced=1 sync_n=0 read=down "
+	                          "lsn=0/0 weight=0 reason=fenced-newer-primary\n");
 }
 
 static void
