@@ -341,6 +341,53 @@ test_http_without_credentials_configured_answers_everyone(void **state)
 	    200);
 }
 
+static void
+test_cluster_paths_render_this_node_without_peers(void **state)
+{
+	struct fixture *f = fixture(0);
+
+	(void)state;
+	snprintf(f->v.sample.name, sizeof(f->v.sample.name), "node1");
+	f->v.sample.pg_port = 5432;
+	f->v.sample.current_lsn = 0x3000060;
+	assert_int_equal(http_status(f, "GET /cluster HTTP/1.0\r\n\r\n"), 200);
+	assert_non_null(strstr(f->out, "{\"nodes\":[{\"name\":\"node1\",\"self\":true,\"address\":null,"
+	                               "\"role\":\"primary\",\"timeline\":1,\"lsn\":\"0/3000060\""));
+	/* no replica can serve it: the primary has every position it wrote */
+	assert_int_equal(http_status(f, "GET /cluster/replica?min_lsn=0/3000061 HTTP/1.0\r\n\r\n"), 200);
+	assert_non_null(strstr(f->out, "{\"node\":\"node1\",\"self\":true,\"role\":\"primary\",\"host\":null,"
+	                               "\"port\":5432,\"lsn\":\"0/3000060\""));
+	assert_int_equal(http_status(f, "GET /cluster/replica?min_lsn=x HTTP/1.0\r\n\r\n"), 400);
+	/* a primary that is not up for writes is no fallback: nobody can serve it */
+	f->v.sample.read_only = true;
+	assert_int_equal(http_status(f, "GET /cluster/replica HTTP/1.0\r\n\r\n"), 503);
+	assert_non_null(strstr(f->out, "{\"node\":null}"));
+	/* this node as a replica that has replayed the position */
+	f->v.sample.in_recovery = true;
+	f->v.sample.receiver_streaming = true;
+	f->v.sample.replay_lsn = 0x3000060;
+	assert_int_equal(http_status(f, "GET /cluster/replica?min_lsn=0/3000060 HTTP/1.0\r\n\r\n"), 200);
+	assert_non_null(strstr(f->out, "\"role\":\"replica\""));
+	assert_int_equal(http_status(f, "GET /cluster/replica?min_lsn=0/3000061 HTTP/1.0\r\n\r\n"), 503);
+}
+
+static void
+test_cluster_paths_need_the_status_credential(void **state)
+{
+	struct fixture *f = fixture(0);
+	struct respond_auth auth;
+
+	(void)state;
+	memset(&auth, 0, sizeof(auth));
+	snprintf(auth.bearer, sizeof(auth.bearer), "Bearer 0123456789abcdef");
+	auth.protect = CONF_PROTECT_STATUS;
+	f->x.auth = &auth;
+	assert_int_equal(http_status(f, "GET /cluster HTTP/1.0\r\n\r\n"), 401);
+	assert_int_equal(http_status(f, "GET /cluster/replica HTTP/1.0\r\n\r\n"), 401);
+	assert_int_equal(http_status(f, "GET /cluster HTTP/1.0\r\nAuthorization: Bearer 0123456789abcdef\r\n\r\n"),
+	                 200);
+}
+
 int
 main(void)
 {
@@ -354,6 +401,8 @@ main(void)
 	    cmocka_unit_test(test_peer_state_with_a_key_is_answered_only_to_a_reader_with_the_key),
 	    cmocka_unit_test(test_role_port_answers_its_role),
 	    cmocka_unit_test(test_http_status_follows_the_verdict),
+	    cmocka_unit_test(test_cluster_paths_render_this_node_without_peers),
+	    cmocka_unit_test(test_cluster_paths_need_the_status_credential),
 	    cmocka_unit_test(test_admin_line_is_one_printable_line_that_fits),
 	    cmocka_unit_test(test_http_credentials_guard_status_metrics_and_bodies),
 	    cmocka_unit_test(test_http_without_credentials_configured_answers_everyone),
