@@ -27,7 +27,7 @@
 /* What a newer node adds to its answer (all optional: an older node's answer has none of them). */
 enum peer_read {
 	PEER_READ_UNKNOWN, /* not said (an older node), or nothing fresh */
-	PEER_READ_UP,      /* its own role's answer is up, with a weight */
+	PEER_READ_UP,      /* its own role's answer is up with a weight above 0 (drained: down) */
 	PEER_READ_LAG,     /* a replica down (or kept up by keep-best) only for being over the lag limit */
 	PEER_READ_DOWN,    /* down for anything else */
 };
@@ -70,7 +70,7 @@ struct peer_state {
  * port's line; each MAC has its own context label, so a request's MAC never passes for an answer's.
  *   request  "peer-state nonce=<32 hex> mac=<32 hex>\n"
  *            mac = HMAC(key, PEERS_REQUEST_LABEL "peer-state nonce=<hex>")
- *   answer   "state role=R timeline=T sysid=S fenced=F nonce=<the request's> mac=<32 hex>\n"
+ *   answer   "state role=R timeline=T sysid=S fenced=F [optional fields] nonce=<the request's> mac=<32 hex>\n"
  *            mac = HMAC(key, PEERS_ANSWER_LABEL "<the request's nonce>\n" <the line before " mac=">)
  * A node with a key answers any other "peer-state" with "down #unauthenticated" (no state, no sysid).
  */
@@ -151,6 +151,9 @@ const struct peer_state *peers_state(const struct peers *p, int i);
  * field is required, once: role a lower-case word, timeline 0..UINT32_MAX (0, unknown, not from a
  * primary), sysid 0..UINT64_MAX, fenced 0 or 1; numbers are plain decimal digits. Fields it does not
  * know (a newer version's) are skipped if well-formed. False for anything else, and st is unchanged.
+ * The optional fields (struct peer_ext: name, read, weight, lsn, flush, lag, lag_ms, pg_port, reason,
+ * sync_n, sb) go into st->ext, which every answer sets anew; one that does not read is left out, never
+ * the answer.
  */
 bool peers_parse_line(const char *line, struct peer_state *st);
 

@@ -181,10 +181,10 @@ cv_self_row(const struct node_view *v, const struct policy *p, struct cv_row *ro
 	row->have_lag_ms = row->have_lag && s->have_lag_s;
 	row->lag_ms = (int64_t)(s->lag_s * 1000.0);
 	row->weight_pct = vd.up ? vd.weight_pct : 0;
-	row->read = !fresh                                                        ? PEER_READ_DOWN
-	            : vd.up && vd.why != REASON_KEEP_BEST && vd.why != REASON_LAG ? PEER_READ_UP
-	            : vd.why == REASON_LAG || vd.why == REASON_KEEP_BEST          ? PEER_READ_LAG
-	                                                                          : PEER_READ_DOWN;
+	row->read = !fresh                                                                             ? PEER_READ_DOWN
+	            : vd.up && vd.weight_pct > 0 && vd.why != REASON_KEEP_BEST && vd.why != REASON_LAG ? PEER_READ_UP
+	            : vd.why == REASON_LAG || vd.why == REASON_KEEP_BEST                               ? PEER_READ_LAG
+	                                                                                               : PEER_READ_DOWN;
 	snprintf(row->reason, sizeof(row->reason), "%s", vd.reason);
 	row->sync = s->in_recovery ? v->cluster.my_sync : SYNC_UNKNOWN;
 	row->fresh = fresh;

@@ -233,10 +233,10 @@ render_peer_line(const struct node_view *v, const struct policy *p, char *buf, s
 		verdict_for(v, &r, p, &vd);
 	}
 	render_peer_field(buf, &n, budget, "read=%s",
-	                  !fresh                                                        ? "down"
-	                  : vd.up && vd.why != REASON_KEEP_BEST && vd.why != REASON_LAG ? "up"
-	                  : vd.why == REASON_LAG || vd.why == REASON_KEEP_BEST          ? "lag"
-	                                                                                : "down");
+	                  !fresh                                                                             ? "down"
+	                  : vd.up && vd.weight_pct > 0 && vd.why != REASON_KEEP_BEST && vd.why != REASON_LAG ? "up"
+	                  : vd.why == REASON_LAG || vd.why == REASON_KEEP_BEST                               ? "lag"
+	                                                                                                     : "down");
 	if (v->have_sample) {
 		uint64_t lsn = s->in_recovery ? s->replay_lsn : s->current_lsn;
 

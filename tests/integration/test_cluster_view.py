@@ -153,9 +153,10 @@ def test_keep_best_keeps_exactly_one_replica_up_and_cluster_replica_falls_back(c
             c.pg[i].resume_replay()
     cl.wait_until(lambda: all(c.agents[i].ask("replica").startswith("up") for i in (1, 2))
                   and all("keep-best" not in c.agents[i].ask("replica") for i in (1, 2)), 15, desc="both back")
-    status, body = http_get(c.ports["agent"][0], f"/cluster/replica?min_lsn={lsn}")
-    got = json.loads(body)
-    assert status == 200 and got["role"] == "replica" and got["port"] in (c.pg[1].port, c.pg[2].port), body
+    # once the primary's pgcheckd has read the replicas' new answers, a replica serves the read
+    got = cl.wait_until(lambda: (lambda st, b: st == 200 and json.loads(b)["role"] == "replica" and json.loads(b))(
+        *http_get(c.ports["agent"][0], f"/cluster/replica?min_lsn={lsn}")), 10, desc="a replica for the read")
+    assert got["port"] in (c.pg[1].port, c.pg[2].port) and got["host"] == "127.0.0.1", got
 
 
 def test_ctl_cluster_json_matches_each_node_status(c):

@@ -296,6 +296,12 @@ test_peer_line_tells_the_cluster_fields_and_reads_back(void **state)
 	assert_true(peers_parse_line(line, &st));
 	assert_int_equal(st.ext.read, PEER_READ_LAG);
 	assert_true(st.ext.lag_bytes == 36700160 && st.ext.lag_ms == 12400);
+	/* drained by an operator: up 0%, no place for reads, so not up for keep-best */
+	v.lag_over = false;
+	v.override = OVERRIDE_DRAIN;
+	assert_true(render_peer_line(&v, &p, line, sizeof(line)) > 0);
+	assert_non_null(strstr(line, " read=down "));
+	assert_non_null(strstr(line, " reason=drain"));
 }
 
 static void
