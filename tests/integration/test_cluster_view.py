@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -81,7 +82,7 @@ def test_replica_names_come_from_the_wal_receiver(c, report):
                   == ["node1", "node2", "node3"], 10, desc="every node named in /cluster")
 
 
-def test_sync_is_up_on_exactly_the_synchronous_standby_and_moves(c):
+def test_sync_is_up_on_exactly_the_synchronous_standby_and_moves(c, report):
     try:
         set_sync(c, "node2")
         wait_sync(c, {1: ("sync", True), 2: ("sync", False)})
@@ -89,7 +90,9 @@ def test_sync_is_up_on_exactly_the_synchronous_standby_and_moves(c):
         assert c.agents[2].ask("sync") == "down #sync-state async"
         assert c.agents[0].ask("sync") == "down #is-primary"
         set_sync(c, "node3")
+        t0 = time.monotonic()
         wait_sync(c, {1: ("sync", False), 2: ("sync", True)})
+        report(f"sync moved node2 -> node3 {time.monotonic() - t0:.2f}s after pg_reload_conf()")
         wait_sync(c, {1: ("async", True), 2: ("async", False)})
         set_sync(c, "ANY 1 (node2, node3)")
         wait_sync(c, {1: ("quorum", True), 2: ("quorum", True)})
@@ -99,12 +102,14 @@ def test_sync_is_up_on_exactly_the_synchronous_standby_and_moves(c):
         set_sync(c, "")
 
 
-def test_sync_is_down_when_the_primary_word_is_stale(c):
+def test_sync_is_down_when_the_primary_word_is_stale(c, report):
     try:
         set_sync(c, "node2")
         wait_sync(c, {1: ("sync", True)})
         c.agents[0].stop()
+        t0 = time.monotonic()
         wait_sync(c, {1: ("sync", False), 2: ("async", False)})
+        report(f"sync down {time.monotonic() - t0:.2f}s after the primary's pgcheckd stopped (fresh_ms 2000)")
         assert c.agents[1].ask("sync") == "down #sync-unknown"
         assert c.agents[1].ask("replica").startswith("up")  # only the sync word is unknown
         c.agents[0].start()
