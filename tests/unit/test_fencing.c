@@ -304,6 +304,32 @@ test_peer_line_tells_the_cluster_fields_and_reads_back(void **state)
 	assert_non_null(strstr(line, " reason=drain"));
 }
 
+/*
+ * assert_old_reader_takes: the limits of a 0.1.0 reader (checks/peers.c at 8d8f1d5): at most 255 bytes
+ * with the newline, keys of 1 to 15 of [a-z_], values of 1 to 32 printable bytes. Checked by hand against
+ * that build too: it believes these lines, keyed and not.
+ */
+static void
+assert_old_reader_takes(const char *line)
+{
+	const char *p = line + 5;
+
+	assert_true(strlen(line) <= PEERS_LINE_MAX && strncmp(line, "state ", 6) == 0);
+	while (*p == ' ') {
+		size_t k = 0, n = 0;
+
+		p++;
+		while ((p[k] >= 'a' && p[k] <= 'z') || p[k] == '_')
+			k++;
+		assert_true(k >= 1 && k <= 15 && p[k] == '=');
+		while (p[k + 1 + n] > ' ' && p[k + 1 + n] < 0x7f)
+			n++;
+		assert_true(n >= 1 && n <= 32);
+		p += k + 1 + n;
+	}
+	assert_true(p[0] == '\n' && p[1] == '\0');
+}
+
 static void
 test_peer_line_stays_within_what_an_older_reader_takes(void **state)
 {
@@ -327,6 +353,7 @@ test_peer_line_stays_within_what_an_older_reader_takes(void **state)
 	}
 	n = render_peer_line(&v, &p, line, sizeof(line));
 	assert_true(n > 0 && n <= PEERS_LINE_MAX && line[n - 1] == '\n');
+	assert_old_reader_takes(line);
 	assert_true(peers_parse_line(line, &st));
 	assert_true(st.ext.standby_count < st.ext.standbys_total); /* cut: a replica left out knows it is not known */
 	/* with a key, its nonce and MAC still fit in the same 255 bytes */
@@ -337,9 +364,28 @@ test_peer_line_stays_within_what_an_older_reader_takes(void **state)
 	assert_true(n > 0);
 	n = peers_sign_answer(p.peer_key, p.peer_key_len, nonce, line, n, sizeof(line));
 	assert_true(n > 0 && n <= PEERS_LINE_MAX);
+	assert_old_reader_takes(line);
 	memset(&st, 0, sizeof(st));
 	assert_int_equal(peers_open_answer(p.peer_key, p.peer_key_len, nonce, line, &st), PEERS_REJECT_NONE);
 	assert_true(st.primary && st.timeline == 2147483647u);
+	/* the longest replica line, keyed */
+	v = replica_on(2147483647);
+	v.sample.system_identifier = UINT64_MAX;
+	memset(v.sample.name, 'n', SAMPLE_NAME_MAX - 1);
+	v.sample.replay_lsn = 0xFFFFFFF0FFFFFFF0ULL;
+	v.sample.receive_lsn = UINT64_MAX;
+	v.sample.lag_bytes = INT64_MAX;
+	v.sample.have_lag_s = true;
+	v.sample.lag_s = 86400.0 * 365;
+	v.sample.pg_port = 65535;
+	v.lag_over = true;
+	n = render_peer_line(&v, &p, line, sizeof(line));
+	assert_true(n > 0);
+	n = peers_sign_answer(p.peer_key, p.peer_key_len, nonce, line, n, sizeof(line));
+	assert_true(n > 0);
+	assert_old_reader_takes(line);
+	assert_int_equal(peers_open_answer(p.peer_key, p.peer_key_len, nonce, line, &st), PEERS_REJECT_NONE);
+	assert_true(st.replica && st.ext.read == PEER_READ_LAG);
 }
 
 int
