@@ -384,8 +384,10 @@ clusterview_replica(const struct node_view *v, const struct policy *p, const str
 					primary = row;
 			}
 		} else {
-			serves = row->fresh && strcmp(row->role, "replica") == 0 && row->read == PEER_READ_UP &&
-			         row->weight_pct > 0 && row->have_lsn && (!r->has_min_lsn || row->lsn >= r->min_lsn);
+			/* up for reads, or kept up by keep-best (lag, with a weight): as its own answer says */
+			serves = row->fresh && strcmp(row->role, "replica") == 0 &&
+			         (row->read == PEER_READ_UP || row->read == PEER_READ_LAG) && row->weight_pct > 0 &&
+			         row->have_lsn && (!r->has_min_lsn || row->lsn >= r->min_lsn);
 			if (row->fresh && strcmp(row->role, "primary") == 0 && !row->fenced &&
 			    row->read == PEER_READ_UP && primary == NULL)
 				primary = row;

@@ -20,9 +20,10 @@ size_t clusterview_json(const struct node_view *v, const struct policy *p, char 
 size_t clusterview_table(const struct node_view *v, const struct policy *p, char *buf, size_t len);
 
 /*
- * clusterview_replica writes which node can serve request r's read now (a replica up for reads that has
- * replayed r's min_lsn: the highest weight, then the most replayed, then the lowest name; else the
- * primary) as JSON into buf, its length in *n; false (and {"node":null}) when none can.
+ * clusterview_replica writes which node can serve request r's read now (a fresh replica whose answer is
+ * up with a weight, kept by keep-best included, that has replayed r's min_lsn: the highest weight, then
+ * the most replayed, then the lowest name; else the primary) as JSON into buf, its length in *n; false
+ * (and {"node":null}) when none can. r's lag limits apply to this node's own verdict only.
  */
 bool clusterview_replica(const struct node_view *v, const struct policy *p, const struct request *r, char *buf,
                          size_t len, size_t *n);

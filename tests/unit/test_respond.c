@@ -11,8 +11,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <ev.h>
 
 #include "http.h"
+#include "monoclock.h"
 #include "peers.h"
 #include "render.h"
 #include "respond.h"
@@ -388,6 +390,63 @@ test_cluster_paths_need_the_status_credential(void **state)
 	                 200);
 }
 
+static void
+test_cluster_replica_picks_among_the_fresh_peers(void **state)
+{
+	struct fixture *f = fixture(0);
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct peers_conf pc = {
+	    .addresses = "127.0.0.1:1, 127.0.0.1:2, 127.0.0.1:3", .interval_ms = 60000, .timeout_ms = 100};
+	struct peers *p = peers_new(loop, &pc, NULL, NULL);
+	int64_t now = monoclock_ms();
+
+	(void)state;
+	assert_non_null(p);
+	f->p.peers_fresh_ms = 2000;
+	f->v.peer_list = p;
+	f->v.now_ms = now;
+	snprintf(f->v.sample.name, sizeof(f->v.sample.name), "node1");
+	f->v.sample.current_lsn = 0x3000100;
+	/* node2: up, has the position; node3: up with a higher weight, behind it; node4: kept by keep-best */
+	assert_true(peers_record_answer(p, 0, NULL,
+	                                "state role=replica timeline=1 sysid=7 fenced=0 name=node2 read=up "
+	                                "lsn=0/3000080 weight=50 pg_port=5432\n",
+	                                now));
+	assert_true(peers_record_answer(p, 1, NULL,
+	                                "state role=replica timeline=1 sysid=7 fenced=0 name=node3 read=up "
+	                                "lsn=0/3000000 weight=90 pg_port=5433\n",
+	                                now));
+	assert_true(peers_record_answer(p, 2, NULL,
+	                                "state role=replica timeline=1 sysid=7 fenced=0 name=node4 read=lag "
+	                                "lsn=0/3000090 weight=10 pg_port=5434\n",
+	                                now));
+	assert_int_equal(http_status(f, "GET /cluster/replica?min_lsn=0/3000060 HTTP/1.0\r\n\r\n"), 200);
+	assert_non_null(strstr(f->out, "{\"node\":\"node2\",\"self\":false,\"role\":\"replica\",\"host\":\"127.0.0.1\","
+	                               "\"port\":5432,\"lsn\":\"0/3000080\",\"weight\":50}"));
+	assert_int_equal(http_status(f, "GET /cluster/replica HTTP/1.0\r\n\r\n"), 200);
+	assert_non_null(strstr(f->out, "\"node\":\"node3\"")); /* any position: the highest weight */
+	assert_int_equal(http_status(f, "GET /cluster/replica?min_lsn=0/3000081 HTTP/1.0\r\n\r\n"), 200);
+	assert_non_null(strstr(f->out, "\"node\":\"node4\"")); /* only the kept one has it */
+	assert_int_equal(http_status(f, "GET /cluster/replica?min_lsn=0/3000091 HTTP/1.0\r\n\r\n"), 200);
+	assert_non_null(strstr(f->out, "\"node\":\"node1\",\"self\":true,\"role\":\"primary\""));
+	/* answers older than fresh_ms serve nothing; another cluster's neither */
+	f->v.now_ms = now + 2001;
+	f->v.sample.read_only = true; /* and no primary to fall back on */
+	assert_int_equal(http_status(f, "GET /cluster/replica HTTP/1.0\r\n\r\n"), 503);
+	f->v.now_ms = now;
+	f->v.sample.system_identifier = 8;
+	assert_int_equal(http_status(f, "GET /cluster/replica HTTP/1.0\r\n\r\n"), 503);
+	/* /cluster shows every peer, with its age and whether it is still believed */
+	f->v.sample.system_identifier = 7;
+	f->v.now_ms = now + 2001;
+	assert_int_equal(http_status(f, "GET /cluster HTTP/1.0\r\n\r\n"), 200);
+	assert_non_null(strstr(f->out, "\"name\":\"node4\",\"self\":false,\"address\":\"127.0.0.1:3\",\"role\":"
+	                               "\"replica\",\"timeline\":1,\"lsn\":\"0/3000090\""));
+	assert_non_null(strstr(f->out, "\"fresh\":false,\"age_ms\":2001,\"pg_port\":5434}"));
+	peers_free(p);
+	ev_loop_destroy(loop);
+}
+
 int
 main(void)
 {
@@ -403,6 +462,7 @@ main(void)
 	    cmocka_unit_test(test_http_status_follows_the_verdict),
 	    cmocka_unit_test(test_cluster_paths_render_this_node_without_peers),
 	    cmocka_unit_test(test_cluster_paths_need_the_status_credential),
+	    cmocka_unit_test(test_cluster_replica_picks_among_the_fresh_peers),
 	    cmocka_unit_test(test_admin_line_is_one_printable_line_that_fits),
 	    cmocka_unit_test(test_http_credentials_guard_status_metrics_and_bodies),
 	    cmocka_unit_test(test_http_without_credentials_configured_answers_everyone),
