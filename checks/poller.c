@@ -24,43 +24,47 @@
 /* how long an overdue connect or query is still waited for before it is closed and replaced */
 #define POLLER_ABANDON_MS 30000
 
-const char poller_sql[] =
-    "SELECT r.rec,"
-    " current_setting('transaction_read_only') = 'on',"
-    " current_setting('default_transaction_read_only') = 'on',"
-    " CASE WHEN r.rec THEN w.received_tli"
-    "  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,"
-    " CASE WHEN r.rec THEN pg_is_wal_replay_paused() END,"
-    " w.status = 'streaming',"
-    " extract(epoch FROM clock_timestamp() - w.last_msg_receipt_time),"
-    " pg_last_wal_receive_lsn(),"
-    " pg_last_wal_replay_lsn(),"
-    " w.latest_end_lsn,"
-    " CASE WHEN r.rec THEN extract(epoch FROM (clock_timestamp() - w.last_msg_receipt_time)"
-    "  + (w.last_msg_send_time - pg_last_xact_replay_timestamp())) END,"
-    " CASE WHEN NOT r.rec THEN pg_current_wal_lsn() END,"
-    " (SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'),"
-    " a.clients, a.active,"
-    " current_setting('max_connections')::int,"
-    " current_setting('superuser_reserved_connections')::int"
-    "  + coalesce(current_setting('reserved_connections', true)::int, 0),"
-    /* the name the primary knows this replica by: primary_conninfo's application_name,
-     * else the receiver's fallback (cluster_name, else walreceiver), as PostgreSQL does */
-    " CASE WHEN r.rec THEN coalesce(substring(w.conninfo FROM '(?:^| )application_name=([^ ]+)'),"
-    "  substring(w.conninfo FROM 'fallback_application_name=([^ ]+)'),"
-    "  nullif(current_setting('cluster_name'), ''), 'walreceiver')"
-    "  ELSE current_setting('cluster_name') END,"
-    /* a primary's streaming standbys and how it counts them, sync and quorum first */
-    " CASE WHEN NOT r.rec THEN (SELECT string_agg(x.application_name || ' ' || x.sync_state, E'\\n'"
-    "  ORDER BY x.o, x.application_name) FROM (SELECT application_name, sync_state,"
-    "  sync_state NOT IN ('sync', 'quorum') AS o FROM pg_stat_replication"
-    "  WHERE state = 'streaming' ORDER BY 3, 1 LIMIT 16) x) END,"
-    " current_setting('port')::int"
-    " FROM (SELECT pg_is_in_recovery() AS rec) r"
-    " LEFT JOIN pg_stat_wal_receiver w ON true"
-    " CROSS JOIN (SELECT count(*) FILTER (WHERE backend_type = 'client backend') AS clients,"
-    "  count(*) FILTER (WHERE backend_type = 'client backend' AND state = 'active') AS active"
-    "  FROM pg_stat_activity) a";
+/*
+ * The last three columns: the name the primary knows this replica by (primary_conninfo's application_name,
+ * else the receiver's fallback_application_name: cluster_name, else walreceiver, as PostgreSQL does; on a
+ * primary its cluster_name), a primary's streaming standbys and how it counts them (sync and quorum first,
+ * at most 16), and the port PostgreSQL listens on.
+ */
+const char poller_sql[] = "SELECT r.rec,"
+                          " current_setting('transaction_read_only') = 'on',"
+                          " current_setting('default_transaction_read_only') = 'on',"
+                          " CASE WHEN r.rec THEN w.received_tli"
+                          "  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,"
+                          " CASE WHEN r.rec THEN pg_is_wal_replay_paused() END,"
+                          " w.status = 'streaming',"
+                          " extract(epoch FROM clock_timestamp() - w.last_msg_receipt_time),"
+                          " pg_last_wal_receive_lsn(),"
+                          " pg_last_wal_replay_lsn(),"
+                          " w.latest_end_lsn,"
+                          " CASE WHEN r.rec THEN extract(epoch FROM (clock_timestamp() - w.last_msg_receipt_time)"
+                          "  + (w.last_msg_send_time - pg_last_xact_replay_timestamp())) END,"
+                          " CASE WHEN NOT r.rec THEN pg_current_wal_lsn() END,"
+                          " (SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'),"
+                          " a.clients, a.active,"
+                          " current_setting('max_connections')::int,"
+                          " current_setting('superuser_reserved_connections')::int"
+                          "  + coalesce(current_setting('reserved_connections', true)::int, 0),"
+                          " CASE WHEN r.rec THEN coalesce("
+                          "  substring(w.conninfo FROM '(?:^| )application_name=([^ ]+)'),"
+                          "  substring(w.conninfo FROM 'fallback_application_name=([^ ]+)'),"
+                          "  nullif(current_setting('cluster_name'), ''), 'walreceiver')"
+                          "  ELSE current_setting('cluster_name') END,"
+                          " CASE WHEN NOT r.rec THEN (SELECT"
+                          "  string_agg(x.application_name || ' ' || x.sync_state, E'\\n'"
+                          "  ORDER BY x.o, x.application_name) FROM (SELECT application_name, sync_state,"
+                          "  sync_state NOT IN ('sync', 'quorum') AS o FROM pg_stat_replication"
+                          "  WHERE state = 'streaming' ORDER BY 3, 1 LIMIT 16) x) END,"
+                          " current_setting('port')::int"
+                          " FROM (SELECT pg_is_in_recovery() AS rec) r"
+                          " LEFT JOIN pg_stat_wal_receiver w ON true"
+                          " CROSS JOIN (SELECT count(*) FILTER (WHERE backend_type = 'client backend') AS clients,"
+                          "  count(*) FILTER (WHERE backend_type = 'client backend' AND state = 'active') AS active"
+                          "  FROM pg_stat_activity) a";
 
 enum poller_col {
 	COL_IN_RECOVERY,
