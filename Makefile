@@ -42,7 +42,7 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sa
 # the folders are the data flow (DESIGN.md): conf -> checks (what is measured) -> agent/core (pure
 # decisions) -> agent/serve (answers) and agent/haproxy (the runtime API); agent/ wires them together
 CORE_SRCS := agent/core/request.c agent/core/verdict.c agent/core/weight.c agent/core/node.c agent/core/fencing.c
-SERVE_SRCS := agent/serve/agentline.c agent/serve/http.c agent/serve/render.c agent/serve/respond.c agent/serve/admin.c agent/serve/tls.c agent/serve/listener.c
+SERVE_SRCS := agent/serve/agentline.c agent/serve/http.c agent/serve/render.c agent/serve/respond.c agent/serve/clusterview.c agent/serve/admin.c agent/serve/tls.c agent/serve/listener.c
 HAPROXY_SRCS := agent/haproxy/runtimeapi.c agent/haproxy/worker.c agent/haproxy/registrar.c agent/haproxy/scaleout.c agent/haproxy/drainwait.c
 # what the core's unit tests link, and nothing more: no libev, libpq, OpenSSL or threads (`make core-check`)
 CORE_LINK_SRCS := $(CORE_SRCS) conf/conf_values.c agent/log.c

@@ -67,9 +67,11 @@ ctl_run(const char *admin_socket, int argc, char **argv)
 	size_t n = 0;
 	bool check = strcmp(argv[0], "check") == 0;
 
-	if (argc < 2 || (!check && argc != 2) || (!check && !admin_is_ctl_word(argv[1])))
+	bool cluster_json = !check && argc == 3 && strcmp(argv[1], "cluster") == 0 && strcmp(argv[2], "--json") == 0;
+
+	if (argc < 2 || (!check && argc != 2 && !cluster_json) || (!check && !admin_is_ctl_word(argv[1])))
 		return CTL_USAGE;
-	n = (size_t)snprintf(line, sizeof(line), "%s", check ? "check" : argv[1]);
+	n = (size_t)snprintf(line, sizeof(line), "%s", check ? "check" : cluster_json ? "cluster json" : argv[1]);
 	for (int i = 1; check && i < argc && n < sizeof(line); i++)
 		n += (size_t)snprintf(line + n, sizeof(line) - n, " %s", argv[i]);
 	if (n >= sizeof(line)) {

@@ -24,6 +24,7 @@
 #include "monoclock.h"
 #include "node.h"
 #include "peers.h"
+#include "clusterview.h"
 #include "poller.h"
 #include "registrar.h"
 #include "render.h"
@@ -124,6 +125,10 @@ daemon_snapshot(struct daemon *d, struct node_view *v)
 	              &v->peers);
 	fencing_apply(&d->fencing, now, v);
 	dcs_summary(d->dcs, now, &v->dcs);
+	peers_cluster(d->peers, now, d->conf.peers_fresh_ms, v->sample.system_identifier, v->sample.name,
+	              v->sample.replay_lsn, &v->cluster);
+	v->peer_list = d->peers;
+	v->now_ms = now;
 }
 
 static void
@@ -418,6 +423,11 @@ daemon_admin(void *arg, const char *line, char *reply, size_t len)
 	case ADMIN_STATUS:
 		if (render_json(&v, &d->policy, NULL, &d->counters, reply, len) == 0)
 			snprintf(reply, len, "error status too large\n");
+		break;
+	case ADMIN_CLUSTER:
+	case ADMIN_CLUSTER_JSON:
+		if ((cmd == ADMIN_CLUSTER ? clusterview_table : clusterview_json)(&v, &d->policy, reply, len) == 0)
+			snprintf(reply, len, "error cluster too large\n");
 		break;
 	case ADMIN_DRAIN:
 	case ADMIN_MAINT:

@@ -20,7 +20,7 @@ daemon_usage(FILE *out)
 {
 	fprintf(out, "usage: pgcheckd [-c FILE]          run the agent (in the foreground)\n"
 	             "       pgcheckd -t [-c FILE]       check a configuration file and exit (0 good, 2 bad)\n"
-	             "       pgcheckd [-c FILE] ctl status|drain|maint|ready|release\n"
+	             "       pgcheckd [-c FILE] ctl status|drain|maint|ready|release|cluster [--json]\n"
 	             "                                   ask or tell the running agent over its admin socket\n"
 	             "       pgcheckd [-c FILE] ctl drain --wait [SECONDS]\n"
 	             "                                   drain, then wait until no HAProxy sends this node anything\n"
@@ -37,10 +37,16 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'},      {"test", no_argument, NULL, 't'},
-	    {"version", no_argument, NULL, 'V'},           {"help", no_argument, NULL, 'h'},
-	    {"help-config", optional_argument, NULL, 'K'}, {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"test", no_argument, NULL, 't'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"help-config", optional_argument, NULL, 'K'},
+	    {"json", no_argument, NULL, 'J'},
+	    {NULL, 0, NULL, 0},
 	};
+	char *ctl_argv[8];
+	bool json = false;       /* `ctl cluster --json` (getopt takes the flag wherever it stands) */
 	static struct conf conf; /* large: not on the stack */
 	const char *conf_path = CONF_DEFAULT_PATH;
 	char err[CONF_ERR_MAX];
@@ -54,6 +60,9 @@ main(int argc, char **argv)
 			break;
 		case 't':
 			test_only = true;
+			break;
+		case 'J':
+			json = true;
 			break;
 		case 'V':
 			printf("pgcheckd %s\n", PGCHECKD_VERSION);
@@ -78,6 +87,10 @@ main(int argc, char **argv)
 			return EXIT_CONFIG;
 		}
 	}
+	if (json && optind == argc) {
+		daemon_usage(stderr);
+		return EXIT_CONFIG;
+	}
 	if (optind != argc && strcmp(argv[optind], "ctl") != 0 && strcmp(argv[optind], "check") != 0) {
 		daemon_usage(stderr);
 		return EXIT_CONFIG;
@@ -87,9 +100,19 @@ main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	if (optind != argc) {
-		int rc = ctl_is_drain_wait(argc - optind, argv + optind)
-		             ? ctl_drain_wait(&conf, argc - optind, argv + optind)
-		             : ctl_run(conf.admin_socket, argc - optind, argv + optind);
+		int n = argc - optind, rc;
+		char **av;
+
+		if (json && (n != 2 || strcmp(argv[optind], "ctl") != 0 || strcmp(argv[optind + 1], "cluster") != 0)) {
+			daemon_usage(stderr); /* --json is for ctl cluster only */
+			return EXIT_CONFIG;
+		}
+		for (int i = 0; i < n && i < 6; i++)
+			ctl_argv[i] = argv[optind + i];
+		if (json)
+			ctl_argv[n++] = (char *)"--json";
+		av = n <= 6 ? ctl_argv : argv + optind;
+		rc = ctl_is_drain_wait(n, av) ? ctl_drain_wait(&conf, n, av) : ctl_run(conf.admin_socket, n, av);
 
 		if (rc == CTL_USAGE)
 			daemon_usage(stderr);

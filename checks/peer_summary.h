@@ -5,7 +5,10 @@
 #ifndef PGCHECKD_PEER_SUMMARY_H
 #define PGCHECKD_PEER_SUMMARY_H
 
+#include <stdbool.h>
 #include <stdint.h>
+
+#include "sample.h"
 
 /* Why an answer was not believed (the peer then counts as not heard from); names in peers_reject_names. */
 enum peers_reject {
@@ -30,6 +33,25 @@ struct peer_summary {
 	int primaries_on_timeline;             /* fresh peer primaries on the timeline given to peers_summary */
 	int64_t last_fresh_ms;                 /* monotonic time any same-cluster peer last answered; 0 never */
 	uint64_t rejected[PEERS_REJECT_COUNT]; /* answers not believed since start, by reason (for /metrics) */
+};
+
+/*
+ * What the read rules of verdict_for() need from the peers beyond fencing (peers_cluster): how the
+ * primary counts this replica (sync, async, quorum requests) and where the other replicas stand
+ * (over_lag = keep-best). Only fresh answers of this cluster count.
+ */
+struct peer_cluster {
+	/*
+	 * What the one fresh, unfenced peer primary on the newest timeline says of this node: UNKNOWN when
+	 * there is no such primary (or two), it does not say (an older node), this node has no name, or it
+	 * lists no entry for it while its list is cut short; NONE when its whole list leaves this node out.
+	 */
+	enum sync_state my_sync;
+	int replicas_fresh;   /* fresh peer replicas */
+	int replicas_unsure;  /* of those, not saying how their reads stand (an older node) */
+	int replicas_up;      /* of those, up for reads */
+	int replicas_lagging; /* of those, down (or kept up) only for their lag */
+	bool lagging_ahead;   /* a lagging one has replayed more than this node (or as much, with a lower name) */
 };
 
 #endif

@@ -145,6 +145,148 @@ peers_is_hex(const char *s, size_t n)
 	return true;
 }
 
+/* peers_parse_lsn reads an LSN as PostgreSQL writes it (1 to 8 hex digits, "/", 1 to 8), exactly n bytes. */
+static bool
+peers_parse_lsn(const char *s, size_t n, uint64_t *lsn)
+{
+	const char *slash = memchr(s, '/', n);
+	uint64_t half[2] = {0, 0};
+	size_t len[2];
+
+	if (slash == NULL)
+		return false;
+	len[0] = (size_t)(slash - s);
+	len[1] = n - len[0] - 1;
+	for (int h = 0; h < 2; h++) {
+		const char *d = h == 0 ? s : slash + 1;
+
+		if (len[h] == 0 || len[h] > 8)
+			return false;
+		for (size_t i = 0; i < len[h]; i++) {
+			char ch = d[i];
+			unsigned v;
+
+			if (ch >= '0' && ch <= '9')
+				v = (unsigned)(ch - '0');
+			else if (ch >= 'A' && ch <= 'F')
+				v = (unsigned)(ch - 'A' + 10);
+			else if (ch >= 'a' && ch <= 'f')
+				v = (unsigned)(ch - 'a' + 10);
+			else
+				return false;
+			half[h] = half[h] * 16 + v;
+		}
+	}
+	*lsn = (half[0] << 32) | half[1];
+	return true;
+}
+
+/* peers_is_name tells whether s (n bytes) is a shareable name: 1 to SAMPLE_NAME_MAX - 1 of [A-Za-z0-9._-]. */
+static bool
+peers_is_node_name(const char *s, size_t n)
+{
+	if (n == 0 || n >= SAMPLE_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		      s[i] == '.' || s[i] == '_' || s[i] == '-'))
+			return false;
+	return true;
+}
+
+char
+peers_sync_code(enum sync_state state)
+{
+	switch (state) {
+	case SYNC_SYNC:
+		return 's';
+	case SYNC_QUORUM:
+		return 'q';
+	case SYNC_POTENTIAL:
+		return 'p';
+	case SYNC_ASYNC:
+		return 'a';
+	default:
+		return '?';
+	}
+}
+
+/*
+ * peers_parse_ext takes one optional field into ext. A field it does not know, one that does not read
+ * (a newer version's form) or one said twice is left out: these fields never make an answer unbelievable,
+ * so fencing hears a node whatever else it says.
+ */
+static void
+peers_parse_ext(const char *key, size_t keylen, const char *value, size_t valuelen, struct peer_ext *ext)
+{
+	uint64_t number;
+
+#define PEERS_KEY_IS(k) (keylen == sizeof(k) - 1 && memcmp(key, k, keylen) == 0)
+	if (PEERS_KEY_IS("name")) {
+		if (ext->name[0] == '\0' && peers_is_node_name(value, valuelen)) {
+			memcpy(ext->name, value, valuelen);
+			ext->name[valuelen] = '\0';
+		}
+	} else if (PEERS_KEY_IS("read")) {
+		if (ext->read != PEER_READ_UNKNOWN)
+			return;
+		if (valuelen == 2 && memcmp(value, "up", 2) == 0)
+			ext->read = PEER_READ_UP;
+		else if (valuelen == 3 && memcmp(value, "lag", 3) == 0)
+			ext->read = PEER_READ_LAG;
+		else if (valuelen == 4 && memcmp(value, "down", 4) == 0)
+			ext->read = PEER_READ_DOWN;
+	} else if (PEERS_KEY_IS("weight")) {
+		if (ext->weight_pct < 0 && peers_parse_number(value, valuelen, 100, &number))
+			ext->weight_pct = (int)number;
+	} else if (PEERS_KEY_IS("lsn")) {
+		if (!ext->have_lsn)
+			ext->have_lsn = peers_parse_lsn(value, valuelen, &ext->lsn);
+	} else if (PEERS_KEY_IS("flush")) {
+		if (!ext->have_flush)
+			ext->have_flush = peers_parse_lsn(value, valuelen, &ext->flush_lsn);
+	} else if (PEERS_KEY_IS("lag")) {
+		if (!ext->have_lag && peers_parse_number(value, valuelen, INT64_MAX, &number)) {
+			ext->have_lag = true;
+			ext->lag_bytes = (int64_t)number;
+		}
+	} else if (PEERS_KEY_IS("lag_ms")) {
+		if (!ext->have_lag_ms && peers_parse_number(value, valuelen, INT64_MAX, &number)) {
+			ext->have_lag_ms = true;
+			ext->lag_ms = (int64_t)number;
+		}
+	} else if (PEERS_KEY_IS("pg_port")) {
+		if (ext->pg_port == 0 && peers_parse_number(value, valuelen, 65535, &number))
+			ext->pg_port = (int)number;
+	} else if (PEERS_KEY_IS("reason")) {
+		if (ext->reason[0] == '\0' && valuelen < sizeof(ext->reason)) {
+			memcpy(ext->reason, value, valuelen); /* printable, no space: checked by the caller */
+			ext->reason[valuelen] = '\0';
+		}
+	} else if (PEERS_KEY_IS("sync_n")) {
+		if (ext->standbys_total < 0 && peers_parse_number(value, valuelen, INT32_MAX, &number))
+			ext->standbys_total = (int)number;
+	} else if (PEERS_KEY_IS("sb")) {
+		/* NAME:S, in the answer's order; past SAMPLE_STANDBYS_MAX left out (the list then counts as cut) */
+		const char *colon = valuelen >= 3 ? value + valuelen - 2 : NULL;
+		enum sync_state st = SYNC_UNKNOWN;
+
+		if (colon == NULL || *colon != ':' || ext->standby_count >= SAMPLE_STANDBYS_MAX ||
+		    !peers_is_node_name(value, valuelen - 2))
+			return;
+		for (int k = SYNC_ASYNC; k < SYNC_STATE_COUNT; k++)
+			if (peers_sync_code((enum sync_state)k) == colon[1])
+				st = (enum sync_state)k;
+		if (st == SYNC_UNKNOWN)
+			return;
+		memcpy(ext->standby[ext->standby_count].name, value, valuelen - 2);
+		ext->standby[ext->standby_count].name[valuelen - 2] = '\0';
+		ext->standby[ext->standby_count].state = st;
+		ext->standby_count++;
+	}
+#undef PEERS_KEY_IS
+}
+
 /*
  * peers_parse_fields is peers_parse_line that also knows the authentication fields: nonce (exactly
  * PEERS_NONCE_HEX lower-case hex digits) and mac (PEERS_MAC_HEX of them, the last field), each once.
@@ -159,6 +301,9 @@ peers_parse_fields(const char *line, struct peer_state *st, struct peers_auth_fi
 	const char *p;
 
 	memset(af, 0, sizeof(*af));
+	memset(&out.ext, 0, sizeof(out.ext)); /* every answer says it anew: nothing of an older one stays */
+	out.ext.weight_pct = -1;
+	out.ext.standbys_total = -1;
 
 	if (strncmp(line, "state", 5) != 0 || (line[5] != ' ' && line[5] != '\n' && line[5] != '\0'))
 		return false;
@@ -218,7 +363,10 @@ peers_parse_fields(const char *line, struct peer_state *st, struct peers_auth_fi
 			memcpy(af->mac, value, valuelen);
 			af->signed_len = (size_t)(key - 1 - line);
 			field = HAVE_MAC;
-		} /* other keys: from a newer version, skipped */
+		} else {
+			peers_parse_ext(key, keylen, value, valuelen,
+			                &out.ext); /* the rest: optional, or a newer version's */
+		}
 		if (have & field)
 			return false; /* given twice: which one would count? */
 		have |= field;
@@ -1001,4 +1149,74 @@ peers_summary(const struct peers *p, int64_t now_ms, int64_t fresh_ms, uint64_t 
 	for (int i = 0; p != NULL && i < p->held_count; i++)
 		if (peers_counts(&p->held[i], now_ms, fresh_ms, system_identifier))
 			peers_count_primary(&p->held[i], my_timeline, out);
+}
+
+/* peers_ahead tells whether lagging peer st stands before this node for keep-best (unknown: it does). */
+static bool
+peers_ahead(const struct peer_state *st, const char *my_name, uint64_t my_lsn)
+{
+	if (!st->ext.have_lsn)
+		return true; /* where it stands is not said: this node does not take the place */
+	if (st->ext.lsn != my_lsn)
+		return st->ext.lsn > my_lsn;
+	return strcmp(st->ext.name, my_name) < 0; /* as far: the lower name (equal names: neither yields) */
+}
+
+void
+peers_cluster(const struct peers *p, int64_t now_ms, int64_t fresh_ms, uint64_t system_identifier, const char *my_name,
+              uint64_t my_lsn, struct peer_cluster *out)
+{
+	const struct peer_state *primary = NULL;
+	int newest = 0, primaries = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->my_sync = SYNC_UNKNOWN;
+	for (int i = 0; i < peers_count(p); i++) {
+		const struct peer_state *st = &p->peer[i]->st;
+
+		if (!peers_counts(st, now_ms, fresh_ms, system_identifier))
+			continue;
+		if (st->primary && !st->fenced) {
+			int tl = st->timeline > INT_MAX ? INT_MAX : (int)st->timeline;
+
+			if (tl > newest) {
+				newest = tl;
+				primary = st;
+				primaries = 1;
+			} else if (tl == newest) {
+				primaries++;
+			}
+		}
+		if (!st->replica)
+			continue;
+		out->replicas_fresh++;
+		switch (st->ext.read) {
+		case PEER_READ_UP:
+			out->replicas_up++;
+			break;
+		case PEER_READ_LAG:
+			out->replicas_lagging++;
+			if (peers_ahead(st, my_name, my_lsn))
+				out->lagging_ahead = true;
+			break;
+		case PEER_READ_DOWN:
+			break;
+		default:
+			out->replicas_unsure++;
+			break;
+		}
+	}
+	if (primaries != 1 || primary->ext.standbys_total < 0 || my_name[0] == '\0')
+		return; /* no one primary that says: unknown */
+	for (int k = 0; k < primary->ext.standby_count; k++) {
+		if (strcmp(primary->ext.standby[k].name, my_name) != 0)
+			continue;
+		if (out->my_sync != SYNC_UNKNOWN) {
+			out->my_sync = SYNC_UNKNOWN; /* two standbys by this name: which one is this node? */
+			return;
+		}
+		out->my_sync = primary->ext.standby[k].state;
+	}
+	if (out->my_sync == SYNC_UNKNOWN && primary->ext.standby_count >= primary->ext.standbys_total)
+		out->my_sync = SYNC_NONE; /* its whole list, and this node is not in it */
 }

@@ -13,8 +13,43 @@
 
 #include "conf.h"
 #include "peer_summary.h"
+#include "sample.h"
 
 #define PEERS_MAX CONF_ADDR_LIST_MAX
+
+/*
+ * PEERS_LINE_MAX: the longest answer line, its newline included. A reader of 0.1.0 keeps at most 255
+ * bytes and takes a longer answer for none, so a node never writes more: the optional fields below go
+ * in only while they fit (render_peer_line), and fencing's fields always do.
+ */
+#define PEERS_LINE_MAX 255
+
+/* What a newer node adds to its answer (all optional: an older node's answer has none of them). */
+enum peer_read {
+	PEER_READ_UNKNOWN, /* not said (an older node), or nothing fresh */
+	PEER_READ_UP,      /* its own role's answer is up with a weight above 0 (drained: down) */
+	PEER_READ_LAG,     /* a replica down (or kept up by keep-best) only for being over the lag limit */
+	PEER_READ_DOWN,    /* down for anything else */
+};
+
+struct peer_ext {
+	char name[SAMPLE_NAME_MAX]; /* name= (application_name / cluster_name); "" not said */
+	enum peer_read read;        /* read=up|lag|down */
+	int weight_pct;             /* weight=; -1 not said */
+	bool have_lsn;
+	uint64_t lsn; /* lsn=: a replica's replay position, a primary's current WAL position */
+	bool have_flush;
+	uint64_t flush_lsn; /* flush=: a replica's received (flushed) position */
+	bool have_lag;
+	int64_t lag_bytes; /* lag= */
+	bool have_lag_ms;
+	int64_t lag_ms;     /* lag_ms= */
+	int pg_port;        /* pg_port=: PostgreSQL's port on the peer's host; 0 not said */
+	char reason[32];    /* reason=: its answer's reason, spaces as '-'; "" none */
+	int standbys_total; /* sync_n=: a primary's streaming standbys; -1 not said */
+	int standby_count;  /* sb=NAME:S (s sync, q quorum, p potential, a async), in the answer's order */
+	struct sample_standby standby[SAMPLE_STANDBYS_MAX];
+};
 
 struct peer_state {
 	char addr[CONF_ADDR_MAX]; /* host:port as configured */
@@ -25,6 +60,7 @@ struct peer_state {
 	uint32_t timeline;          /* PostgreSQL's TimeLineID; 0 unknown (never from a primary) */
 	uint64_t system_identifier; /* 0: the peer does not know its cluster */
 	bool fenced;                /* the peer refuses writes itself */
+	struct peer_ext ext;        /* what else it said (every answer sets it anew) */
 };
 
 /*
@@ -34,7 +70,7 @@ struct peer_state {
  * port's line; each MAC has its own context label, so a request's MAC never passes for an answer's.
  *   request  "peer-state nonce=<32 hex> mac=<32 hex>\n"
  *            mac = HMAC(key, PEERS_REQUEST_LABEL "peer-state nonce=<hex>")
- *   answer   "state role=R timeline=T sysid=S fenced=F nonce=<the request's> mac=<32 hex>\n"
+ *   answer   "state role=R timeline=T sysid=S fenced=F [optional fields] nonce=<the request's> mac=<32 hex>\n"
  *            mac = HMAC(key, PEERS_ANSWER_LABEL "<the request's nonce>\n" <the line before " mac=">)
  * A node with a key answers any other "peer-state" with "down #unauthenticated" (no state, no sysid).
  */
@@ -94,6 +130,17 @@ enum peers_addr_state peers_address_state(const struct peers *p, int i);
 /* peers_resolvers_running counts name lookups still running on their threads (for tests). */
 int peers_resolvers_running(void);
 
+/*
+ * peers_cluster condenses what the fresh peers of this cluster say for the read rules (sync, async,
+ * quorum, keep-best; see struct peer_cluster): my_name is this node's name (the sample's), my_lsn what
+ * it has replayed. Only peers that answered within fresh_ms and share system_identifier count.
+ */
+void peers_cluster(const struct peers *p, int64_t now_ms, int64_t fresh_ms, uint64_t system_identifier,
+                   const char *my_name, uint64_t my_lsn, struct peer_cluster *out);
+
+/* peers_sync_code is the letter of a sync state in "sb=NAME:S" ('s', 'q', 'p', 'a'; '?' otherwise). */
+char peers_sync_code(enum sync_state state);
+
 /* peers_state gives peer i (0 <= i < count) for /status; peers_count how many there are. */
 int peers_count(const struct peers *p);
 const struct peer_state *peers_state(const struct peers *p, int i);
@@ -104,6 +151,9 @@ const struct peer_state *peers_state(const struct peers *p, int i);
  * field is required, once: role a lower-case word, timeline 0..UINT32_MAX (0, unknown, not from a
  * primary), sysid 0..UINT64_MAX, fenced 0 or 1; numbers are plain decimal digits. Fields it does not
  * know (a newer version's) are skipped if well-formed. False for anything else, and st is unchanged.
+ * The optional fields (struct peer_ext: name, read, weight, lsn, flush, lag, lag_ms, pg_port, reason,
+ * sync_n, sb) go into st->ext, which every answer sets anew; one that does not read is left out, never
+ * the answer.
  */
 bool peers_parse_line(const char *line, struct peer_state *st);
 

@@ -24,6 +24,12 @@
 /* how long an overdue connect or query is still waited for before it is closed and replaced */
 #define POLLER_ABANDON_MS 30000
 
+/*
+ * The last three columns: the name the primary knows this replica by (primary_conninfo's application_name,
+ * else the receiver's fallback_application_name: cluster_name, else walreceiver, as PostgreSQL does; on a
+ * primary its cluster_name), a primary's streaming standbys and how it counts them (sync and quorum first,
+ * at most 16), and the port PostgreSQL listens on.
+ */
 const char poller_sql[] = "SELECT r.rec,"
                           " current_setting('transaction_read_only') = 'on',"
                           " current_setting('default_transaction_read_only') = 'on',"
@@ -42,7 +48,18 @@ const char poller_sql[] = "SELECT r.rec,"
                           " a.clients, a.active,"
                           " current_setting('max_connections')::int,"
                           " current_setting('superuser_reserved_connections')::int"
-                          "  + coalesce(current_setting('reserved_connections', true)::int, 0)"
+                          "  + coalesce(current_setting('reserved_connections', true)::int, 0),"
+                          " CASE WHEN r.rec THEN coalesce("
+                          "  substring(w.conninfo FROM '(?:^| )application_name=([^ ]+)'),"
+                          "  substring(w.conninfo FROM 'fallback_application_name=([^ ]+)'),"
+                          "  nullif(current_setting('cluster_name'), ''), 'walreceiver')"
+                          "  ELSE current_setting('cluster_name') END,"
+                          " CASE WHEN NOT r.rec THEN (SELECT"
+                          "  string_agg(x.application_name || ' ' || x.sync_state, E'\\n'"
+                          "  ORDER BY x.o, x.application_name) FROM (SELECT application_name, sync_state,"
+                          "  sync_state NOT IN ('sync', 'quorum') AS o FROM pg_stat_replication"
+                          "  WHERE state = 'streaming' ORDER BY 3, 1 LIMIT 16) x) END,"
+                          " current_setting('port')::int"
                           " FROM (SELECT pg_is_in_recovery() AS rec) r"
                           " LEFT JOIN pg_stat_wal_receiver w ON true"
                           " CROSS JOIN (SELECT count(*) FILTER (WHERE backend_type = 'client backend') AS clients,"
@@ -67,6 +84,9 @@ enum poller_col {
 	COL_ACTIVE,
 	COL_MAX_CONNECTIONS,
 	COL_RESERVED,
+	COL_NAME,
+	COL_STANDBYS,
+	COL_PG_PORT,
 	COL_COUNT
 };
 
@@ -211,6 +231,68 @@ poller_lsn(const PGresult *res, int col)
 	return lsn;
 }
 
+/* poller_name_ok tells whether name (n bytes) can be shared with peers: 1 to 30 of [A-Za-z0-9._-]. */
+static bool
+poller_name_ok(const char *name, size_t n)
+{
+	if (n == 0 || n >= SAMPLE_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = name[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+		      ch == '_' || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* poller_sync_state maps pg_stat_replication.sync_state's word (n bytes). */
+static enum sync_state
+poller_sync_state(const char *word, size_t n)
+{
+	static const struct {
+		const char *word;
+		enum sync_state state;
+	} words[] = {
+	    {"async", SYNC_ASYNC}, {"potential", SYNC_POTENTIAL}, {"sync", SYNC_SYNC}, {"quorum", SYNC_QUORUM}};
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strlen(words[i].word) == n && memcmp(words[i].word, word, n) == 0)
+			return words[i].state;
+	return SYNC_UNKNOWN;
+}
+
+/*
+ * poller_read_standbys reads "name state\n..." (at most 16 rows) into s->standby: names that cannot be
+ * shared and rows past SAMPLE_STANDBYS_MAX are left out (standby_count < streaming_replicas says so).
+ */
+static void
+poller_read_standbys(const char *text, struct sample *s)
+{
+	const char *p = text;
+
+	while (*p != '\0' && s->standby_count < SAMPLE_STANDBYS_MAX) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl != NULL ? (size_t)(nl - p) : strlen(p);
+		const char *sp = memrchr(p, ' ', n);
+
+		if (sp != NULL && poller_name_ok(p, (size_t)(sp - p))) {
+			struct sample_standby *sb = &s->standby[s->standby_count];
+
+			sb->state = poller_sync_state(sp + 1, n - (size_t)(sp + 1 - p));
+			if (sb->state != SYNC_UNKNOWN) {
+				memcpy(sb->name, p, (size_t)(sp - p));
+				sb->name[sp - p] = '\0';
+				s->standby_count++;
+			}
+		}
+		p += n;
+		if (*p == '\n')
+			p++;
+	}
+}
+
 /* poller_read_sample turns the one row of poller_sql into a sample. */
 static bool
 poller_read_sample(struct poller *p, const PGresult *res, struct sample *s)
@@ -265,6 +347,12 @@ poller_read_sample(struct poller *p, const PGresult *res, struct sample *s)
 	s->max_connections = (int)poller_int(res, COL_MAX_CONNECTIONS);
 	d = poller_int(res, COL_RESERVED);
 	s->reserved_connections = (int)d;
+	if (!PQgetisnull(res, 0, COL_NAME) &&
+	    poller_name_ok(PQgetvalue(res, 0, COL_NAME), strlen(PQgetvalue(res, 0, COL_NAME))))
+		snprintf(s->name, sizeof(s->name), "%s", PQgetvalue(res, 0, COL_NAME));
+	if (!PQgetisnull(res, 0, COL_STANDBYS))
+		poller_read_standbys(PQgetvalue(res, 0, COL_STANDBYS), s);
+	s->pg_port = (int)poller_int(res, COL_PG_PORT);
 	(void)host_load1(&s->load1);
 	s->ncpu = host_ncpu();
 	return true;

@@ -8,6 +8,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* How a primary counts a standby (pg_stat_replication.sync_state); UNKNOWN: nobody fresh says. */
+enum sync_state { SYNC_UNKNOWN, SYNC_NONE, SYNC_ASYNC, SYNC_POTENTIAL, SYNC_SYNC, SYNC_QUORUM, SYNC_STATE_COUNT };
+
+#define SAMPLE_NAME_MAX     31 /* a node or standby name as shared with peers: [A-Za-z0-9._-], at most 30 */
+#define SAMPLE_STANDBYS_MAX 8  /* standbys a primary lists (sync and quorum first); more are counted only */
+
+struct sample_standby {
+	char name[SAMPLE_NAME_MAX];
+	int pg_port; /* current_setting('port'): where PostgreSQL listens on this host */ /* its application_name */
+	enum sync_state state;
+};
+
 struct sample {
 	int64_t taken_ms;           /* monotonic time the answer arrived */
 	int64_t poll_duration_ms;   /* from sending the statement to its answer */
@@ -37,6 +49,14 @@ struct sample {
 	/* primary only */
 	uint64_t current_lsn;   /* pg_current_wal_lsn() */
 	int streaming_replicas; /* pg_stat_replication where state = 'streaming' */
+	int standby_count; /* of those, listed in standby[] (names that can be shared, at most SAMPLE_STANDBYS_MAX) */
+	struct sample_standby standby[SAMPLE_STANDBYS_MAX];
+	/*
+	 * The node's name: on a replica the application_name its WAL receiver gives the primary (what
+	 * pg_stat_replication shows there), on a primary cluster_name; "" when it cannot be shared.
+	 */
+	char name[SAMPLE_NAME_MAX];
+	int pg_port; /* current_setting('port'): where PostgreSQL listens on this host */
 	/* load */
 	int client_backends; /* client backends connected (pgcheckd's own included) */
 	int active_backends; /* of those, running a statement */

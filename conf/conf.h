@@ -31,8 +31,17 @@
 #define CONF_HTTP_CREDENTIAL_MAX    (8 + 4 * ((CONF_HTTP_SECRET_MAX + 2) / 3) + 1)
 
 /* What a request key names; shared by the agent line, HTTP paths and the config. */
-enum request_kind { REQUEST_PRIMARY, REQUEST_REPLICA, REQUEST_READ_ONLY, REQUEST_HEALTH, REQUEST_KIND_COUNT };
-enum over_lag_action { OVER_LAG_DOWN, OVER_LAG_DRAIN };
+enum request_kind {
+	REQUEST_PRIMARY,
+	REQUEST_REPLICA,
+	REQUEST_READ_ONLY,
+	REQUEST_HEALTH,
+	REQUEST_SYNC,   /* a replica the primary counts as synchronous */
+	REQUEST_ASYNC,  /* a replica the primary counts as asynchronous (or potential) */
+	REQUEST_QUORUM, /* a replica the primary counts in a quorum (ANY) */
+	REQUEST_KIND_COUNT
+};
+enum over_lag_action { OVER_LAG_DOWN, OVER_LAG_DRAIN, OVER_LAG_KEEP_BEST };
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 enum conf_verify { CONF_VERIFY_NONE, CONF_VERIFY_REQUIRED };           /* [tls] verify_client */
 enum conf_dcs_mode { CONF_DCS_OFF, CONF_DCS_PATRONI, CONF_DCS_LEASE }; /* [dcs] mode */

@@ -111,7 +111,9 @@
 	  "Hysteresis: a replica that went over a lag limit is back only when under this "         \
 	  "percentage of every limit.")                                                            \
 	X(replica, over_lag, ENUM, "down", 0, 0, true, conf_over_lag_names,                        \
-	  "What a replica over the lag limit answers: 'down' (down #lag ...) or 'drain' (up 0%).") \
+	  "What a replica over the lag limit answers: 'down' (down #lag ...) or 'drain' (up 0%); "  \
+	  "'keep-best': down, except that when every replica the fresh peers tell of is over the " \
+	  "limit too, the least behind stays up at the floor weight (keep-best lag ...).")        \
 	X(replica, receiver_silence_max_ms, INT, "60000", 0, 3600000, true, NULL,                  \
 	  "A replica whose WAL receiver has heard nothing from the primary for this long is "      \
 	  "disconnected (down). 0 disables the silence limit; a receiver that is not streaming "   \

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
-const char *const conf_request_names[] = {"primary", "replica", "read-only", "health", NULL};
-const char *const conf_over_lag_names[] = {"down", "drain", NULL};
+const char *const conf_request_names[] = {"primary", "replica", "read-only", "health", "sync", "async", "quorum", NULL};
+const char *const conf_over_lag_names[] = {"down", "drain", "keep-best", NULL};
 const char *const conf_log_level_names[] = {"error", "warning", "info", "debug", NULL};
 const char *const conf_verify_names[] = {"none", "required", NULL};
 const char *const conf_dcs_mode_names[] = {"off", "patroni", "lease", NULL};

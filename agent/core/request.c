@@ -18,7 +18,9 @@ static const struct {
     {"primary", REQUEST_PRIMARY},    {"master", REQUEST_PRIMARY}, {"leader", REQUEST_PRIMARY},
     {"read-write", REQUEST_PRIMARY}, {"rw", REQUEST_PRIMARY},     {"replica", REQUEST_REPLICA},
     {"standby", REQUEST_REPLICA},    {"ro", REQUEST_REPLICA},     {"read-only", REQUEST_READ_ONLY},
-    {"health", REQUEST_HEALTH},      {"any", REQUEST_HEALTH},
+    {"health", REQUEST_HEALTH},      {"any", REQUEST_HEALTH},     {"sync", REQUEST_SYNC},
+    {"synchronous", REQUEST_SYNC},   {"async", REQUEST_ASYNC},    {"asynchronous", REQUEST_ASYNC},
+    {"quorum", REQUEST_QUORUM},
 };
 
 const char *

@@ -23,6 +23,7 @@ verdict_policy(const struct conf *c, struct policy *p)
 	p->floor_pct = (int)c->weight_floor_pct;
 	p->location = c->agent_location;
 	p->isolation_fence_ms = c->peers_isolation_fence_ms;
+	p->peers_fresh_ms = c->peers_fresh_ms;
 	p->fenced_reads = c->peers_fenced_reads;
 	p->peer_key = c->peers_key;
 	p->peer_key_len = c->peers_key_len;
@@ -42,6 +43,14 @@ const char *
 verdict_reason_name(enum verdict_reason why)
 {
 	return (unsigned)why < VERDICT_REASON_COUNT ? verdict_reason_names[why] : "unknown";
+}
+
+const char *
+verdict_sync_name(enum sync_state state)
+{
+	static const char *const names[SYNC_STATE_COUNT] = {"unknown", "none", "async", "potential", "sync", "quorum"};
+
+	return (unsigned)state < SYNC_STATE_COUNT ? names[state] : "unknown";
 }
 
 bool
@@ -72,6 +81,13 @@ verdict_render_reason(const struct verdict *v, char *buf, size_t len)
 	case REASON_LAG:
 		verdict_format_lag(v->lag_bytes, v->have_lag_s, v->lag_s, lag, sizeof(lag));
 		snprintf(buf, len, "lag %s", lag);
+		break;
+	case REASON_KEEP_BEST:
+		verdict_format_lag(v->lag_bytes, v->have_lag_s, v->lag_s, lag, sizeof(lag));
+		snprintf(buf, len, "%s lag %s", verdict_reason_name(v->why), lag);
+		break;
+	case REASON_SYNC_STATE:
+		snprintf(buf, len, "%s %s", verdict_reason_name(v->why), verdict_sync_name(v->sync));
 		break;
 	case REASON_BEHIND_LSN:
 		snprintf(buf, len, "%s %" PRIX32 "/%" PRIX32, verdict_reason_name(v->why),
@@ -227,6 +243,49 @@ verdict_behind(const struct node_view *v, const struct request *r, struct verdic
 	return true;
 }
 
+/*
+ * verdict_keep_best tells whether this replica, over the lag limit, stays up (over_lag = keep-best):
+ * the fresh peers tell of no replica up for reads, of none that does not say where it stands (an
+ * older node), and of no lagging one ahead of this one (more replayed, or as much with a lower name).
+ * Without a fresh peer it does not know: false (down). A request's own lag limit is kept as asked.
+ */
+static bool
+verdict_keep_best(const struct node_view *v, const struct request *r)
+{
+	const struct peer_cluster *c = &v->cluster;
+
+	if (r->has_max_lag_bytes || r->has_max_lag_s || v->peers.fresh == 0)
+		return false;
+	return c->replicas_up == 0 && c->replicas_unsure == 0 && !c->lagging_ahead;
+}
+
+/*
+ * verdict_sync keeps a replica's up answer (in out) only when the primary counts it as request r asks
+ * (sync, quorum; async: async or potential). A replica cannot see its own sync state: the word is the
+ * one fresh peer primary's, and without it the answer is down (sync-unknown).
+ */
+static void
+verdict_sync(const struct node_view *v, const struct request *r, struct verdict *out)
+{
+	enum sync_state st = v->cluster.my_sync;
+	bool match;
+
+	if (st == SYNC_UNKNOWN) {
+		verdict_down(out, REASON_SYNC_UNKNOWN);
+		return;
+	}
+	if (r->kind == REQUEST_SYNC)
+		match = st == SYNC_SYNC;
+	else if (r->kind == REQUEST_QUORUM)
+		match = st == SYNC_QUORUM;
+	else
+		match = st == SYNC_ASYNC || st == SYNC_POTENTIAL;
+	if (!match) {
+		out->sync = st;
+		verdict_down(out, REASON_SYNC_STATE);
+	}
+}
+
 static void
 verdict_replica(const struct node_view *v, const struct request *r, const struct policy *p, struct verdict *out)
 {
@@ -266,7 +325,11 @@ verdict_replica(const struct node_view *v, const struct request *r, const struct
 		out->lag_bytes = s->lag_bytes;
 		out->have_lag_s = s->have_lag_s;
 		out->lag_s = s->lag_s;
-		if (p->over_lag == OVER_LAG_DRAIN) {
+		if (p->over_lag == OVER_LAG_KEEP_BEST && verdict_keep_best(v, r)) {
+			out->up = true; /* every replica is over the limit and this one is the least behind */
+			out->weight_pct = p->floor_pct;
+			verdict_because(out, REASON_KEEP_BEST);
+		} else if (p->over_lag == OVER_LAG_DRAIN) {
 			out->up = true; /* drained: up 0%, with the lag as its reason */
 			out->weight_pct = 0;
 			verdict_because(out, REASON_LAG);
@@ -343,6 +406,13 @@ verdict_for(const struct node_view *v, const struct request *r, const struct pol
 			verdict_up(out, (int)lround(w / step) * step);
 		}
 		break;
+	case REQUEST_SYNC:
+	case REQUEST_ASYNC:
+	case REQUEST_QUORUM:
+		verdict_replica(v, r, p, out);
+		if (out->up)
+			verdict_sync(v, r, out);
+		break;
 	case REQUEST_HEALTH:
 		/* a primary has every position it has written; a replica only what it has replayed */
 		if (!(s->in_recovery && verdict_behind(v, r, out)))
@@ -353,7 +423,7 @@ verdict_for(const struct node_view *v, const struct request *r, const struct pol
 		return;
 	}
 	/* a read that prefers another location: still up (reads fail over here), at no more than the floor */
-	if (out->up && (r->kind == REQUEST_REPLICA || r->kind == REQUEST_READ_ONLY) && !verdict_preferred(r, p)) {
+	if (out->up && r->kind != REQUEST_PRIMARY && r->kind != REQUEST_HEALTH && !verdict_preferred(r, p)) {
 		if (out->weight_pct > p->floor_pct)
 			out->weight_pct = p->floor_pct;
 		if (out->why == REASON_NONE)

@@ -15,6 +15,8 @@
 #include "request.h"
 #include "sample.h"
 
+struct peers; /* checks/peers.h: never read by the core */
+
 enum node_override { OVERRIDE_NONE, OVERRIDE_DRAIN, OVERRIDE_MAINT };
 
 /* What the responders may know of the node: a read-only copy, taken at now_ms. */
@@ -34,10 +36,13 @@ struct node_view {
 	enum node_override override;
 	bool shutting_down;
 	/* fencing */
-	struct peer_summary peers; /* what the fresh peers of this cluster say */
-	bool released;             /* an operator released this primary from split fencing */
-	int64_t isolated_ms;       /* since a peer or a streaming replica was last seen */
-	struct dcs_summary dcs;    /* what the DCS client last learned ([dcs] mode) */
+	struct peer_summary peers;     /* what the fresh peers of this cluster say */
+	struct peer_cluster cluster;   /* ... about sync states and the other replicas (sync, keep-best) */
+	const struct peers *peer_list; /* the live list, for /cluster only (read on the loop); NULL: none */
+	int64_t now_ms;                /* the monotonic time the view was taken */
+	bool released;                 /* an operator released this primary from split fencing */
+	int64_t isolated_ms;           /* since a peer or a streaming replica was last seen */
+	struct dcs_summary dcs;        /* what the DCS client last learned ([dcs] mode) */
 	/* counters, for /metrics */
 	uint64_t polls[POLL_RESULT_COUNT];
 	uint64_t role_changes;
@@ -51,9 +56,10 @@ struct policy {
 	int64_t receiver_silence_max_ms;
 	int primary_read_pct;
 	int step_pct;
-	int floor_pct;              /* [weight] floor_pct: the weight of a read that prefers another location */
-	const char *location;       /* [agent] location's labels, in the conf it was taken from */
+	int floor_pct;        /* [weight] floor_pct: keep-best's weight, and a read that prefers another location */
+	const char *location; /* [agent] location's labels, in the conf it was taken from */
 	int64_t isolation_fence_ms; /* 0: off */
+	int64_t peers_fresh_ms;     /* a peer's answer counts this long (/cluster) */
 	bool fenced_reads;
 	/* [peers] key_file's key, in the conf it was taken from: "peer-state" only to readers holding it */
 	const unsigned char *peer_key;
@@ -95,7 +101,10 @@ struct policy {
 	X(REASON_DCS_UNHEARD, "dcs-unheard")         /* started: etcd not asked to the end yet */                      \
 	X(REASON_DCS_UNREACHABLE, "dcs-unreachable") /* no believed answer within [dcs] fresh_ms */                    \
 	X(REASON_DCS_NOT_LEADER, "dcs-not-leader")   /* the leader key names another node, or no one */                \
-	X(REASON_DCS_NO_LEASE, "dcs-no-lease")       /* lease mode: the key is free, not (yet) taken by this node */
+	X(REASON_DCS_NO_LEASE, "dcs-no-lease")       /* lease mode: the key is free, not (yet) taken by this node */   \
+	X(REASON_SYNC_UNKNOWN, "sync-unknown") /* no fresh word from the one primary on this replica's sync state */   \
+	X(REASON_SYNC_STATE, "sync-state")     /* rendered with what the primary counts it as: "sync-state async" */   \
+	X(REASON_KEEP_BEST, "keep-best") /* up at the floor weight: rendered with the lag, "keep-best lag 35MB/12s" */
 
 enum verdict_reason {
 #define VERDICT_REASON_ENUM(e, s) e,
@@ -113,13 +122,17 @@ struct verdict {
 	int64_t lag_bytes;
 	bool have_lag_s;
 	double lag_s;
-	uint64_t replay_lsn; /* behind: what the replica has replayed */
+	uint64_t replay_lsn;  /* behind: what the replica has replayed */
+	enum sync_state sync; /* sync-state: what the primary counts this replica as */
 	enum poll_result failure;
 	char reason[VERDICT_REASON_MAX]; /* the rendered text of why; "" when up without remark */
 };
 
 /* verdict_reason_name is the word of a reason code (its table entry). */
 const char *verdict_reason_name(enum verdict_reason why);
+
+/* verdict_sync_name is the word of a sync state ("sync", "quorum", "potential", "async", "none", "unknown"). */
+const char *verdict_sync_name(enum sync_state state);
 
 /* verdict_is_fenced: the answer is down because this primary is fenced (any fencing reason). */
 bool verdict_is_fenced(const struct verdict *v);

@@ -11,8 +11,13 @@ static const struct {
 	const char *word;
 	enum admin_command cmd;
 } admin_words[] = {
-    {"status", ADMIN_STATUS}, {"drain", ADMIN_DRAIN},     {"maint", ADMIN_MAINT},
-    {"ready", ADMIN_READY},   {"release", ADMIN_RELEASE},
+    {"status", ADMIN_STATUS},
+    {"drain", ADMIN_DRAIN},
+    {"maint", ADMIN_MAINT},
+    {"ready", ADMIN_READY},
+    {"release", ADMIN_RELEASE},
+    {"cluster", ADMIN_CLUSTER},
+    {"cluster json", ADMIN_CLUSTER_JSON},
 };
 
 enum admin_command

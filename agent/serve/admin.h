@@ -17,13 +17,15 @@ enum admin_command {
 	ADMIN_MAINT,
 	ADMIN_READY,
 	ADMIN_RELEASE,
-	ADMIN_CHECK,     /* "check REQUEST": r holds the request */
-	ADMIN_BAD_CHECK, /* "check" with a request that does not parse */
+	ADMIN_CLUSTER,      /* "cluster": the table of this node and its peers */
+	ADMIN_CLUSTER_JSON, /* "cluster json": the same as /cluster */
+	ADMIN_CHECK,        /* "check REQUEST": r holds the request */
+	ADMIN_BAD_CHECK,    /* "check" with a request that does not parse */
 	ADMIN_UNKNOWN,
 };
 
 /* The list every "unknown command" answer and the usage give. */
-#define ADMIN_COMMANDS "status, drain, maint, ready, release, check REQUEST"
+#define ADMIN_COMMANDS "status, drain, maint, ready, release, cluster [json], check REQUEST"
 
 /* admin_parse reads one command line (without its newline); for ADMIN_CHECK, r is the request. */
 enum admin_command admin_parse(const char *line, struct request *r);

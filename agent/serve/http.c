@@ -228,6 +228,12 @@ http_route(const struct http_request *h, struct request *r)
 		return HTTP_ROUTE_METRICS;
 	if (strcmp(path, "/liveness") == 0)
 		return HTTP_ROUTE_LIVENESS;
+	if (strcmp(path, "/cluster") == 0)
+		return HTTP_ROUTE_CLUSTER;
+	if (strcmp(path, "/cluster/replica") == 0) {
+		r->kind = REQUEST_REPLICA;
+		return http_apply_query(h->query, r) ? HTTP_ROUTE_CLUSTER_REPLICA : HTTP_ROUTE_BAD_QUERY;
+	}
 	if (strcmp(path, "/") == 0) {
 		r->kind = REQUEST_PRIMARY; /* as in Patroni: "/" is the primary check */
 	} else if (strcmp(path, "/readiness") == 0) {

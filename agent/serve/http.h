@@ -36,13 +36,15 @@ struct http_request {
 enum http_parse http_parse_request(const char *buf, size_t len, struct http_request *out);
 
 enum http_route {
-	HTTP_ROUTE_CHECK,       /* a health path: answer verdict_for(request) */
-	HTTP_ROUTE_LIVENESS,    /* the agent itself answers */
-	HTTP_ROUTE_STATUS,      /* JSON for people */
-	HTTP_ROUTE_METRICS,     /* Prometheus text */
-	HTTP_ROUTE_NOT_FOUND,   /* 404 */
-	HTTP_ROUTE_BAD_QUERY,   /* 400: a parameter not understood */
-	HTTP_ROUTE_UNAUTHORIZED /* 401: a path that needs a credential the request did not bring (respond.c) */
+	HTTP_ROUTE_CHECK,           /* a health path: answer verdict_for(request) */
+	HTTP_ROUTE_LIVENESS,        /* the agent itself answers */
+	HTTP_ROUTE_STATUS,          /* JSON for people */
+	HTTP_ROUTE_METRICS,         /* Prometheus text */
+	HTTP_ROUTE_CLUSTER,         /* /cluster: JSON of this node and its peers */
+	HTTP_ROUTE_CLUSTER_REPLICA, /* /cluster/replica?min_lsn=: which node can serve a read now */
+	HTTP_ROUTE_NOT_FOUND,       /* 404 */
+	HTTP_ROUTE_BAD_QUERY,       /* 400: a parameter not understood */
+	HTTP_ROUTE_UNAUTHORIZED     /* 401: a path that needs a credential the request did not bring (respond.c) */
 };
 
 /* http_route maps path and query to a route and, for checks, a request (Patroni's ?lag= included). */

@@ -251,7 +251,7 @@ listener_answer(struct client *c, enum http_parse parsed, const struct http_requ
 	}
 	l->ops.view(l->arg, &v, &p);
 	if (!c->is_http) {
-		char line[VERDICT_REASON_MAX + 96];
+		char line[RESPOND_LINE_MAX];
 
 		if (l->mode == LISTENER_ROLE) {
 			l->counters->checks[PROTOCOL_ROLE_PORT]++;

@@ -4,6 +4,8 @@
  */
 #include "render.h"
 
+#include "peers.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -198,6 +200,27 @@ render_json(const struct node_view *v, const struct policy *p, const struct requ
 	return b.overflow ? 0 : b.len;
 }
 
+/* render_peer_field appends " text" to the line in buf (n bytes so far) when it stays within budget bytes. */
+static void render_peer_field(char *buf, size_t *n, size_t budget, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+render_peer_field(char *buf, size_t *n, size_t budget, const char *fmt, ...)
+{
+	char field[PEERS_LINE_MAX];
+	va_list ap;
+	int m;
+
+	va_start(ap, fmt);
+	m = vsnprintf(field, sizeof(field), fmt, ap);
+	va_end(ap);
+	if (m <= 0 || (size_t)m >= sizeof(field) || *n + 1 + (size_t)m > budget)
+		return; /* does not fit: left out, never cut */
+	buf[(*n)++] = ' ';
+	memcpy(buf + *n, field, (size_t)m + 1);
+	*n += (size_t)m;
+}
+
 size_t
 render_peer_line(const struct node_view *v, const struct policy *p, char *buf, size_t len)
 {
@@ -205,14 +228,69 @@ render_peer_line(const struct node_view *v, const struct policy *p, char *buf, s
 	const char *role = "unknown";
 	struct request r = {.kind = REQUEST_PRIMARY};
 	struct verdict vd;
-	int n;
+	char reason[VERDICT_REASON_MAX];
+	/* the line, its newline included, within PEERS_LINE_MAX once the nonce and MAC are added */
+	size_t budget = PEERS_LINE_MAX - 1 - (p->peer_key_len > 0 ? 7 + PEERS_NONCE_HEX + 5 + PEERS_MAC_HEX : 0);
+	size_t n;
+	int m;
+	bool fresh = v->have_sample && !v->failing && v->sample_age_ms <= p->stale_after_ms;
 
-	if (v->have_sample && !v->failing && v->sample_age_ms <= p->stale_after_ms)
+	if (fresh)
 		role = s->in_recovery ? "replica" : s->read_only || s->default_read_only ? "read-only" : "primary";
 	verdict_for(v, &r, p, &vd);
-	n = snprintf(buf, len, "state role=%s timeline=%d sysid=%" PRIu64 " fenced=%d\n", role, s->timeline,
+	if (budget > len - 1)
+		budget = len - 1;
+	m = snprintf(buf, len, "state role=%s timeline=%d sysid=%" PRIu64 " fenced=%d", role, s->timeline,
 	             s->system_identifier, verdict_is_fenced(&vd) ? 1 : 0);
-	return n > 0 && (size_t)n < len ? (size_t)n : 0;
+	if (m <= 0 || (size_t)m >= budget)
+		return 0;
+	n = (size_t)m;
+	/* what else it knows, for the read rules and /cluster: each field only while it fits */
+	if (s->name[0] != '\0')
+		render_peer_field(buf, &n, budget, "name=%s", s->name);
+	if (fresh && !s->in_recovery) {
+		render_peer_field(buf, &n, budget, "sync_n=%d", s->streaming_replicas);
+		for (int k = 0; k < s->standby_count; k++)
+			render_peer_field(buf, &n, budget, "sb=%s:%c", s->standby[k].name,
+			                  peers_sync_code(s->standby[k].state));
+	}
+	if (fresh && s->in_recovery) {
+		r.kind = REQUEST_REPLICA;
+		verdict_for(v, &r, p, &vd);
+	}
+	render_peer_field(buf, &n, budget, "read=%s",
+	                  !fresh                                                                             ? "down"
+	                  : vd.up && vd.weight_pct > 0 && vd.why != REASON_KEEP_BEST && vd.why != REASON_LAG ? "up"
+	                  : vd.why == REASON_LAG || vd.why == REASON_KEEP_BEST                               ? "lag"
+	                                                                                                     : "down");
+	if (v->have_sample) {
+		uint64_t lsn = s->in_recovery ? s->replay_lsn : s->current_lsn;
+
+		render_peer_field(buf, &n, budget, "lsn=%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
+	}
+	render_peer_field(buf, &n, budget, "weight=%d", vd.up ? vd.weight_pct : 0);
+	if (v->have_sample && s->in_recovery) {
+		render_peer_field(buf, &n, budget, "lag=%" PRId64, s->lag_bytes);
+		if (s->have_lag_s)
+			render_peer_field(buf, &n, budget, "lag_ms=%" PRId64, (int64_t)(s->lag_s * 1000.0));
+	}
+	if (s->pg_port > 0)
+		render_peer_field(buf, &n, budget, "pg_port=%d", s->pg_port);
+	if (vd.why != REASON_NONE) {
+		/* the reason's word (its numbers are in the fields above), spaces as '-' */
+		snprintf(reason, sizeof(reason), "%.31s",
+		         vd.why == REASON_POLL_FAILED ? poll_result_name(vd.failure) : verdict_reason_name(vd.why));
+		for (char *c = reason; *c != '\0'; c++)
+			if (*c == ' ')
+				*c = '-';
+		render_peer_field(buf, &n, budget, "reason=%s", reason);
+	}
+	if (v->have_sample && s->in_recovery && s->receive_lsn != 0)
+		render_peer_field(buf, &n, budget, "flush=%X/%X", (unsigned)(s->receive_lsn >> 32),
+		                  (unsigned)s->receive_lsn);
+	buf[n++] = '\n';
+	buf[n] = '\0';
+	return n;
 }
 
 static void

@@ -38,7 +38,9 @@ size_t render_metrics(const struct node_view *v, const struct policy *p, const s
 
 /*
  * render_peer_line writes what this node tells its peers: "state role=primary timeline=3 sysid=N
- * fenced=0\n". role is primary only for a fresh, writable primary; unknown when there is no fresh sample.
+ * fenced=0 ...\n": the fencing fields, then the optional ones that fit (name, read, lsn, weight, lag,
+ * standbys: see peers.h and PEERS_LINE_MAX). role is primary only for a fresh, writable primary;
+ * unknown when there is no fresh sample.
  * With [peers] key_file, the responder adds the reader's nonce and a MAC (peers_sign_answer).
  */
 size_t render_peer_line(const struct node_view *v, const struct policy *p, char *buf, size_t len);

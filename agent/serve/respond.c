@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "agentline.h"
+#include "clusterview.h"
 #include "peers.h"
 
 #define RESPOND_PEER_STATE "peer-state"
@@ -173,6 +174,8 @@ respond_http(const struct respond_ctx *x, enum http_parse parsed, const struct h
 		enum http_route route = http_route(h, &r);
 
 		if ((route == HTTP_ROUTE_STATUS && respond_refused(x, h, CONF_PROTECT_STATUS)) ||
+		    ((route == HTTP_ROUTE_CLUSTER || route == HTTP_ROUTE_CLUSTER_REPLICA) &&
+		     respond_refused(x, h, CONF_PROTECT_STATUS)) ||
 		    (route == HTTP_ROUTE_METRICS && respond_refused(x, h, CONF_PROTECT_METRICS)) ||
 		    (route == HTTP_ROUTE_CHECK && respond_refused(x, h, CONF_PROTECT_CHECKS)))
 			route = HTTP_ROUTE_UNAUTHORIZED;
@@ -200,6 +203,14 @@ respond_http(const struct respond_ctx *x, enum http_parse parsed, const struct h
 		case HTTP_ROUTE_STATUS:
 			status = 200;
 			blen = render_json(x->view, x->policy, NULL, x->counters, body, RESPOND_REPLY_MAX);
+			break;
+		case HTTP_ROUTE_CLUSTER:
+			status = 200;
+			blen = clusterview_json(x->view, x->policy, body, RESPOND_REPLY_MAX);
+			break;
+		case HTTP_ROUTE_CLUSTER_REPLICA:
+			status =
+			    clusterview_replica(x->view, x->policy, &r, body, RESPOND_REPLY_MAX, &blen) ? 200 : 503;
 			break;
 		case HTTP_ROUTE_METRICS:
 			status = 200;

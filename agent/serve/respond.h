@@ -33,6 +33,9 @@ struct respond_ctx {
 	const struct respond_auth *auth;   /* NULL or no credential: HTTP answers everyone */
 };
 
+/* The longest agent line (a peer-state answer: PEERS_LINE_MAX and its NUL). */
+#define RESPOND_LINE_MAX 256
+
 /* The largest answer: /metrics and /status with headers. */
 #define RESPOND_REPLY_MAX 16384
 

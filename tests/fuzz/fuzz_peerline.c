@@ -9,6 +9,10 @@
  * only if it parses (and then to the same state) and never without a MAC; signed with that key and
  * nonce it is believed exactly when the signed line parses, and never for another nonce or another
  * key; the input as a request is accepted only in the one form pgcheckd writes.
+ * The optional cluster fields (name, read, lsn, weight, lag, sync_n, sb, ...): whatever they say, the
+ * line stands or falls on its fencing fields alone (the same input without a field that is not one of
+ * them parses the same way), and what is taken from them is in range (names of the shareable alphabet,
+ * at most SAMPLE_STANDBYS_MAX standbys with a known sync state, weight -1..100, port 0..65535).
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -137,6 +141,91 @@ check_authenticated(const char *line, size_t size)
 	}
 }
 
+static bool
+name_ok(const char *name, bool may_be_empty)
+{
+	size_t n = strnlen(name, SAMPLE_NAME_MAX);
+
+	if (n == SAMPLE_NAME_MAX)
+		return false; /* not terminated */
+	if (n == 0)
+		return may_be_empty;
+	for (size_t i = 0; i < n; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+		      (name[i] >= '0' && name[i] <= '9') || name[i] == '.' || name[i] == '_' || name[i] == '-'))
+			return false;
+	return true;
+}
+
+/* check_ext: what the optional fields gave is in range */
+static void
+check_ext(const struct peer_ext *e)
+{
+	FUZZ_CHECK(name_ok(e->name, true));
+	FUZZ_CHECK(e->read >= PEER_READ_UNKNOWN && e->read <= PEER_READ_DOWN);
+	FUZZ_CHECK(e->weight_pct >= -1 && e->weight_pct <= 100);
+	FUZZ_CHECK(e->pg_port >= 0 && e->pg_port <= 65535);
+	FUZZ_CHECK(e->standbys_total >= -1);
+	FUZZ_CHECK(!e->have_lag || e->lag_bytes >= 0);
+	FUZZ_CHECK(!e->have_lag_ms || e->lag_ms >= 0);
+	FUZZ_CHECK(memchr(e->reason, '\0', sizeof(e->reason)) != NULL && strchr(e->reason, ' ') == NULL);
+	FUZZ_CHECK(e->standby_count >= 0 && e->standby_count <= SAMPLE_STANDBYS_MAX);
+	for (int k = 0; k < e->standby_count; k++) {
+		FUZZ_CHECK(name_ok(e->standby[k].name, false));
+		FUZZ_CHECK(e->standby[k].state > SYNC_NONE && e->standby[k].state < SYNC_STATE_COUNT);
+	}
+}
+
+static bool
+is_core_key(const char *tok, size_t n)
+{
+	static const char *const keys[] = {"role=", "timeline=", "sysid=", "fenced=", "nonce=", "mac="};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (n >= strlen(keys[i]) && memcmp(tok, keys[i], strlen(keys[i])) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * check_core_alone: the accepted line with every field that is not a fencing one left out parses to the
+ * same fencing state (an older node's answer is believed alike, and nothing else can make one fail).
+ */
+static void
+check_core_alone(const char *line, const struct peer_state *st)
+{
+	char core[PEERS_LINE_MAX * 4 + 8];
+	size_t n = 5;
+	const char *p = line + 5;
+	struct peer_state again;
+
+	if (strlen(line) >= sizeof(core) - 2)
+		return;
+	memcpy(core, "state", 5);
+	while (*p == ' ') {
+		const char *tok;
+		size_t len = 0;
+
+		while (*p == ' ')
+			p++;
+		tok = p;
+		while (tok[len] != ' ' && tok[len] != '\n' && tok[len] != '\0')
+			len++;
+		p = tok + len;
+		if (len > 0 && is_core_key(tok, len)) {
+			core[n++] = ' ';
+			memcpy(core + n, tok, len);
+			n += len;
+		}
+	}
+	core[n++] = '\n';
+	core[n] = '\0';
+	memset(&again, 0, sizeof(again));
+	FUZZ_CHECK(peers_parse_line(core, &again));
+	FUZZ_CHECK(again.primary == st->primary && again.replica == st->replica && again.timeline == st->timeline &&
+	           again.system_identifier == st->system_identifier && again.fenced == st->fenced);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -164,6 +253,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(reference_field(line, "sysid", &sysid) && sysid == st.system_identifier);
 	/* the fields it does not set are left alone */
 	FUZZ_CHECK(memcmp(st.addr, before.addr, sizeof(st.addr)) == 0 && st.seen_ms == before.seen_ms);
+
+	check_ext(&st.ext);
+	check_core_alone(line, &st);
 
 	snprintf(canonical, sizeof(canonical), "state role=%s timeline=%" PRIu32 " sysid=%" PRIu64 " fenced=%d\n",
 	         st.primary   ? "primary"

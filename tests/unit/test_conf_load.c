@@ -174,8 +174,8 @@ static void
 test_bad_choice_is_an_error(void **state)
 {
 	(void)state;
-	expect_error("[agent]\ndefault_request = writer\n",
-	             "t.ini:2: [agent] default_request: 'writer' is not one of primary, replica, read-only, health");
+	expect_error("[agent]\ndefault_request = writer\n", "t.ini:2: [agent] default_request: 'writer' is not one of "
+	                                                    "primary, replica, read-only, health, sync, async, quorum");
 }
 
 static void

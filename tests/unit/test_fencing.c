@@ -6,12 +6,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "peers.h"
 #include "render.h"
+#include "respond.h"
 #include "verdict.h"
 
 static struct policy
@@ -197,12 +199,13 @@ test_peer_line_round_trip(void **state)
 	struct node_view v = primary_on(3);
 	struct policy p = policy();
 	struct peer_state st;
-	char line[128];
+	char line[256];
 
 	(void)state;
 	v.sample.system_identifier = 7713080333321011760ULL;
 	assert_true(render_peer_line(&v, &p, line, sizeof(line)) > 0);
-	assert_string_equal(line, "state role=primary timeline=3 sysid=7713080333321011760 fenced=0\n");
+	assert_string_equal(line, "state role=primary timeline=3 sysid=7713080333321011760 fenced=0 sync_n=0 read=up "
+	                          "lsn=0/0 weight=100\n");
 	memset(&st, 0, sizeof(st));
 	assert_true(peers_parse_line(line, &st));
 	assert_true(st.primary);
@@ -211,7 +214,8 @@ test_peer_line_round_trip(void **state)
 	assert_true(st.system_identifier == 7713080333321011760ULL);
 	v.peers.newest_primary_timeline = 4;
 	assert_true(render_peer_line(&v, &p, line, sizeof(line)) > 0);
-	assert_string_equal(line, "state role=primary timeline=3 sysid=7713080333321011760 fenced=1\n");
+	assert_string_equal(line, "state role=primary timeline=3 sysid=7713080333321011760 fenced=1 sync_n=0 read=down "
+	                          "lsn=0/0 weight=0 reason=fenced-newer-primary\n");
 }
 
 static void
@@ -249,6 +253,141 @@ test_peer_line_parser_rejects_garbage(void **state)
 	assert_true(st.replica);
 }
 
+static void
+test_peer_line_tells_the_cluster_fields_and_reads_back(void **state)
+{
+	struct node_view v = primary_on(3);
+	struct policy p = policy();
+	struct peer_state st;
+	char line[RESPOND_LINE_MAX];
+
+	(void)state;
+	snprintf(v.sample.name, sizeof(v.sample.name), "node1");
+	v.sample.current_lsn = 0x1A3000060ULL;
+	v.sample.pg_port = 5432;
+	v.sample.streaming_replicas = 2;
+	v.sample.standby_count = 2;
+	snprintf(v.sample.standby[0].name, sizeof(v.sample.standby[0].name), "node2");
+	v.sample.standby[0].state = SYNC_SYNC;
+	snprintf(v.sample.standby[1].name, sizeof(v.sample.standby[1].name), "node3");
+	v.sample.standby[1].state = SYNC_POTENTIAL;
+	assert_true(render_peer_line(&v, &p, line, sizeof(line)) > 0);
+	assert_string_equal(line, "state role=primary timeline=3 sysid=42 fenced=0 name=node1 sync_n=2 sb=node2:s "
+	                          "sb=node3:p read=up lsn=1/A3000060 weight=100 pg_port=5432\n");
+	memset(&st, 0, sizeof(st));
+	assert_true(peers_parse_line(line, &st));
+	assert_string_equal(st.ext.name, "node1");
+	assert_int_equal(st.ext.standbys_total, 2);
+	assert_int_equal(st.ext.standby_count, 2);
+	assert_int_equal(st.ext.standby[1].state, SYNC_POTENTIAL);
+	assert_true(st.ext.lsn == 0x1A3000060ULL);
+
+	v = replica_on(3);
+	snprintf(v.sample.name, sizeof(v.sample.name), "node2");
+	v.sample.replay_lsn = 0x3000000;
+	v.sample.receive_lsn = 0x3100000;
+	v.sample.lag_bytes = 35 << 20;
+	v.sample.have_lag_s = true;
+	v.sample.lag_s = 12.4;
+	v.lag_over = true;
+	assert_true(render_peer_line(&v, &p, line, sizeof(line)) > 0);
+	assert_string_equal(line, "state role=replica timeline=3 sysid=42 fenced=0 name=node2 read=lag lsn=0/3000000 "
+	                          "weight=0 lag=36700160 lag_ms=12400 reason=lag flush=0/3100000\n");
+	assert_true(peers_parse_line(line, &st));
+	assert_int_equal(st.ext.read, PEER_READ_LAG);
+	assert_true(st.ext.lag_bytes == 36700160 && st.ext.lag_ms == 12400);
+	/* drained by an operator: up 0%, no place for reads, so not up for keep-best */
+	v.lag_over = false;
+	v.override = OVERRIDE_DRAIN;
+	assert_true(render_peer_line(&v, &p, line, sizeof(line)) > 0);
+	assert_non_null(strstr(line, " read=down "));
+	assert_non_null(strstr(line, " reason=drain"));
+}
+
+/*
+ * assert_old_reader_takes: the limits of a 0.1.0 reader (checks/peers.c at 8d8f1d5): at most 255 bytes
+ * with the newline, keys of 1 to 15 of [a-z_], values of 1 to 32 printable bytes. Checked by hand against
+ * that build too: it believes these lines, keyed and not.
+ */
+static void
+assert_old_reader_takes(const char *line)
+{
+	const char *p = line + 5;
+
+	assert_true(strlen(line) <= PEERS_LINE_MAX && strncmp(line, "state ", 6) == 0);
+	while (*p == ' ') {
+		size_t k = 0, n = 0;
+
+		p++;
+		while ((p[k] >= 'a' && p[k] <= 'z') || p[k] == '_')
+			k++;
+		assert_true(k >= 1 && k <= 15 && p[k] == '=');
+		while (p[k + 1 + n] > ' ' && p[k + 1 + n] < 0x7f)
+			n++;
+		assert_true(n >= 1 && n <= 32);
+		p += k + 1 + n;
+	}
+	assert_true(p[0] == '\n' && p[1] == '\0');
+}
+
+static void
+test_peer_line_stays_within_what_an_older_reader_takes(void **state)
+{
+	struct node_view v = primary_on(2147483647);
+	struct policy p = policy();
+	struct peer_state st;
+	char line[RESPOND_LINE_MAX], nonce[PEERS_NONCE_HEX + 1];
+	size_t n;
+
+	(void)state;
+	/* the longest of everything: every optional field that does not fit is left out, never cut */
+	v.sample.system_identifier = UINT64_MAX;
+	memset(v.sample.name, 'n', SAMPLE_NAME_MAX - 1); /* the longest name */
+	v.sample.current_lsn = UINT64_MAX;
+	v.sample.pg_port = 65535;
+	v.sample.streaming_replicas = 16;
+	v.sample.standby_count = SAMPLE_STANDBYS_MAX;
+	for (int k = 0; k < SAMPLE_STANDBYS_MAX; k++) {
+		memset(v.sample.standby[k].name, 'a' + k, SAMPLE_NAME_MAX - 1);
+		v.sample.standby[k].state = SYNC_QUORUM;
+	}
+	n = render_peer_line(&v, &p, line, sizeof(line));
+	assert_true(n > 0 && n <= PEERS_LINE_MAX && line[n - 1] == '\n');
+	assert_old_reader_takes(line);
+	assert_true(peers_parse_line(line, &st));
+	assert_true(st.ext.standby_count < st.ext.standbys_total); /* cut: a replica left out knows it is not known */
+	/* with a key, its nonce and MAC still fit in the same 255 bytes */
+	p.peer_key = (const unsigned char *)"a key of at least 32 bytes, for the test";
+	p.peer_key_len = strlen((const char *)p.peer_key);
+	assert_true(peers_new_nonce(nonce));
+	n = render_peer_line(&v, &p, line, sizeof(line));
+	assert_true(n > 0);
+	n = peers_sign_answer(p.peer_key, p.peer_key_len, nonce, line, n, sizeof(line));
+	assert_true(n > 0 && n <= PEERS_LINE_MAX);
+	assert_old_reader_takes(line);
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(peers_open_answer(p.peer_key, p.peer_key_len, nonce, line, &st), PEERS_REJECT_NONE);
+	assert_true(st.primary && st.timeline == 2147483647u);
+	/* the longest replica line, keyed */
+	v = replica_on(2147483647);
+	v.sample.system_identifier = UINT64_MAX;
+	memset(v.sample.name, 'n', SAMPLE_NAME_MAX - 1);
+	v.sample.replay_lsn = 0xFFFFFFF0FFFFFFF0ULL;
+	v.sample.receive_lsn = UINT64_MAX;
+	v.sample.lag_bytes = INT64_MAX;
+	v.sample.have_lag_s = true;
+	v.sample.lag_s = 86400.0 * 365;
+	v.sample.pg_port = 65535;
+	v.lag_over = true;
+	n = render_peer_line(&v, &p, line, sizeof(line));
+	assert_true(n > 0);
+	n = peers_sign_answer(p.peer_key, p.peer_key_len, nonce, line, n, sizeof(line));
+	assert_true(n > 0);
+	assert_old_reader_takes(line);
+	assert_int_equal(peers_open_answer(p.peer_key, p.peer_key_len, nonce, line, &st), PEERS_REJECT_NONE);
+	assert_true(st.replica && st.ext.read == PEER_READ_LAG);
+}
+
 int
 main(void)
 {
@@ -263,6 +402,8 @@ main(void)
 	    cmocka_unit_test(test_replica_on_the_newest_timeline_serves_reads),
 	    cmocka_unit_test(test_isolation_fencing_only_when_configured),
 	    cmocka_unit_test(test_peer_line_round_trip),
+	    cmocka_unit_test(test_peer_line_tells_the_cluster_fields_and_reads_back),
+	    cmocka_unit_test(test_peer_line_stays_within_what_an_older_reader_takes),
 	    cmocka_unit_test(test_peer_line_without_fresh_sample_is_unknown),
 	    cmocka_unit_test(test_peer_line_parser_rejects_garbage),
 	};

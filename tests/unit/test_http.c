@@ -63,6 +63,10 @@ route_name(enum http_route r)
 		return "HTTP_ROUTE_STATUS";
 	case HTTP_ROUTE_METRICS:
 		return "HTTP_ROUTE_METRICS";
+	case HTTP_ROUTE_CLUSTER:
+		return "HTTP_ROUTE_CLUSTER";
+	case HTTP_ROUTE_CLUSTER_REPLICA:
+		return "HTTP_ROUTE_CLUSTER_REPLICA";
 	case HTTP_ROUTE_NOT_FOUND:
 		return "HTTP_ROUTE_NOT_FOUND";
 	case HTTP_ROUTE_BAD_QUERY:
@@ -760,13 +764,34 @@ test_route_unknown_path_is_not_found(void **state)
 	assert_route("//primary", "", HTTP_ROUTE_NOT_FOUND);
 	assert_route("/status/", "", HTTP_ROUTE_NOT_FOUND);
 	assert_route("/metrics.txt", "", HTTP_ROUTE_NOT_FOUND);
-	assert_route("/sync", "", HTTP_ROUTE_NOT_FOUND);
+	assert_route("/read-only-sync", "", HTTP_ROUTE_NOT_FOUND);
+	assert_route("/cluster/", "", HTTP_ROUTE_NOT_FOUND);
+	assert_route("/cluster/primary", "", HTTP_ROUTE_NOT_FOUND);
 	assert_route("/peer-state", "", HTTP_ROUTE_NOT_FOUND);
 	assert_route("/primary lag=1MB", "", HTTP_ROUTE_NOT_FOUND);
 	assert_route("*", "", HTTP_ROUTE_NOT_FOUND);
 	assert_route("", "", HTTP_ROUTE_NOT_FOUND);
 	/* a path that is not found is 404 whatever its query */
 	assert_route("/nope", "foo=1", HTTP_ROUTE_NOT_FOUND);
+}
+
+static void
+test_route_sync_words_and_cluster_paths(void **state)
+{
+	struct request r;
+
+	(void)state;
+	assert_check("/sync", REQUEST_SYNC);
+	assert_check("/synchronous", REQUEST_SYNC);
+	assert_check("/async", REQUEST_ASYNC);
+	assert_check("/asynchronous", REQUEST_ASYNC);
+	assert_check("/quorum", REQUEST_QUORUM);
+	assert_route("/cluster", "", HTTP_ROUTE_CLUSTER);
+	assert_route("/cluster/replica", "", HTTP_ROUTE_CLUSTER_REPLICA);
+	assert_int_equal(route_of("/cluster/replica", "min_lsn=0/3000060", &r), HTTP_ROUTE_CLUSTER_REPLICA);
+	assert_true(r.has_min_lsn);
+	assert_true(r.min_lsn == 0x3000060);
+	assert_route("/cluster/replica", "min_lsn=nope", HTTP_ROUTE_BAD_QUERY);
 }
 
 static void
@@ -1333,6 +1358,7 @@ main(void)
 	    cmocka_unit_test(test_route_health_path),
 	    cmocka_unit_test(test_route_liveness_status_and_metrics),
 	    cmocka_unit_test(test_route_unknown_path_is_not_found),
+	    cmocka_unit_test(test_route_sync_words_and_cluster_paths),
 	    cmocka_unit_test(test_route_after_parsing_a_request),
 	    cmocka_unit_test(test_route_query_lag_sets_the_byte_limit),
 	    cmocka_unit_test(test_route_query_lag_s_sets_the_seconds_limit),

@@ -256,6 +256,156 @@ test_free_while_resolving_is_safe(void **state)
 	assert_int_equal(peers_resolvers_running(), 0);
 }
 
+static void
+test_peer_line_cluster_fields_parse_and_an_old_answer_has_none(void **state)
+{
+	struct peer_state st;
+
+	(void)state;
+	memset(&st, 0, sizeof(st));
+	assert_true(peers_parse_line("state role=primary timeline=3 sysid=5 fenced=0 name=node1 sync_n=3 sb=node2:s "
+	                             "sb=node3:q sb=node4:a read=up lsn=1/A3000060 weight=100 pg_port=5432\n",
+	                             &st));
+	assert_string_equal(st.ext.name, "node1");
+	assert_int_equal(st.ext.standbys_total, 3);
+	assert_int_equal(st.ext.standby_count, 3);
+	assert_string_equal(st.ext.standby[0].name, "node2");
+	assert_int_equal(st.ext.standby[0].state, SYNC_SYNC);
+	assert_int_equal(st.ext.standby[1].state, SYNC_QUORUM);
+	assert_int_equal(st.ext.standby[2].state, SYNC_ASYNC);
+	assert_int_equal(st.ext.read, PEER_READ_UP);
+	assert_true(st.ext.have_lsn && st.ext.lsn == 0x1A3000060ULL);
+	assert_int_equal(st.ext.weight_pct, 100);
+	assert_int_equal(st.ext.pg_port, 5432);
+	assert_true(peers_parse_line("state role=replica timeline=3 sysid=5 fenced=0 name=node2 read=lag lsn=0/3000000 "
+	                             "weight=0 lag=36700160 lag_ms=12400 reason=lag flush=0/3100000\n",
+	                             &st));
+	assert_int_equal(st.ext.read, PEER_READ_LAG);
+	assert_true(st.ext.have_lag && st.ext.lag_bytes == 36700160);
+	assert_true(st.ext.have_lag_ms && st.ext.lag_ms == 12400);
+	assert_string_equal(st.ext.reason, "lag");
+	assert_true(st.ext.have_flush && st.ext.flush_lsn == 0x3100000);
+	assert_int_equal(st.ext.standbys_total, -1);
+	/* an older node's answer: believed for fencing, and nothing of the last answer's fields stays */
+	assert_true(peers_parse_line(GOOD_LINE, &st));
+	assert_true(st.primary);
+	assert_string_equal(st.ext.name, "");
+	assert_int_equal(st.ext.read, PEER_READ_UNKNOWN);
+	assert_false(st.ext.have_lsn);
+	assert_int_equal(st.ext.weight_pct, -1);
+	assert_int_equal(st.ext.standbys_total, -1);
+	assert_int_equal(st.ext.standby_count, 0);
+}
+
+static void
+test_peer_line_bad_cluster_fields_are_left_out_never_the_answer(void **state)
+{
+	struct peer_state st;
+
+	(void)state;
+	memset(&st, 0, sizeof(st));
+	/* fencing hears the node whatever else it says: a field that does not read is left out */
+	assert_true(
+	    peers_parse_line("state role=primary timeline=3 sysid=5 fenced=0 name=no/slash read=maybe lsn=3000000 "
+	                     "weight=101 lag=-1 pg_port=65536 sync_n=x sb=node2 sb=node3:z sb=:s future=1\n",
+	                     &st));
+	assert_true(st.primary && st.timeline == 3);
+	assert_string_equal(st.ext.name, "");
+	assert_int_equal(st.ext.read, PEER_READ_UNKNOWN);
+	assert_false(st.ext.have_lsn);
+	assert_int_equal(st.ext.weight_pct, -1);
+	assert_false(st.ext.have_lag);
+	assert_int_equal(st.ext.pg_port, 0);
+	assert_int_equal(st.ext.standbys_total, -1);
+	assert_int_equal(st.ext.standby_count, 0);
+	/* said twice: the first counts */
+	assert_true(
+	    peers_parse_line("state role=replica timeline=3 sysid=5 fenced=0 read=lag read=up name=a name=b\n", &st));
+	assert_int_equal(st.ext.read, PEER_READ_LAG);
+	assert_string_equal(st.ext.name, "a");
+	/* more standbys than kept: the list counts as cut */
+	assert_true(
+	    peers_parse_line("state role=primary timeline=3 sysid=5 fenced=0 sync_n=9 sb=a:a sb=b:a sb=c:a sb=d:a "
+	                     "sb=e:a sb=f:a sb=g:a sb=h:a sb=i:s\n",
+	                     &st));
+	assert_int_equal(st.ext.standby_count, SAMPLE_STANDBYS_MAX);
+	/* a malformed fencing field still rejects the whole line, as before */
+	assert_false(parse("state role=primary timeline=x sysid=5 fenced=0 name=node1\n"));
+}
+
+static void
+test_cluster_condenses_the_primary_word_and_the_other_replicas(void **state)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct peers *p = two_numeric_peers(loop, "127.0.0.1:1, 127.0.0.1:2");
+	struct peer_cluster c;
+	int64_t now = monoclock_ms();
+
+	(void)state;
+	assert_non_null(p);
+	peers_cluster(p, now, 2000, 42, "node2", 0x3000000, &c);
+	assert_int_equal(c.my_sync, SYNC_UNKNOWN); /* nobody said */
+	assert_true(
+	    peers_record_answer(p, 0, NULL,
+	                        "state role=primary timeline=1 sysid=42 fenced=0 name=node1 sync_n=2 sb=node2:s "
+	                        "sb=node3:a read=up\n",
+	                        now));
+	assert_true(peers_record_answer(
+	    p, 1, NULL, "state role=replica timeline=1 sysid=42 fenced=0 name=node3 read=lag lsn=0/3000000\n", now));
+	peers_cluster(p, now, 2000, 42, "node2", 0x3000000, &c);
+	assert_int_equal(c.my_sync, SYNC_SYNC);
+	assert_int_equal(c.replicas_fresh, 1);
+	assert_int_equal(c.replicas_lagging, 1);
+	assert_int_equal(c.replicas_up, 0);
+	assert_false(c.lagging_ahead); /* as far, and node2 < node3 */
+	peers_cluster(p, now, 2000, 42, "node4", 0x3000000, &c);
+	assert_int_equal(c.my_sync, SYNC_NONE); /* the whole list, without node4 */
+	assert_true(c.lagging_ahead);           /* as far, and node3 < node4 */
+	peers_cluster(p, now, 2000, 42, "node2", 0x2FFFFFF, &c);
+	assert_true(c.lagging_ahead); /* node3 has replayed more */
+	peers_cluster(p, now, 2000, 42, "", 0x3000000, &c);
+	assert_int_equal(c.my_sync, SYNC_UNKNOWN); /* a node without a name cannot be found */
+	/* stale: unknown again */
+	peers_cluster(p, now + 2001, 2000, 42, "node2", 0x3000000, &c);
+	assert_int_equal(c.my_sync, SYNC_UNKNOWN);
+	assert_int_equal(c.replicas_fresh, 0);
+	/* another cluster's primary says nothing about this one */
+	peers_cluster(p, now, 2000, 43, "node2", 0x3000000, &c);
+	assert_int_equal(c.my_sync, SYNC_UNKNOWN);
+	/* a cut list that leaves this node out: unknown, not none */
+	assert_true(peers_record_answer(
+	    p, 0, NULL, "state role=primary timeline=1 sysid=42 fenced=0 sync_n=3 sb=node3:a read=up\n", now));
+	peers_cluster(p, now, 2000, 42, "node2", 0x3000000, &c);
+	assert_int_equal(c.my_sync, SYNC_UNKNOWN);
+	/* a fenced primary's word is not taken; nor one that does not say (an older node) */
+	assert_true(peers_record_answer(p, 0, NULL,
+	                                "state role=primary timeline=1 sysid=42 fenced=1 sync_n=1 sb=node2:s\n", now));
+	peers_cluster(p, now, 2000, 42, "node2", 0x3000000, &c);
+	assert_int_equal(c.my_sync, SYNC_UNKNOWN);
+	assert_true(peers_record_answer(p, 0, NULL, "state role=primary timeline=1 sysid=42 fenced=0\n", now));
+	peers_cluster(p, now, 2000, 42, "node2", 0x3000000, &c);
+	assert_int_equal(c.my_sync, SYNC_UNKNOWN);
+	/* an older replica: it does not say how its reads stand */
+	assert_true(peers_record_answer(p, 1, NULL, "state role=replica timeline=1 sysid=42 fenced=0\n", now));
+	peers_cluster(p, now, 2000, 42, "node2", 0x3000000, &c);
+	assert_int_equal(c.replicas_unsure, 1);
+	/* two fresh primaries on one timeline: whose word? */
+	assert_true(peers_record_answer(p, 0, NULL,
+	                                "state role=primary timeline=1 sysid=42 fenced=0 sync_n=1 sb=node2:s\n", now));
+	assert_true(peers_record_answer(p, 1, NULL,
+	                                "state role=primary timeline=1 sysid=42 fenced=0 sync_n=1 sb=node2:s\n", now));
+	peers_cluster(p, now, 2000, 42, "node2", 0x3000000, &c);
+	assert_int_equal(c.my_sync, SYNC_UNKNOWN);
+	/* two standbys by this node's name: which one is it? */
+	assert_true(peers_record_answer(p, 1, NULL, "state role=replica timeline=1 sysid=42 fenced=0\n", now));
+	assert_true(peers_record_answer(
+	    p, 0, NULL, "state role=primary timeline=1 sysid=42 fenced=0 sync_n=2 sb=node2:s sb=node2:a\n", now));
+	peers_cluster(p, now, 2000, 42, "node2", 0x3000000, &c);
+	assert_int_equal(c.my_sync, SYNC_UNKNOWN);
+	peers_free(p);
+	ev_loop_destroy(loop);
+}
+
 int
 main(void)
 {
@@ -270,6 +420,9 @@ main(void)
 	    cmocka_unit_test(test_names_resolve_off_the_loop_and_count_as_unreachable_meanwhile),
 	    cmocka_unit_test(test_name_that_does_not_resolve_is_reported_failed),
 	    cmocka_unit_test(test_free_while_resolving_is_safe),
+	    cmocka_unit_test(test_peer_line_cluster_fields_parse_and_an_old_answer_has_none),
+	    cmocka_unit_test(test_peer_line_bad_cluster_fields_are_left_out_never_the_answer),
+	    cmocka_unit_test(test_cluster_condenses_the_primary_word_and_the_other_replicas),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,8 +11,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <ev.h>
 
 #include "http.h"
+#include "monoclock.h"
 #include "peers.h"
 #include "render.h"
 #include "respond.h"
@@ -184,7 +186,8 @@ test_peer_state_with_a_key_is_answered_only_to_a_reader_with_the_key(void **stat
 	/* with it: the state, the reader's nonce, a MAC the reader accepts */
 	assert_true(peers_sign_request(f->p.peer_key, f->p.peer_key_len, nonce, req, sizeof(req)) > 0);
 	agent(f, req);
-	assert_int_equal(strncmp(f->out, "state role=primary timeline=1 sysid=7 fenced=0 nonce=", 53), 0);
+	assert_int_equal(strncmp(f->out, "state role=primary timeline=1 sysid=7 fenced=0 ", 47), 0);
+	assert_non_null(strstr(f->out, " nonce="));
 	memset(&st, 0, sizeof(st));
 	assert_int_equal(peers_open_answer(f->p.peer_key, f->p.peer_key_len, nonce, f->out, &st), PEERS_REJECT_NONE);
 	assert_true(st.primary && st.system_identifier == 7);
@@ -193,11 +196,12 @@ test_peer_state_with_a_key_is_answered_only_to_a_reader_with_the_key(void **stat
 	f->v.sample.system_identifier = UINT64_MAX;
 	f->v.sample.read_only = true;
 	{
-		char line[VERDICT_REASON_MAX + 96]; /* what the listener gives the agent line */
+		char line[RESPOND_LINE_MAX]; /* what the listener gives the agent line */
 		size_t n = respond_agent(&f->x, req, strlen(req), line, sizeof(line));
 
 		assert_true(n > 0 && strncmp(line, "state role=read-only", 20) == 0);
 		assert_non_null(strstr(line, " mac="));
+		assert_true(n <= PEERS_LINE_MAX); /* a 0.1.0 reader keeps 255 bytes */
 	}
 }
 
@@ -377,6 +381,110 @@ test_http_without_credentials_configured_answers_everyone(void **state)
 	    200);
 }
 
+static void
+test_cluster_paths_render_this_node_without_peers(void **state)
+{
+	struct fixture *f = fixture(0);
+
+	(void)state;
+	snprintf(f->v.sample.name, sizeof(f->v.sample.name), "node1");
+	f->v.sample.pg_port = 5432;
+	f->v.sample.current_lsn = 0x3000060;
+	assert_int_equal(http_status(f, "GET /cluster HTTP/1.0\r\n\r\n"), 200);
+	assert_non_null(strstr(f->out, "{\"nodes\":[{\"name\":\"node1\",\"self\":true,\"address\":null,"
+	                               "\"role\":\"primary\",\"timeline\":1,\"lsn\":\"0/3000060\""));
+	/* no replica can serve it: the primary has every position it wrote */
+	assert_int_equal(http_status(f, "GET /cluster/replica?min_lsn=0/3000061 HTTP/1.0\r\n\r\n"), 200);
+	assert_non_null(strstr(f->out, "{\"node\":\"node1\",\"self\":true,\"role\":\"primary\",\"host\":null,"
+	                               "\"port\":5432,\"lsn\":\"0/3000060\""));
+	assert_int_equal(http_status(f, "GET /cluster/replica?min_lsn=x HTTP/1.0\r\n\r\n"), 400);
+	/* a primary that is not up for writes is no fallback: nobody can serve it */
+	f->v.sample.read_only = true;
+	assert_int_equal(http_status(f, "GET /cluster/replica HTTP/1.0\r\n\r\n"), 503);
+	assert_non_null(strstr(f->out, "{\"node\":null}"));
+	/* this node as a replica that has replayed the position */
+	f->v.sample.in_recovery = true;
+	f->v.sample.receiver_streaming = true;
+	f->v.sample.replay_lsn = 0x3000060;
+	assert_int_equal(http_status(f, "GET /cluster/replica?min_lsn=0/3000060 HTTP/1.0\r\n\r\n"), 200);
+	assert_non_null(strstr(f->out, "\"role\":\"replica\""));
+	assert_int_equal(http_status(f, "GET /cluster/replica?min_lsn=0/3000061 HTTP/1.0\r\n\r\n"), 503);
+}
+
+static void
+test_cluster_paths_need_the_status_credential(void **state)
+{
+	struct fixture *f = fixture(0);
+	struct respond_auth auth;
+
+	(void)state;
+	memset(&auth, 0, sizeof(auth));
+	snprintf(auth.bearer, sizeof(auth.bearer), "Bearer 0123456789abcdef");
+	auth.protect = CONF_PROTECT_STATUS;
+	f->x.auth = &auth;
+	assert_int_equal(http_status(f, "GET /cluster HTTP/1.0\r\n\r\n"), 401);
+	assert_int_equal(http_status(f, "GET /cluster/replica HTTP/1.0\r\n\r\n"), 401);
+	assert_int_equal(http_status(f, "GET /cluster HTTP/1.0\r\nAuthorization: Bearer 0123456789abcdef\r\n\r\n"),
+	                 200);
+}
+
+static void
+test_cluster_replica_picks_among_the_fresh_peers(void **state)
+{
+	struct fixture *f = fixture(0);
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct peers_conf pc = {
+	    .addresses = "127.0.0.1:1, 127.0.0.1:2, 127.0.0.1:3", .interval_ms = 60000, .timeout_ms = 100};
+	struct peers *p = peers_new(loop, &pc, NULL, NULL);
+	int64_t now = monoclock_ms();
+
+	(void)state;
+	assert_non_null(p);
+	f->p.peers_fresh_ms = 2000;
+	f->v.peer_list = p;
+	f->v.now_ms = now;
+	snprintf(f->v.sample.name, sizeof(f->v.sample.name), "node1");
+	f->v.sample.current_lsn = 0x3000100;
+	/* node2: up, has the position; node3: up with a higher weight, behind it; node4: kept by keep-best */
+	assert_true(peers_record_answer(p, 0, NULL,
+	                                "state role=replica timeline=1 sysid=7 fenced=0 name=node2 read=up "
+	                                "lsn=0/3000080 weight=50 pg_port=5432\n",
+	                                now));
+	assert_true(peers_record_answer(p, 1, NULL,
+	                                "state role=replica timeline=1 sysid=7 fenced=0 name=node3 read=up "
+	                                "lsn=0/3000000 weight=90 pg_port=5433\n",
+	                                now));
+	assert_true(peers_record_answer(p, 2, NULL,
+	                                "state role=replica timeline=1 sysid=7 fenced=0 name=node4 read=lag "
+	                                "lsn=0/3000090 weight=10 pg_port=5434\n",
+	                                now));
+	assert_int_equal(http_status(f, "GET /cluster/replica?min_lsn=0/3000060 HTTP/1.0\r\n\r\n"), 200);
+	assert_non_null(strstr(f->out, "{\"node\":\"node2\",\"self\":false,\"role\":\"replica\",\"host\":\"127.0.0.1\","
+	                               "\"port\":5432,\"lsn\":\"0/3000080\",\"weight\":50}"));
+	assert_int_equal(http_status(f, "GET /cluster/replica HTTP/1.0\r\n\r\n"), 200);
+	assert_non_null(strstr(f->out, "\"node\":\"node3\"")); /* any position: the highest weight */
+	assert_int_equal(http_status(f, "GET /cluster/replica?min_lsn=0/3000081 HTTP/1.0\r\n\r\n"), 200);
+	assert_non_null(strstr(f->out, "\"node\":\"node4\"")); /* only the kept one has it */
+	assert_int_equal(http_status(f, "GET /cluster/replica?min_lsn=0/3000091 HTTP/1.0\r\n\r\n"), 200);
+	assert_non_null(strstr(f->out, "\"node\":\"node1\",\"self\":true,\"role\":\"primary\""));
+	/* answers older than fresh_ms serve nothing; another cluster's neither */
+	f->v.now_ms = now + 2001;
+	f->v.sample.read_only = true; /* and no primary to fall back on */
+	assert_int_equal(http_status(f, "GET /cluster/replica HTTP/1.0\r\n\r\n"), 503);
+	f->v.now_ms = now;
+	f->v.sample.system_identifier = 8;
+	assert_int_equal(http_status(f, "GET /cluster/replica HTTP/1.0\r\n\r\n"), 503);
+	/* /cluster shows every peer, with its age and whether it is still believed */
+	f->v.sample.system_identifier = 7;
+	f->v.now_ms = now + 2001;
+	assert_int_equal(http_status(f, "GET /cluster HTTP/1.0\r\n\r\n"), 200);
+	assert_non_null(strstr(f->out, "\"name\":\"node4\",\"self\":false,\"address\":\"127.0.0.1:3\",\"role\":"
+	                               "\"replica\",\"timeline\":1,\"lsn\":\"0/3000090\""));
+	assert_non_null(strstr(f->out, "\"fresh\":false,\"age_ms\":2001,\"pg_port\":5434}"));
+	peers_free(p);
+	ev_loop_destroy(loop);
+}
+
 int
 main(void)
 {
@@ -391,6 +499,9 @@ main(void)
 	    cmocka_unit_test(test_role_port_answers_its_role),
 	    cmocka_unit_test(test_http_status_follows_the_verdict),
 	    cmocka_unit_test(test_http_role_status_404_only_for_the_other_role),
+	    cmocka_unit_test(test_cluster_paths_render_this_node_without_peers),
+	    cmocka_unit_test(test_cluster_paths_need_the_status_credential),
+	    cmocka_unit_test(test_cluster_replica_picks_among_the_fresh_peers),
 	    cmocka_unit_test(test_admin_line_is_one_printable_line_that_fits),
 	    cmocka_unit_test(test_http_credentials_guard_status_metrics_and_bodies),
 	    cmocka_unit_test(test_http_without_credentials_configured_answers_everyone),

@@ -1184,6 +1184,241 @@ test_primary_has_every_lsn_for_read_only_and_health(void **state)
 	assert_down(decide_req(&pr, &q, &p), "fenced newer primary on timeline 3");
 }
 
+/* A replica the one fresh peer primary counts as st (the peers' word, as peers_cluster condenses it). */
+static struct node_view
+replica_counted_as(enum sync_state st)
+{
+	struct node_view v = replica_view();
+
+	v.peers.configured = 2;
+	v.peers.fresh = 2;
+	v.cluster.my_sync = st;
+	return v;
+}
+
+static void
+test_sync_request_is_up_only_on_a_replica_the_primary_counts_as_sync(void **state)
+{
+	struct node_view v = replica_counted_as(SYNC_SYNC);
+	struct policy p = test_policy();
+
+	(void)state;
+	assert_up(decide(&v, REQUEST_SYNC, &p), 70);
+	assert_down(decide(&v, REQUEST_ASYNC, &p), "sync-state sync");
+	assert_down(decide(&v, REQUEST_QUORUM, &p), "sync-state sync");
+	assert_up(decide(&v, REQUEST_REPLICA, &p), 70); /* the plain words do not ask */
+}
+
+static void
+test_async_request_is_up_on_an_async_or_potential_replica(void **state)
+{
+	struct node_view v = replica_counted_as(SYNC_ASYNC);
+	struct policy p = test_policy();
+
+	(void)state;
+	assert_up(decide(&v, REQUEST_ASYNC, &p), 70);
+	assert_down(decide(&v, REQUEST_SYNC, &p), "sync-state async");
+	v.cluster.my_sync = SYNC_POTENTIAL; /* the primary does not wait for it (yet) */
+	assert_up(decide(&v, REQUEST_ASYNC, &p), 70);
+	assert_down(decide(&v, REQUEST_SYNC, &p), "sync-state potential");
+}
+
+static void
+test_quorum_request_is_up_only_on_a_quorum_replica(void **state)
+{
+	struct node_view v = replica_counted_as(SYNC_QUORUM);
+	struct policy p = test_policy();
+
+	(void)state;
+	assert_up(decide(&v, REQUEST_QUORUM, &p), 70);
+	assert_down(decide(&v, REQUEST_SYNC, &p), "sync-state quorum");
+	assert_down(decide(&v, REQUEST_ASYNC, &p), "sync-state quorum");
+}
+
+static void
+test_sync_requests_fail_closed_without_the_primary_word(void **state)
+{
+	struct node_view v = replica_counted_as(SYNC_UNKNOWN);
+	struct policy p = test_policy();
+
+	(void)state;
+	/* no fresh primary, an older one that does not say, or a list cut short: not known, down */
+	assert_down(decide(&v, REQUEST_SYNC, &p), "sync-unknown");
+	assert_down(decide(&v, REQUEST_ASYNC, &p), "sync-unknown");
+	assert_down(decide(&v, REQUEST_QUORUM, &p), "sync-unknown");
+	v.cluster.my_sync = SYNC_NONE; /* the primary's whole list leaves it out */
+	assert_down(decide(&v, REQUEST_SYNC, &p), "sync-state none");
+	assert_down(decide(&v, REQUEST_ASYNC, &p), "sync-state none");
+}
+
+static void
+test_sync_requests_keep_every_replica_rule(void **state)
+{
+	struct node_view v = replica_counted_as(SYNC_SYNC);
+	struct policy p = test_policy();
+	struct request q = req(REQUEST_SYNC);
+
+	(void)state;
+	/* the primary's word never lifts a replica's own reason */
+	v.lag_over = true;
+	v.sample.lag_bytes = 35 * MB;
+	v.sample.lag_s = 12.4;
+	assert_down(decide(&v, REQUEST_SYNC, &p), "lag 35MB/12s");
+	v = replica_counted_as(SYNC_SYNC);
+	v.sample.receiver_streaming = false;
+	assert_down(decide(&v, REQUEST_SYNC, &p), "disconnected");
+	v = replica_counted_as(SYNC_SYNC);
+	q.has_min_lsn = true;
+	q.min_lsn = 0x3000001;
+	assert_down(decide_req(&v, &q, &p), "behind 0/3000000");
+	v.sample_age_ms = 5000;
+	assert_down(decide(&v, REQUEST_SYNC, &p), "stale");
+	v = replica_counted_as(SYNC_SYNC);
+	v.override = OVERRIDE_DRAIN;
+	assert_up(decide(&v, REQUEST_SYNC, &p), 0);
+	v.override = OVERRIDE_MAINT;
+	assert_down(decide(&v, REQUEST_SYNC, &p), "maint");
+}
+
+static void
+test_sync_requests_on_a_primary_are_down_is_primary(void **state)
+{
+	struct node_view v = primary_view();
+	struct policy p = test_policy();
+
+	(void)state;
+	v.cluster.my_sync = SYNC_SYNC; /* whatever anyone says */
+	assert_down(decide(&v, REQUEST_SYNC, &p), "is-primary");
+	assert_down(decide(&v, REQUEST_ASYNC, &p), "is-primary");
+	assert_down(decide(&v, REQUEST_QUORUM, &p), "is-primary");
+}
+
+/* A replica over the lag limit with keep-best, whose fresh peers tell of one other replica, lagging behind it. */
+static struct node_view
+lagging_replica_best(void)
+{
+	struct node_view v = replica_view();
+
+	v.lag_over = true;
+	v.sample.lag_bytes = 35 * MB;
+	v.sample.lag_s = 12.4;
+	v.peers.configured = 2;
+	v.peers.fresh = 2;
+	v.cluster.replicas_fresh = 1;
+	v.cluster.replicas_lagging = 1;
+	v.cluster.lagging_ahead = false;
+	return v;
+}
+
+static struct policy
+keep_best_policy(void)
+{
+	struct policy p = test_policy();
+
+	p.over_lag = OVER_LAG_KEEP_BEST;
+	p.floor_pct = 10;
+	return p;
+}
+
+static void
+test_keep_best_keeps_the_least_behind_replica_up_at_the_floor(void **state)
+{
+	struct node_view v = lagging_replica_best();
+	struct policy p = keep_best_policy();
+
+	(void)state;
+	assert_up(decide(&v, REQUEST_REPLICA, &p), 10);
+	assert_string_equal(decide(&v, REQUEST_REPLICA, &p).reason, "keep-best lag 35MB/12s");
+	assert_up(decide(&v, REQUEST_READ_ONLY, &p), 10);
+	/* an operator's drain still wins */
+	v.override = OVERRIDE_DRAIN;
+	assert_up(decide(&v, REQUEST_REPLICA, &p), 0);
+	assert_string_equal(decide(&v, REQUEST_REPLICA, &p).reason, "drain");
+}
+
+static void
+test_keep_best_is_down_when_another_replica_is_ahead_or_up(void **state)
+{
+	struct node_view v = lagging_replica_best();
+	struct policy p = keep_best_policy();
+
+	(void)state;
+	v.cluster.lagging_ahead = true; /* the other one has replayed more (or as much, with a lower name) */
+	assert_down(decide(&v, REQUEST_REPLICA, &p), "lag 35MB/12s");
+	v = lagging_replica_best();
+	v.cluster.replicas_lagging = 0;
+	v.cluster.replicas_up = 1; /* reads have somewhere to go */
+	assert_down(decide(&v, REQUEST_REPLICA, &p), "lag 35MB/12s");
+}
+
+static void
+test_keep_best_fails_closed_without_fresh_peers_or_with_an_older_one(void **state)
+{
+	struct node_view v = lagging_replica_best();
+	struct policy p = keep_best_policy();
+
+	(void)state;
+	v.peers.fresh = 0; /* nothing fresh: it cannot know it is the best */
+	v.cluster.replicas_fresh = 0;
+	v.cluster.replicas_lagging = 0;
+	assert_down(decide(&v, REQUEST_REPLICA, &p), "lag 35MB/12s");
+	v = lagging_replica_best();
+	v.cluster.replicas_fresh = 2;
+	v.cluster.replicas_unsure = 1; /* an older node that does not say how its reads stand */
+	assert_down(decide(&v, REQUEST_REPLICA, &p), "lag 35MB/12s");
+}
+
+static void
+test_keep_best_never_lifts_other_reasons_or_a_request_limit(void **state)
+{
+	struct node_view v = lagging_replica_best();
+	struct policy p = keep_best_policy();
+	struct request q = req(REQUEST_REPLICA);
+
+	(void)state;
+	q.has_max_lag_bytes = true; /* asked for its own limit: answered as asked */
+	q.max_lag_bytes = 16 * MB;
+	assert_down(decide_req(&v, &q, &p), "lag 35MB/12s");
+	v.sample.receiver_streaming = false;
+	assert_down(decide(&v, REQUEST_REPLICA, &p), "disconnected");
+	v = lagging_replica_best();
+	q = req(REQUEST_REPLICA);
+	q.has_min_lsn = true;
+	q.min_lsn = 0x3000001;
+	assert_down(decide_req(&v, &q, &p), "behind 0/3000000");
+	v = lagging_replica_best();
+	v.sample.in_recovery = false; /* a primary is never a kept replica */
+	assert_down(decide(&v, REQUEST_REPLICA, &p), "is-primary");
+	/* off by default: down and drain as before */
+	v = lagging_replica_best();
+	p.over_lag = OVER_LAG_DOWN;
+	assert_down(decide(&v, REQUEST_REPLICA, &p), "lag 35MB/12s");
+}
+
+static void
+test_new_reasons_render_in_one_place(void **state)
+{
+	struct verdict vd;
+	char buf[VERDICT_REASON_MAX];
+
+	(void)state;
+	memset(&vd, 0, sizeof(vd));
+	vd.why = REASON_SYNC_STATE;
+	vd.sync = SYNC_POTENTIAL;
+	verdict_render_reason(&vd, buf, sizeof(buf));
+	assert_string_equal(buf, "sync-state potential");
+	vd.why = REASON_SYNC_UNKNOWN;
+	verdict_render_reason(&vd, buf, sizeof(buf));
+	assert_string_equal(buf, "sync-unknown");
+	vd.why = REASON_KEEP_BEST;
+	vd.lag_bytes = 2 * KB_;
+	vd.have_lag_s = false;
+	verdict_render_reason(&vd, buf, sizeof(buf));
+	assert_string_equal(buf, "keep-best lag 2kB");
+	assert_string_equal(verdict_sync_name(SYNC_STATE_COUNT), "unknown");
+	assert_string_equal(verdict_sync_name(SYNC_NONE), "none");
+}
+
 int
 main(void)
 {
@@ -1214,6 +1449,17 @@ main(void)
 	    cmocka_unit_test(test_receiver_silence_limit_zero_is_disabled),
 	    cmocka_unit_test(test_replica_over_lag_limit_is_down),
 	    cmocka_unit_test(test_replica_over_lag_limit_with_drain_action_is_up_zero),
+	    cmocka_unit_test(test_sync_request_is_up_only_on_a_replica_the_primary_counts_as_sync),
+	    cmocka_unit_test(test_async_request_is_up_on_an_async_or_potential_replica),
+	    cmocka_unit_test(test_quorum_request_is_up_only_on_a_quorum_replica),
+	    cmocka_unit_test(test_sync_requests_fail_closed_without_the_primary_word),
+	    cmocka_unit_test(test_sync_requests_keep_every_replica_rule),
+	    cmocka_unit_test(test_sync_requests_on_a_primary_are_down_is_primary),
+	    cmocka_unit_test(test_keep_best_keeps_the_least_behind_replica_up_at_the_floor),
+	    cmocka_unit_test(test_keep_best_is_down_when_another_replica_is_ahead_or_up),
+	    cmocka_unit_test(test_keep_best_fails_closed_without_fresh_peers_or_with_an_older_one),
+	    cmocka_unit_test(test_keep_best_never_lifts_other_reasons_or_a_request_limit),
+	    cmocka_unit_test(test_new_reasons_render_in_one_place),
 	    cmocka_unit_test(test_per_request_lag_limit_over_is_down_even_without_lag_over),
 	    cmocka_unit_test(test_per_request_lag_limit_under_is_up_even_with_lag_over),
 	    cmocka_unit_test(test_per_request_lag_limit_is_stricter_than_the_policy),
