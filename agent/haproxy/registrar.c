@@ -34,6 +34,9 @@
 #define REGISTRAR_CLAIM_TRIES         4
 #define REGISTRAR_CLAIM_PAUSE_US      50000
 #define REGISTRAR_CLAIM_PAUSE_SPAN_US 100000
+/* withdrawing a dynamic server: "del server" again while HAProxy still holds its connections */
+#define REGISTRAR_DEL_TRIES    5
+#define REGISTRAR_DEL_PAUSE_US 50000
 /* bit of srv_admin_state: forced maintenance (set server state maint, disable server) */
 #define ADMIN_FMAINT 0x01
 
@@ -322,6 +325,28 @@ registrar_dynamic_name(const struct registrar_me *me, char *name, size_t len)
 			name[i] = '-';
 }
 
+/*
+ * registrar_del_again: "del server" once more, a few times, while HAProxy says the server still has
+ * connections. shutdown sessions closes them, but HAProxy 3.0 may not have released them when the next
+ * command of the same line runs (seen in the compatibility matrix); 2.6 has. Bounded: at most
+ * REGISTRAR_DEL_TRIES pauses of REGISTRAR_DEL_PAUSE_US, within a withdrawal's own deadline.
+ */
+static bool
+registrar_del_again(struct registrar *r, const char *api, const char *backend, const char *name, char *why,
+                    size_t whylen)
+{
+	struct registrar_cmd del;
+
+	registrar_cmd_start(&del, backend, name);
+	registrar_cmd_add(&del, "del server", NULL);
+	for (int i = 0; i < REGISTRAR_DEL_TRIES && strstr(why, "still has connections") != NULL; i++) {
+		usleep(REGISTRAR_DEL_PAUSE_US);
+		if (registrar_send(r, api, &del, why, whylen))
+			return true;
+	}
+	return false;
+}
+
 /* registrar_dynamic keeps this node added, under its own name, to a backend that allows add server. */
 static bool
 registrar_dynamic(struct registrar *r, int api_i, int key, const char *api, const char *backend, const char *request,
@@ -467,7 +492,8 @@ registrar_pass(struct registrar *r, struct worker *w, const struct conf *c, bool
 				registrar_cmd_add(&del, "set server", "state maint");
 				registrar_cmd_add(&del, "shutdown sessions server", NULL);
 				registrar_cmd_add(&del, "del server", NULL);
-				if (registrar_send(r, apis[a], &del, why, sizeof(why)))
+				if (registrar_send(r, apis[a], &del, why, sizeof(why)) ||
+				    registrar_del_again(r, apis[a], dnames[b], name, why, sizeof(why)))
 					log_info("haproxy %s: withdrew from %.63s/%.127s", apis[a], dnames[b], name);
 				else
 					log_warning("haproxy %s: cannot withdraw from %s: %s", apis[a], dnames[b], why);

@@ -144,3 +144,43 @@ def test_reloads_changing_registration_and_scaleout_never_delay_a_check(pg, repo
                 os.kill(int(line), signal.SIGKILL)
             except OSError:
                 pass
+
+
+class StillConnectedApi(fake.SlowApi):
+    """A runtime API that refuses the first `refusals` 'del server' commands as HAProxy 3.0 does while
+    the server's connections are still being released after 'shutdown sessions server'."""
+
+    def __init__(self, refusals):
+        super().__init__(backends=("be_dyn",))
+        self.refusals = refusals
+
+    def answer(self, line):
+        if "del server" in line:
+            with self.lock:
+                refuse = self.refusals > 0
+                self.refusals -= 1 if refuse else 0
+            if refuse:
+                return "Server still has connections attached to it, cannot remove it.\n\n"
+        return super().answer(line)
+
+
+def test_withdrawal_deletes_a_dynamic_server_once_haproxy_has_released_its_connections(pg, report):
+    refusals = 2
+    api = StillConnectedApi(refusals)
+    try:
+        agent = start_agent(pg, {
+            "haproxy": {"runtime_api": api.addr, "dynamic_backends": "be_dyn:replica",
+                        "advertise_addr": "127.0.0.1", "advertise_pg_port": pg.pg[0].port,
+                        "reconcile_ms": 200, "timeout_ms": TIMEOUT_MS},
+            "agent": {"shutdown_drain_ms": 0}}, "dyn-withdraw")
+        cl.wait_until(lambda: any(c.startswith("add server be_dyn/") for _, c in api.sent()), 15,
+                      desc="the node to add itself")
+        assert agent.stop() == 0
+        dels = [c for _, c in api.sent() if "del server" in c]
+        report(f"'del server' sent {len(dels)} times; log: "
+               f"{[ln for ln in agent.log().splitlines() if 'withdr' in ln]}")
+        assert len(dels) == refusals + 1, dels
+        assert "withdrew from be_dyn/" in agent.log(), agent.log()
+        assert "cannot withdraw" not in agent.log()
+    finally:
+        api.close()
