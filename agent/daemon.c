@@ -90,6 +90,21 @@ daemon_poller_conf(const struct conf *c, struct poller_conf *pc)
 	pc->query_timeout_ms = c->pg_query_timeout_ms;
 	pc->connect_timeout_ms = c->pg_connect_timeout_ms;
 	pc->reconnect_max_ms = c->pg_reconnect_max_ms;
+	pc->data_directory = c->pg_data_directory;
+}
+
+/* daemon_watch_note logs, when [pg] data_directory is set, whether it is watched. */
+static void
+daemon_watch_note(struct daemon *d)
+{
+	int e = poller_watch_error(d->poller);
+
+	if (e != 0)
+		log_error("[pg] data_directory %s cannot be watched (%s): shutdowns and promotions are seen at the "
+		          "next poll only",
+		          d->conf.pg_data_directory, strerror(e));
+	else if (d->conf.pg_data_directory[0] != '\0')
+		log_info("watching %s for shutdowns and promotions", d->conf.pg_data_directory);
 }
 
 static void
@@ -414,6 +429,9 @@ daemon_reload(struct daemon *d)
 	                     next.peers_key_len != d->conf.peers_key_len ||
 	                     memcmp(next.peers_key, d->conf.peers_key, next.peers_key_len) != 0;
 
+	char old_datadir[CONF_STR_MAX];
+
+	snprintf(old_datadir, sizeof(old_datadir), "%s", d->conf.pg_data_directory);
 	d->conf = next;
 	if (peers_changed)
 		daemon_start_peers(d);
@@ -431,6 +449,8 @@ daemon_reload(struct daemon *d)
 	node_configure(&d->node, &d->conf);
 	daemon_poller_conf(&d->conf, &pc);
 	poller_reconfigure(d->poller, &pc);
+	if (strcmp(d->conf.pg_data_directory, old_datadir) != 0)
+		daemon_watch_note(d);
 	daemon_listener_conf(&d->conf, &lc);
 	listener_reconfigure(d->listener, &lc);
 	if (d->http != NULL)
@@ -578,6 +598,7 @@ daemon_run(const char *conf_path, const struct conf *c)
 		return DAEMON_EXIT_START_FAILED;
 	}
 
+	daemon_watch_note(&d);
 	daemon_start_peers(&d);
 	d.registrar = registrar_new(&d.conf);
 	d.scaleout = scaleout_new(d.loop, &d.conf);

@@ -94,6 +94,12 @@
 	  "attempt the server accepted is waited for 30 s more, so attempts never pile up.")       \
 	X(pg, reconnect_max_ms, INT, "2000", 100, 600000, true, NULL,                              \
 	  "Reconnect attempts back off from poll_interval_ms, doubling up to this.")              \
+	X(pg, data_directory, STR, "", 0, 0, true, NULL,                                           \
+	  "PostgreSQL's data directory on this host, watched with inotify (pgcheckd needs read "    \
+	  "access: initdb -g and pgcheckd in the server's group): a fast or smart shutdown "        \
+	  "beginning (postmaster.pid says stopping) makes the node down at once (pg-stopping), "   \
+	  "and the end of recovery (a promotion) is sampled within milliseconds instead of at "     \
+	  "the next poll. Empty: polls alone.")                                                    \
 	X(pg, stale_after_ms, INT, "1500", 200, 600000, true, NULL,                                \
 	  "A sample older than this counts as none: every request is down (stale).")               \
 	X(replica, max_lag_bytes, BYTES, "16MB", 0, 1099511627776, true, NULL,                     \
