@@ -40,7 +40,7 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sa
 # decisions) -> agent/serve (answers) and agent/haproxy (the runtime API); agent/ wires them together
 CORE_SRCS := agent/core/request.c agent/core/verdict.c agent/core/weight.c agent/core/node.c agent/core/fencing.c
 SERVE_SRCS := agent/serve/agentline.c agent/serve/http.c agent/serve/render.c agent/serve/respond.c agent/serve/admin.c agent/serve/tls.c agent/serve/listener.c
-HAPROXY_SRCS := agent/haproxy/runtimeapi.c agent/haproxy/worker.c agent/haproxy/registrar.c agent/haproxy/scaleout.c
+HAPROXY_SRCS := agent/haproxy/runtimeapi.c agent/haproxy/worker.c agent/haproxy/registrar.c agent/haproxy/scaleout.c agent/haproxy/pusher.c
 SRCS := conf/conf.c checks/host.c checks/poller.c checks/peers.c $(CORE_SRCS) agent/log.c agent/ctl.c agent/daemon.c $(SERVE_SRCS) $(HAPROXY_SRCS)
 MAIN := agent/main.c
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))

@@ -24,6 +24,7 @@
 #include "node.h"
 #include "peers.h"
 #include "poller.h"
+#include "pusher.h"
 #include "registrar.h"
 #include "render.h"
 #include "scaleout.h"
@@ -72,6 +73,7 @@ struct daemon {
 	struct peers *peers;         /* the other nodes' pgcheckd, when configured */
 	struct registrar *registrar; /* registration into HAProxy, when configured */
 	struct scaleout *scaleout;   /* the scale-out controller, when configured */
+	struct pusher *pusher;       /* pushes that take this node out of HAProxy backends, when configured */
 	struct fencing fencing;      /* isolation and an operator's release, between samples */
 	uint32_t foreign_logged;     /* peers already reported as another cluster */
 	uint32_t unresolved_logged;  /* peers already reported as a name that does not resolve */
@@ -195,6 +197,18 @@ daemon_roles(struct daemon *d)
 		default:
 			break;
 		}
+	}
+	if (d->pusher != NULL) {
+		unsigned unfit = 0;
+
+		for (int k = 0; k < REQUEST_KIND_COUNT; k++) {
+			struct request r = {.kind = (enum request_kind)k};
+
+			verdict_for(&v, &r, &d->policy, &vd);
+			if (!vd.up)
+				unfit |= 1u << k;
+		}
+		pusher_update(d->pusher, unfit); /* hands over, never waits for HAProxy */
 	}
 	for (int i = 0; i < 2; i++) {
 		struct request r = {.kind = kinds[i]};
@@ -429,9 +443,10 @@ daemon_reload(struct daemon *d)
 	                     next.peers_key_len != d->conf.peers_key_len ||
 	                     memcmp(next.peers_key, d->conf.peers_key, next.peers_key_len) != 0;
 
-	char old_datadir[CONF_STR_MAX];
+	char old_datadir[CONF_STR_MAX], old_apis[CONF_STR_MAX];
 
 	snprintf(old_datadir, sizeof(old_datadir), "%s", d->conf.pg_data_directory);
+	snprintf(old_apis, sizeof(old_apis), "%s", d->conf.haproxy_runtime_api);
 	d->conf = next;
 	if (peers_changed)
 		daemon_start_peers(d);
@@ -440,6 +455,14 @@ daemon_reload(struct daemon *d)
 		d->registrar = registrar_new(&d->conf);
 	else
 		registrar_reconfigure(d->registrar, &d->conf);
+	if (d->pusher != NULL && (strcmp(old_apis, d->conf.haproxy_runtime_api) != 0 || !pusher_wanted(&d->conf))) {
+		pusher_free(d->pusher, monoclock_ms() + d->conf.haproxy_timeout_ms);
+		d->pusher = NULL;
+	}
+	if (d->pusher == NULL)
+		d->pusher = pusher_new(&d->conf);
+	else
+		pusher_reconfigure(d->pusher, &d->conf);
 	if (d->scaleout == NULL)
 		d->scaleout = scaleout_new(d->loop, &d->conf);
 	else
@@ -601,6 +624,7 @@ daemon_run(const char *conf_path, const struct conf *c)
 	daemon_watch_note(&d);
 	daemon_start_peers(&d);
 	d.registrar = registrar_new(&d.conf);
+	d.pusher = pusher_new(&d.conf);
 	d.scaleout = scaleout_new(d.loop, &d.conf);
 	ev_signal_init(&d.sighup, daemon_on_sighup, SIGHUP);
 	d.sighup.data = &d;
@@ -643,6 +667,7 @@ daemon_run(const char *conf_path, const struct conf *c)
 		/* the withdrawal and the controller's last HAProxy exchange get one timeout_ms between them */
 		int64_t deadline = monoclock_ms() + d.conf.haproxy_timeout_ms;
 
+		pusher_free(d.pusher, monoclock_ms()); /* a push left now is of no use: the withdrawal follows */
 		registrar_free(d.registrar, deadline); /* withdraws from HAProxy */
 		scaleout_free(d.scaleout, deadline);
 	}

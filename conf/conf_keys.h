@@ -166,6 +166,12 @@
 	X(haproxy, dynamic_backends, STR, "", 0, 0, true, NULL,                                    \
 	  "BACKEND:REQUEST pairs (comma-separated) where this node adds itself with 'add server', "  \
 	  "its agent asked REQUEST, e.g. 'be_replicas:replica'.")                                   \
+	X(haproxy, push_servers, STR, "", 0, 0, true, NULL,                                        \
+	  "BACKEND/SERVER:REQUEST (comma-separated) that this node takes out at once ('set server "  \
+	  "B/S health down' on every runtime_api) when it becomes unfit for REQUEST; SERVER '*' is "  \
+	  "the server there with this node's advertise_addr and advertise_pg_port (a registered "    \
+	  "template slot), e.g. 'be_primary/node1:primary, be_replicas/*:replica'. dynamic_backends "  \
+	  "are pushed too. HAProxy's own check brings the server back; a push never does.")         \
 	X(haproxy, advertise_addr, STR, "", 0, 0, true, NULL,                                      \
 	  "The literal IP address HAProxy reaches this node at (required to register).")           \
 	X(haproxy, advertise_pg_port, INT, "5432", 1, 65535, true, NULL,                           \
