@@ -57,6 +57,8 @@ sd_watchdog_enabled(int unset_environment, uint64_t *usec)
 
 /* role ports are re-checked at least this often, for rules that change with time alone */
 #define DAEMON_RECHECK_MAX_MS 100
+/* reads of the peers that peers' alerts cause are at least this far apart (a flood costs no more) */
+#define DAEMON_ALERT_SPACING_MS 10
 
 struct daemon {
 	struct ev_loop *loop;
@@ -81,6 +83,8 @@ struct daemon {
 	ev_timer drain;
 	ev_timer watchdog;
 	ev_timer recheck; /* role ports: the last sample going stale, and other rules of time */
+	ev_timer alerted; /* peers' alerts: at most one read of the peers per DAEMON_ALERT_SPACING_MS */
+	bool alert_again; /* an alert came while spacing: read once more when it ends */
 	bool draining;
 };
 
@@ -264,11 +268,47 @@ daemon_check_foreign(struct daemon *d)
 	}
 }
 
+/* daemon_on_alert: a peer asked "peer-alert" (its role or timeline changed): read the peers now. */
+static void
+daemon_on_alert(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->peers == NULL)
+		return;
+	if (ev_is_active(&d->alerted)) {
+		d->alert_again = true;
+		return;
+	}
+	peers_read_now(d->peers, false);
+	ev_timer_set(&d->alerted, DAEMON_ALERT_SPACING_MS / 1000.0, 0.);
+	ev_timer_start(d->loop, &d->alerted);
+}
+
+static void
+daemon_on_alerted(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daemon *d = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (d->alert_again) {
+		d->alert_again = false;
+		daemon_on_alert(d);
+	}
+}
+
 static void
 daemon_on_poll(void *arg, enum poll_result result, const struct sample *s, const char *detail)
 {
 	struct daemon *d = arg;
 
+	if (result == POLL_OK && d->peers != NULL &&
+	    (!d->node.have_sample || d->node.sample.in_recovery != s->in_recovery ||
+	     d->node.sample.timeline != s->timeline)) {
+		/* our role or timeline changed: tell the peers now (they read us back), and read them */
+		peers_read_now(d->peers, true);
+	}
 	if (result == POLL_OK) {
 		node_sample(&d->node, s);
 		fencing_sample(&d->fencing, s);
@@ -539,7 +579,7 @@ daemon_run(const char *conf_path, const struct conf *c)
 	struct daemon d;
 	struct poller_conf pc;
 	struct listener_conf lc;
-	struct listener_ops ops = {daemon_view, daemon_admin};
+	struct listener_ops ops = {daemon_view, daemon_admin, daemon_on_alert};
 	char safe[CONF_STR_MAX];
 	uint64_t watchdog_usec = 0;
 
@@ -587,7 +627,7 @@ daemon_run(const char *conf_path, const struct conf *c)
 		/* role ports are bound from the start, so no one else can take them; they listen only later */
 		static const enum request_kind kinds[2] = {REQUEST_PRIMARY, REQUEST_REPLICA};
 		const int64_t ports[2] = {d.conf.agent_primary_port, d.conf.agent_replica_port};
-		struct listener_ops role_ops = {daemon_view, NULL};
+		struct listener_ops role_ops = {daemon_view, NULL, NULL};
 
 		for (int i = 0; i < 2; i++) {
 			struct listener_conf rlc = lc;
@@ -608,6 +648,8 @@ daemon_run(const char *conf_path, const struct conf *c)
 	}
 	ev_timer_init(&d.recheck, daemon_on_recheck, 0., 0.);
 	d.recheck.data = &d;
+	ev_timer_init(&d.alerted, daemon_on_alerted, 0., 0.);
+	d.alerted.data = &d;
 	daemon_poller_conf(&d.conf, &pc);
 	fencing_init(&d.fencing, monoclock_ms());
 	d.poller = poller_new(d.loop, &pc, daemon_on_poll, &d);
@@ -684,6 +726,7 @@ daemon_run(const char *conf_path, const struct conf *c)
 	ev_timer_stop(d.loop, &d.drain);
 	ev_timer_stop(d.loop, &d.watchdog);
 	ev_timer_stop(d.loop, &d.recheck);
+	ev_timer_stop(d.loop, &d.alerted);
 	ev_loop_destroy(d.loop);
 	return 0;
 }
