@@ -2,7 +2,8 @@
 
 - [pg] data_directory watched: a shutdown that begins is down at once (pg-stopping) and pgcheckd lets go of
   its session (a smart shutdown used to wait for it for ever); a promotion is seen without waiting for the
-  poll interval (poll_interval_ms is 5000 here: only the watch can explain a change within 2 s).
+  poll interval (a minute here: only the watch can explain the change).
+- a promoted node alerts its peers: the old primary fences itself without waiting for its own read.
 - [haproxy] push_servers: a transition to unfit is pushed ("set server B/S health down") to every runtime
   API; nothing is pushed on the way up (HAProxy's check brings the node back); an API that refuses or hangs
   is retried on its own thread, logged once, and neither the checks nor the other HAProxy wait for it.
@@ -29,10 +30,11 @@ def ctl(cluster, i, *args):
     return r.returncode, r.stdout.decode(errors="replace")
 
 
-@pytest.mark.cluster_conf(common=WATCHED, haproxy=False)
-def test_watched_data_directory(cluster):
+@pytest.mark.cluster_conf(common=WATCHED, replicas=1, haproxy=False)
+def test_watched_shutdowns(cluster):
+    """Smart and fast shutdowns of a replica are down at once, as pg-stopping."""
     c = cluster
-    r, a = c.pg[2], c.agents[2]
+    r, a = c.pg[1], c.agents[1]
     assert a.ask("replica").startswith("up"), a.ask("replica")
 
     # a smart shutdown: PostgreSQL keeps running (and would keep our session) until every client has left
@@ -54,12 +56,18 @@ def test_watched_data_directory(cluster):
     r.start()
     cl.wait_until(lambda: a.ask("replica").startswith("up"), 15, desc="the replica up again after its restart")
 
-    # a promotion, with a sample every 5 s: the end of recovery starts one at once
+
+@pytest.mark.cluster_conf(common=cl.merge_conf(WATCHED, {"pg": {"poll_interval_ms": "60000",
+                                                                "stale_after_ms": "600000"}}),
+                          replicas=1, haproxy=False)
+def test_watched_promotion(cluster):
+    """A promotion, with a sample a minute: the end of recovery starts one at once."""
+    c = cluster
     p, pa = c.pg[1], c.agents[1]
     assert pa.ask("primary") == "down #is-replica"
     p.promote()
-    cl.wait_until(lambda: pa.ask("primary") == "up 100%", 2, interval=0.01,
-                  desc="the promoted replica up as primary well before its next poll (5 s)")
+    cl.wait_until(lambda: pa.ask("primary") == "up 100%", 5, interval=0.01,
+                  desc="the promoted replica up as primary well before its next poll (a minute)")
     assert pa.ask("replica") == "down #is-primary"
 
 
@@ -129,3 +137,22 @@ def test_push_that_fails_falls_back_to_the_check(cluster):
                       desc="node3 back UP through HAProxy's check")
     finally:
         hung.close()
+
+
+def test_promotion_alerts_the_old_primary():
+    """Item 3: the promoted node's pgcheckd alerts its peers; the old primary reads it back at once and
+    fences itself. Its own reads of the peers are 60 s apart here: only the alert can explain the fence."""
+    c = cl.Cluster(replicas=1)
+    ports = c.ports["agent"]
+    c.pgcheckd_conf = {i: {"peers": {"addresses": f"127.0.0.1:{ports[1 - i]}", "interval_ms": "60000",
+                                     "fresh_ms": "600000"}} for i in range(2)}
+    try:
+        c.start(haproxy=False)
+        old = c.agents[0]
+        cl.wait_until(lambda: old.ask("primary") == "up 100%", 5, desc="node1 up as primary")
+        c.pg[1].promote()
+        cl.wait_until(lambda: c.agents[1].ask("primary") == "up 100%", 5, desc="node2 up as primary")
+        cl.wait_until(lambda: old.ask("primary").startswith("down #fenced newer primary"), 5,
+                      desc="the old primary fenced by node2's alert (its own next read is a minute away)")
+    finally:
+        c.close()
