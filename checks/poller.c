@@ -104,13 +104,13 @@ struct poller {
 	uint64_t system_identifier; /* read with the session's setup */
 	/* the data directory, watched with inotify: only ever a reason to sample at once, or to be down */
 	char *datadir;
-	int ino_fd;           /* -1: not watching */
+	int ino_fd; /* -1: not watching */
 	ev_io ino_io;
 	int wd_dir, wd_global;
-	bool pg_stopping;     /* postmaster.pid says "stopping" (or is gone): every poll reports POLL_STOPPING */
-	int control_state;    /* pg_control's DBState as last read; -1 unknown */
-	bool kick;            /* a sample was asked for while one was in flight: the next starts at once */
-	int watch_errno;      /* why the data directory cannot be watched; 0: watched (or none) */
+	bool pg_stopping;  /* postmaster.pid says "stopping" (or is gone): every poll reports POLL_STOPPING */
+	int control_state; /* pg_control's DBState as last read; -1 unknown */
+	bool kick;         /* a sample was asked for while one was in flight: the next starts at once */
+	int watch_errno;   /* why the data directory cannot be watched; 0: watched (or none) */
 	int64_t burst_until_ms;
 };
 
@@ -572,7 +572,6 @@ poller_on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 			poller_overdue(p, POLL_TIMEOUT, msg);
 	}
 }
-
 
 /*
  * The data directory ([pg] data_directory), watched with inotify. PostgreSQL writes there what it is

@@ -1205,7 +1205,8 @@ conf_check(struct conf *c, const char *name, const int *lines, char *err, size_t
 
 		if (!conf_parse_pairs(c->haproxy_push_servers, names, values, 16, &n3)) {
 			conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(push, api),
-			                "'%s' is not BACKEND/SERVER:REQUEST, ... (at most 16)", c->haproxy_push_servers);
+			                "'%s' is not BACKEND/SERVER:REQUEST, ... (at most 16)",
+			                c->haproxy_push_servers);
 			return false;
 		}
 		for (int i = 0; i < n3; i++) {
@@ -1214,8 +1215,8 @@ conf_check(struct conf *c, const char *name, const int *lines, char *err, size_t
 			if (slash == NULL || slash == names[i] || slash[1] == '\0' || strchr(slash + 1, '/') != NULL ||
 			    conf_enum_index(conf_request_names, values[i]) < 0) {
 				conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(push, api),
-				                "'%s:%s' is not BACKEND/SERVER:REQUEST (REQUEST: %s)", names[i], values[i],
-				                "primary, replica, read-only, health");
+				                "'%s:%s' is not BACKEND/SERVER:REQUEST (REQUEST: %s)", names[i],
+				                values[i], "primary, replica, read-only, health");
 				return false;
 			}
 			any_mine |= strcmp(slash + 1, "*") == 0;

@@ -59,7 +59,8 @@ pusher_parse_targets(const char *list, struct pusher_target *out, int max, int *
 		const char *slash = strchr(names[i], '/');
 		int kind = conf_enum_index(conf_request_names, values[i]);
 
-		if (slash == NULL || slash == names[i] || slash[1] == '\0' || strchr(slash + 1, '/') != NULL || kind < 0)
+		if (slash == NULL || slash == names[i] || slash[1] == '\0' || strchr(slash + 1, '/') != NULL ||
+		    kind < 0)
 			return false;
 		snprintf(out[i].backend, sizeof(out[i].backend), "%.*s", (int)(slash - names[i]), names[i]);
 		snprintf(out[i].server, sizeof(out[i].server), "%.63s", slash + 1);
@@ -142,8 +143,8 @@ pusher_find(struct pusher_api *a, const char *backend, char *server, size_t len,
 
 /* pusher_name gives the server a target means; "*": from the cache, or looked up (and cached). */
 static bool
-pusher_name(struct pusher_api *a, const struct pusher_target *t, char *server, size_t len, bool *reached,
-            char *why, size_t whylen)
+pusher_name(struct pusher_api *a, const struct pusher_target *t, char *server, size_t len, bool *reached, char *why,
+            size_t whylen)
 {
 	*reached = true;
 	if (strcmp(t->server, "*") != 0) {
