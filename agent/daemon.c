@@ -305,8 +305,12 @@ daemon_on_poll(void *arg, enum poll_result result, const struct sample *s, const
 
 	if (result == POLL_OK && d->peers != NULL &&
 	    (!d->node.have_sample || d->node.sample.in_recovery != s->in_recovery ||
-	     d->node.sample.timeline != s->timeline)) {
-		/* our role or timeline changed: tell the peers now (they read us back), and read them */
+	     d->node.sample.read_only != s->read_only || d->node.sample.timeline != s->timeline)) {
+		/*
+		 * our role or timeline changed: tell the peers now (they read us back), and read them. Writable
+		 * counts: the first sample after a promotion may be out of recovery in a transaction begun in it
+		 * (read-only), and the peers must hear again once it is writable.
+		 */
 		peers_read_now(d->peers, true);
 	}
 	if (result == POLL_OK) {
