@@ -110,12 +110,15 @@ struct poller {
 	bool pg_stopping;  /* postmaster.pid says "stopping" (or is gone): every poll reports POLL_STOPPING */
 	int control_state; /* pg_control's DBState as last read; -1 unknown */
 	bool kick;         /* a sample was asked for while one was in flight: the next starts at once */
+	bool rewatch;      /* the watched directory went: watched again at the next connection attempt */
 	int watch_errno;   /* why the data directory cannot be watched; 0: watched (or none) */
 	int64_t burst_until_ms;
 };
 
 static void poller_connect(struct poller *p);
 static void poller_send(struct poller *p);
+static bool poller_watch(struct poller *p);
+static void poller_unwatch(struct poller *p);
 
 /* poller_report hands an outcome on; while postmaster.pid says stopping, every outcome is that. */
 static void
@@ -467,6 +470,8 @@ poller_connect(struct poller *p)
 	const char *values[] = {"pgcheckd", p->conninfo, NULL};
 
 	poller_drop(p);
+	if (p->rewatch && poller_watch(p))
+		p->rewatch = false;
 	p->state = PS_CONNECTING;
 	p->conn = PQconnectStartParams(keys, values, 1);
 	if (p->conn == NULL) {
@@ -665,7 +670,7 @@ poller_on_inotify(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct poller *p = w->data;
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	bool pid = false, control = false, burst = false;
+	bool pid = false, control = false, burst = false, lost = false;
 	ssize_t n;
 
 	(void)loop;
@@ -676,6 +681,11 @@ poller_on_inotify(struct ev_loop *loop, ev_io *w, int revents)
 			const char *name = ev->len > 0 ? ev->name : "";
 
 			at += sizeof(*ev) + ev->len;
+			if (ev->wd == p->wd_dir && (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))) {
+				lost = true; /* the directory went (a replica rebuilt): watch the new one when it is
+				                there */
+				continue;
+			}
 			if (ev->mask & IN_Q_OVERFLOW) {
 				pid = control = true; /* events were lost: look at everything again */
 				continue;
@@ -691,6 +701,11 @@ poller_on_inotify(struct ev_loop *loop, ev_io *w, int revents)
 			         strcmp(name, "promote") == 0)
 				burst = true; /* recovery is ending: its end shows in a sample within a few ms */
 		}
+	}
+	if (lost) {
+		poller_unwatch(p); /* the polls decide until the directory is watched again */
+		p->rewatch = true;
+		return;
 	}
 	if (pid)
 		poller_note_pid(p);
@@ -780,6 +795,8 @@ poller_set_conf(struct poller *p, const struct poller_conf *pc, bool *dir_change
 		return changed;
 	}
 	*dir_changed = p->datadir == NULL || strcmp(p->datadir, dcopy) != 0;
+	if (*dir_changed)
+		p->rewatch = false;
 	free(p->conninfo);
 	free(p->datadir);
 	p->conninfo = copy;

@@ -11,6 +11,7 @@ Timings are measured in bench/ (bench/fastchanges.py), never asserted here.
 """
 
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -55,6 +56,14 @@ def test_watched_shutdowns(cluster):
     assert a.ask("replica") == "down #pg-stopping"
     r.start()
     cl.wait_until(lambda: a.ask("replica").startswith("up"), 15, desc="the replica up again after its restart")
+
+    # the replica rebuilt: its data directory removed and made anew; the new one is watched, it comes back
+    r.stop("fast")
+    shutil.rmtree(r.datadir)
+    c.pg[0].sql("SELECT pg_drop_replication_slot(%s)", (r.name,))
+    r.basebackup_from(c.pg[0])
+    r.start()
+    cl.wait_until(lambda: a.ask("replica").startswith("up"), 15, desc="the rebuilt replica up again")
 
 
 @pytest.mark.cluster_conf(common=cl.merge_conf(WATCHED, {"pg": {"poll_interval_ms": "60000",
