@@ -339,8 +339,13 @@ pusher_free(struct pusher *p, int64_t deadline_ms)
 {
 	if (p == NULL)
 		return;
-	for (int i = 0; i < p->n; i++)
+	for (int i = 0; i < p->n; i++) {
+		char addr[CONF_ADDR_MAX];
+
+		/* the thread frees its state once stopped, maybe before worker_stop returns: nothing of it after */
+		snprintf(addr, sizeof(addr), "%s", p->api[i]->addr);
 		if (!worker_stop(p->api[i]->worker, deadline_ms))
-			log_warning("haproxy %s: a push still running while pgcheckd exits", p->api[i]->addr);
+			log_warning("haproxy %s: a push still running while pgcheckd exits", addr);
+	}
 	free(p);
 }
