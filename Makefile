@@ -43,7 +43,7 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sa
 # decisions) -> agent/serve (answers) and agent/haproxy (the runtime API); agent/ wires them together
 CORE_SRCS := agent/core/request.c agent/core/verdict.c agent/core/weight.c agent/core/node.c agent/core/fencing.c
 SERVE_SRCS := agent/serve/agentline.c agent/serve/http.c agent/serve/render.c agent/serve/respond.c agent/serve/clusterview.c agent/serve/admin.c agent/serve/tls.c agent/serve/listener.c
-HAPROXY_SRCS := agent/haproxy/runtimeapi.c agent/haproxy/worker.c agent/haproxy/registrar.c agent/haproxy/scaleout.c agent/haproxy/drainwait.c
+HAPROXY_SRCS := agent/haproxy/runtimeapi.c agent/haproxy/worker.c agent/haproxy/registrar.c agent/haproxy/scaleout.c agent/haproxy/drainwait.c agent/haproxy/pusher.c
 # what the core's unit tests link, and nothing more: no libev, libpq, OpenSSL or threads (`make core-check`)
 CORE_LINK_SRCS := $(CORE_SRCS) conf/conf_values.c agent/log.c
 SRCS := conf/conf.c conf/conf_values.c checks/host.c checks/poller.c checks/peers.c checks/dcs_answer.c checks/dcs.c \

@@ -26,6 +26,7 @@
 #include "peers.h"
 #include "clusterview.h"
 #include "poller.h"
+#include "pusher.h"
 #include "registrar.h"
 #include "render.h"
 #include "scaleout.h"
@@ -58,6 +59,8 @@ sd_watchdog_enabled(int unset_environment, uint64_t *usec)
 
 /* role ports are re-checked at least this often, for rules that change with time alone */
 #define DAEMON_RECHECK_MAX_MS 100
+/* reads of the peers that peers' alerts cause are at least this far apart (a flood costs no more) */
+#define DAEMON_ALERT_SPACING_MS 10
 
 struct daemon {
 	struct ev_loop *loop;
@@ -74,6 +77,7 @@ struct daemon {
 	struct peers *peers;         /* the other nodes' pgcheckd, when configured */
 	struct registrar *registrar; /* registration into HAProxy, when configured */
 	struct scaleout *scaleout;   /* the scale-out controller, when configured */
+	struct pusher *pusher;       /* pushes that take this node out of HAProxy backends, when configured */
 	struct fencing fencing;      /* isolation and an operator's release, between samples */
 	struct dcs *dcs;             /* the etcd client, when [dcs] mode is set */
 	struct dcs_summary dcs_told; /* what the log last said of it: transitions are logged once */
@@ -83,6 +87,8 @@ struct daemon {
 	ev_timer drain;
 	ev_timer watchdog;
 	ev_timer recheck; /* role ports: the last sample going stale, and other rules of time */
+	ev_timer alerted; /* peers' alerts: at most one read of the peers per DAEMON_ALERT_SPACING_MS */
+	bool alert_again; /* an alert came while spacing: read once more when it ends */
 	bool draining;
 };
 
@@ -94,6 +100,21 @@ daemon_poller_conf(const struct conf *c, struct poller_conf *pc)
 	pc->query_timeout_ms = c->pg_query_timeout_ms;
 	pc->connect_timeout_ms = c->pg_connect_timeout_ms;
 	pc->reconnect_max_ms = c->pg_reconnect_max_ms;
+	pc->data_directory = c->pg_data_directory;
+}
+
+/* daemon_watch_note logs, when [pg] data_directory is set, whether it is watched. */
+static void
+daemon_watch_note(struct daemon *d)
+{
+	int e = poller_watch_error(d->poller);
+
+	if (e != 0)
+		log_error("[pg] data_directory %s cannot be watched (%s): shutdowns and promotions are seen at the "
+		          "next poll only",
+		          d->conf.pg_data_directory, strerror(e));
+	else if (d->conf.pg_data_directory[0] != '\0')
+		log_info("watching %s for shutdowns and promotions", d->conf.pg_data_directory);
 }
 
 static void
@@ -190,6 +211,18 @@ daemon_roles(struct daemon *d)
 			break;
 		}
 	}
+	if (d->pusher != NULL) {
+		unsigned unfit = 0;
+
+		for (int k = 0; k < REQUEST_KIND_COUNT; k++) {
+			struct request r = {.kind = (enum request_kind)k};
+
+			verdict_for(&v, &r, &d->policy, &vd);
+			if (!vd.up)
+				unfit |= 1u << k;
+		}
+		pusher_update(d->pusher, unfit); /* hands over, never waits for HAProxy */
+	}
 	for (int i = 0; i < 2; i++) {
 		struct request r = {.kind = kinds[i]};
 		bool open;
@@ -244,6 +277,36 @@ daemon_check_foreign(struct daemon *d)
 	}
 }
 
+/* daemon_on_alert: a peer asked "peer-alert" (its role or timeline changed): read the peers now. */
+static void
+daemon_on_alert(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->peers == NULL)
+		return;
+	if (ev_is_active(&d->alerted)) {
+		d->alert_again = true;
+		return;
+	}
+	peers_read_now(d->peers, false);
+	ev_timer_set(&d->alerted, DAEMON_ALERT_SPACING_MS / 1000.0, 0.);
+	ev_timer_start(d->loop, &d->alerted);
+}
+
+static void
+daemon_on_alerted(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daemon *d = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (d->alert_again) {
+		d->alert_again = false;
+		daemon_on_alert(d);
+	}
+}
+
 static void
 daemon_on_poll(void *arg, enum poll_result result, const struct sample *s, const char *detail)
 {
@@ -251,6 +314,16 @@ daemon_on_poll(void *arg, enum poll_result result, const struct sample *s, const
 
 	/* lease mode: only a writable primary takes the key and keeps its lease */
 	dcs_set_candidate(d->dcs, result == POLL_OK && !s->in_recovery && !s->read_only && !s->default_read_only);
+	if (result == POLL_OK && d->peers != NULL &&
+	    (!d->node.have_sample || d->node.sample.in_recovery != s->in_recovery ||
+	     d->node.sample.read_only != s->read_only || d->node.sample.timeline != s->timeline)) {
+		/*
+		 * our role or timeline changed: tell the peers now (they read us back), and read them. Writable
+		 * counts: the first sample after a promotion may be out of recovery in a transaction begun in it
+		 * (read-only), and the peers must hear again once it is writable.
+		 */
+		peers_read_now(d->peers, true);
+	}
 	if (result == POLL_OK) {
 		node_sample(&d->node, s);
 		fencing_sample(&d->fencing, s);
@@ -514,6 +587,10 @@ daemon_reload(struct daemon *d)
 
 	bool dcs_changed = daemon_dcs_changed(&d->conf, &next);
 
+	char old_datadir[CONF_STR_MAX], old_apis[CONF_STR_MAX];
+
+	snprintf(old_datadir, sizeof(old_datadir), "%s", d->conf.pg_data_directory);
+	snprintf(old_apis, sizeof(old_apis), "%s", d->conf.haproxy_runtime_api);
 	d->conf = next;
 	if (peers_changed)
 		daemon_start_peers(d);
@@ -524,6 +601,14 @@ daemon_reload(struct daemon *d)
 		d->registrar = registrar_new(&d->conf);
 	else
 		registrar_reconfigure(d->registrar, &d->conf);
+	if (d->pusher != NULL && (strcmp(old_apis, d->conf.haproxy_runtime_api) != 0 || !pusher_wanted(&d->conf))) {
+		pusher_free(d->pusher, monoclock_ms() + d->conf.haproxy_timeout_ms);
+		d->pusher = NULL;
+	}
+	if (d->pusher == NULL)
+		d->pusher = pusher_new(&d->conf);
+	else
+		pusher_reconfigure(d->pusher, &d->conf);
 	if (d->scaleout == NULL)
 		d->scaleout = scaleout_new(d->loop, &d->conf);
 	else
@@ -533,6 +618,8 @@ daemon_reload(struct daemon *d)
 	node_configure(&d->node, &d->conf);
 	daemon_poller_conf(&d->conf, &pc);
 	poller_reconfigure(d->poller, &pc);
+	if (strcmp(d->conf.pg_data_directory, old_datadir) != 0)
+		daemon_watch_note(d);
 	daemon_listener_conf(&d->conf, &lc);
 	listener_reconfigure(d->listener, &lc);
 	if (d->http != NULL)
@@ -598,7 +685,7 @@ daemon_run(const char *conf_path, const struct conf *c)
 	struct daemon d;
 	struct poller_conf pc;
 	struct listener_conf lc;
-	struct listener_ops ops = {daemon_view, daemon_admin};
+	struct listener_ops ops = {daemon_view, daemon_admin, daemon_on_alert};
 	char safe[CONF_STR_MAX];
 	uint64_t watchdog_usec = 0;
 
@@ -646,7 +733,7 @@ daemon_run(const char *conf_path, const struct conf *c)
 		/* role ports are bound from the start, so no one else can take them; they listen only later */
 		static const enum request_kind kinds[2] = {REQUEST_PRIMARY, REQUEST_REPLICA};
 		const int64_t ports[2] = {d.conf.agent_primary_port, d.conf.agent_replica_port};
-		struct listener_ops role_ops = {daemon_view, NULL};
+		struct listener_ops role_ops = {daemon_view, NULL, NULL};
 
 		for (int i = 0; i < 2; i++) {
 			struct listener_conf rlc = lc;
@@ -667,6 +754,8 @@ daemon_run(const char *conf_path, const struct conf *c)
 	}
 	ev_timer_init(&d.recheck, daemon_on_recheck, 0., 0.);
 	d.recheck.data = &d;
+	ev_timer_init(&d.alerted, daemon_on_alerted, 0., 0.);
+	d.alerted.data = &d;
 	daemon_poller_conf(&d.conf, &pc);
 	fencing_init(&d.fencing, monoclock_ms());
 	d.poller = poller_new(d.loop, &pc, daemon_on_poll, &d);
@@ -680,9 +769,11 @@ daemon_run(const char *conf_path, const struct conf *c)
 		return DAEMON_EXIT_START_FAILED;
 	}
 
+	daemon_watch_note(&d);
 	daemon_start_peers(&d);
 	(void)daemon_start_dcs(&d); /* errors have been logged already; 'primary' is then down */
 	d.registrar = registrar_new(&d.conf);
+	d.pusher = pusher_new(&d.conf);
 	d.scaleout = scaleout_new(d.loop, &d.conf);
 	ev_signal_init(&d.sighup, daemon_on_sighup, SIGHUP);
 	d.sighup.data = &d;
@@ -725,6 +816,7 @@ daemon_run(const char *conf_path, const struct conf *c)
 		/* the withdrawal and the controller's last HAProxy exchange get one timeout_ms between them */
 		int64_t deadline = monoclock_ms() + d.conf.haproxy_timeout_ms;
 
+		pusher_free(d.pusher, monoclock_ms()); /* a push left now is of no use: the withdrawal follows */
 		registrar_free(d.registrar, deadline); /* withdraws from HAProxy */
 		scaleout_free(d.scaleout, deadline);
 	}
@@ -742,6 +834,7 @@ daemon_run(const char *conf_path, const struct conf *c)
 	ev_timer_stop(d.loop, &d.drain);
 	ev_timer_stop(d.loop, &d.watchdog);
 	ev_timer_stop(d.loop, &d.recheck);
+	ev_timer_stop(d.loop, &d.alerted);
 	ev_loop_destroy(d.loop);
 	return 0;
 }

@@ -56,6 +56,8 @@ struct peer {
 	enum peers_episode news;         /* not yet reported by peers_rejection_news */
 	bool rejected_before_key;        /* rejecting when the key changed: the next believed answer is news */
 	bool tried;                      /* a read of it ended (answered, failed or timed out) since the start */
+	bool again;                      /* read again as soon as the running exchange ends */
+	bool alert;                      /* the next read asks "peer-alert": the peer re-reads its peers at once */
 };
 
 /* One list's name lookups, shared by the resolver thread and the loop; the last one to let go frees it. */
@@ -635,6 +637,8 @@ peers_index(const struct peers *p, const struct peer *pe)
 	return -1;
 }
 
+static void peers_again(struct peers *p, struct peer *pe);
+
 static void
 peers_on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -659,6 +663,11 @@ peers_on_io(struct ev_loop *loop, ev_io *w, int revents)
 				peers_end(pe); /* no request without a fresh nonce: the peer ages, as one unreachable */
 				return;
 			}
+		}
+		if (pe->alert) {
+			/* the same request under the other word (as long): the MAC is over "peer-state ..." */
+			memcpy(req, PEERS_ALERT_WORD, sizeof(PEERS_ALERT_WORD) - 1);
+			pe->alert = false;
 		}
 		if (getsockopt(pe->fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0 ||
 		    send(pe->fd, req, rlen, MSG_NOSIGNAL) != (ssize_t)rlen) {
@@ -686,14 +695,30 @@ peers_on_io(struct ev_loop *loop, ev_io *w, int revents)
 		(void)peers_record_answer(p, peers_index(p, pe), p->key_len > 0 ? pe->nonce : NULL, pe->buf,
 		                          monoclock_ms());
 	pe->nonce[0] = '\0'; /* used once */
+	peers_again(p, pe);
 }
 
 static void
 peers_on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	struct peer *pe = w->data;
+
 	(void)loop;
 	(void)revents;
-	peers_end(w->data);
+	peers_end(pe);
+	peers_again(pe->owner, pe);
+}
+
+static void peers_start_one(struct peers *p, struct peer *pe);
+
+/* peers_again starts the read asked for while the last exchange ran (peers_read_now). */
+static void
+peers_again(struct peers *p, struct peer *pe)
+{
+	if (!pe->again)
+		return;
+	pe->again = false;
+	peers_start_one(p, pe);
 }
 
 static void
@@ -1073,6 +1098,22 @@ peers_free(struct peers *p)
 	ev_timer_stop(p->loop, &p->round);
 	OPENSSL_cleanse(p->key, sizeof(p->key));
 	free(p);
+}
+
+void
+peers_read_now(struct peers *p, bool alert)
+{
+	if (p == NULL)
+		return;
+	for (int i = 0; i < p->count; i++) {
+		struct peer *pe = p->peer[i];
+
+		pe->alert |= alert;
+		if (pe->fd >= 0)
+			pe->again = true; /* an answer already on its way may be older than what changed */
+		else
+			peers_start_one(p, pe);
+	}
 }
 
 int

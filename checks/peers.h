@@ -127,6 +127,15 @@ enum peers_addr_state {
 /* peers_address_state tells where peer i's address stands. */
 enum peers_addr_state peers_address_state(const struct peers *p, int i);
 
+/*
+ * peers_read_now reads every peer at once (a peer whose exchange is running is read again right after
+ * it). With alert, the request is "peer-alert" (PEERS_ALERT_WORD, as long as "peer-state", the rest of the
+ * request the same, with its MAC): the peer answers it as a "peer-state" and also re-reads its own peers
+ * at once, so that a superseded primary learns of a promotion in milliseconds, not at its next round.
+ */
+#define PEERS_ALERT_WORD "peer-alert"
+void peers_read_now(struct peers *p, bool alert);
+
 /* peers_resolvers_running counts name lookups still running on their threads (for tests). */
 int peers_resolvers_running(void);
 

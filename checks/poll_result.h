@@ -11,7 +11,8 @@
 	X(POLL_CONNECT_TIMEOUT, "connect-timeout")                                                                     \
 	X(POLL_TIMEOUT, "timeout")                                                                                     \
 	X(POLL_QUERY_FAILED, "query-failed")                                                                           \
-	X(POLL_CONNECTION_LOST, "connection-lost")
+	X(POLL_CONNECTION_LOST, "connection-lost")                                                                     \
+	X(POLL_STOPPING, "pg-stopping") /* postmaster.pid says stopping: whatever a query still answers */
 
 enum poll_result {
 #define POLL_ENUM(e, s) e,

@@ -12,17 +12,28 @@
 #include "poller.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
 
 #include "host.h"
 #include "monoclock.h"
 
 /* how long an overdue connect or query is still waited for before it is closed and replaced */
 #define POLLER_ABANDON_MS 30000
+/* after a sign that recovery is ending (a signal file removed, "promote" created): sample this often ... */
+#define POLLER_BURST_EVERY_MS 5
+/* ... for this long, so that the end of recovery is seen within a few ms whatever order PostgreSQL writes in */
+#define POLLER_BURST_MS 300
+/* postmaster.pid's 8th line (LOCK_FILE_LINE_PM_STATUS, PostgreSQL 10 and later) */
+#define POLLER_PID_STATUS_LINE 8
+/* pg_control's DBState: an int after system_identifier (8 bytes), pg_control_version and catalog_version_no */
+#define POLLER_CONTROL_STATE_OFFSET 16
 
 /*
  * The last three columns: the name the primary knows this replica by (primary_conninfo's application_name,
@@ -111,10 +122,48 @@ struct poller {
 	bool overdue;               /* past its deadline and reported down; kept until it ends or is abandoned */
 	int sent_timeout_ms;        /* statement_timeout of this session */
 	uint64_t system_identifier; /* read with the session's setup */
+	/* the data directory, watched with inotify: only ever a reason to sample at once, or to be down */
+	char *datadir;
+	int ino_fd; /* -1: not watching */
+	ev_io ino_io;
+	int wd_dir, wd_global;
+	bool pg_stopping;  /* postmaster.pid says "stopping" (or is gone): every poll reports POLL_STOPPING */
+	int control_state; /* pg_control's DBState as last read; -1 unknown */
+	bool kick;         /* a sample was asked for while one was in flight: the next starts at once */
+	bool rewatch;      /* the watched directory went: watched again at the next connection attempt */
+	int watch_errno;   /* why the data directory cannot be watched; 0: watched (or none) */
+	int64_t burst_until_ms;
 };
 
 static void poller_connect(struct poller *p);
 static void poller_send(struct poller *p);
+static bool poller_watch(struct poller *p);
+static void poller_unwatch(struct poller *p);
+
+/* poller_report hands an outcome on; while postmaster.pid says stopping, every outcome is that. */
+static void
+poller_report(struct poller *p, enum poll_result r, const struct sample *s, const char *detail)
+{
+	if (p->pg_stopping) {
+		p->cb(p->arg, POLL_STOPPING, NULL, "postmaster.pid says the server is stopping");
+		return;
+	}
+	p->cb(p->arg, r, s, detail);
+}
+
+/* poller_next_ms: how long after now the next sample starts (at once when asked for; often in a burst). */
+static int64_t
+poller_next_ms(const struct poller *p)
+{
+	int64_t now = monoclock_ms();
+	int64_t next = p->query_started_ms + p->conf.poll_interval_ms - now;
+
+	if (p->kick)
+		return 0;
+	if (now < p->burst_until_ms && next > POLLER_BURST_EVERY_MS)
+		next = POLLER_BURST_EVERY_MS;
+	return next;
+}
 
 bool
 poller_lsn_parse(const char *s, uint64_t *lsn)
@@ -205,7 +254,7 @@ poller_failed(struct poller *p, enum poll_result r, const char *msg)
 	}
 	p->retrying = false;
 	p->last_poll_ok = false;
-	p->cb(p->arg, r, NULL, detail);
+	poller_report(p, r, NULL, detail);
 	poller_backoff(p);
 }
 
@@ -375,7 +424,7 @@ poller_query_failed(struct poller *p, const char *msg)
 	poller_backoff(p);
 	/* a query past its deadline was reported down already; its late error says nothing new */
 	if (!reported)
-		p->cb(p->arg, POLL_QUERY_FAILED, NULL, detail);
+		poller_report(p, POLL_QUERY_FAILED, NULL, detail);
 }
 
 /* poller_collect reads every result of the statement in flight; false when the connection broke. */
@@ -410,8 +459,8 @@ poller_collect(struct poller *p)
 			p->backoff_ms = p->conf.poll_interval_ms;
 			p->state = PS_IDLE;
 			poller_io_arm(p, EV_READ); /* notices a server that closes the idle connection */
-			poller_schedule(p, p->query_started_ms + p->conf.poll_interval_ms - monoclock_ms());
-			p->cb(p->arg, POLL_OK, &s, "");
+			poller_schedule(p, poller_next_ms(p));
+			poller_report(p, POLL_OK, &s, "");
 			return;
 		}
 		switch (PQresultStatus(res)) {
@@ -444,6 +493,7 @@ poller_send(struct poller *p)
 
 	p->state = PS_QUERYING;
 	p->overdue = false;
+	p->kick = false;
 	p->query_started_ms = monoclock_ms();
 	if (!p->session_ready || p->sent_timeout_ms != (int)p->conf.query_timeout_ms) {
 		/* one round trip: the session's own limits, then the sample */
@@ -508,6 +558,8 @@ poller_connect(struct poller *p)
 	const char *values[] = {"pgcheckd", p->conninfo, NULL};
 
 	poller_drop(p);
+	if (p->rewatch && poller_watch(p))
+		p->rewatch = false;
 	p->state = PS_CONNECTING;
 	p->conn = PQconnectStartParams(keys, values, 1);
 	if (p->conn == NULL) {
@@ -583,7 +635,7 @@ poller_overdue(struct poller *p, enum poll_result r, const char *msg)
 	p->last_poll_ok = false;
 	ev_timer_set(&p->deadline, POLLER_ABANDON_MS / 1000.0, 0.);
 	ev_timer_start(p->loop, &p->deadline);
-	p->cb(p->arg, r, NULL, msg);
+	poller_report(p, r, NULL, msg);
 }
 
 static void
@@ -614,18 +666,232 @@ poller_on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
+/*
+ * The data directory ([pg] data_directory), watched with inotify. PostgreSQL writes there what it is
+ * about to do before or as a client could see it: postmaster.pid's status line becomes "stopping" when a
+ * smart or fast shutdown begins (before backends are told; a smart shutdown leaves our session running
+ * and answering), standby.signal and recovery.signal are removed and pg_control's state becomes
+ * DB_IN_PRODUCTION when recovery ends. An event only ever makes the node down at once ("stopping") or
+ * starts a sample at once (and a short burst of them): never an up by itself.
+ */
+static void poller_kick(struct poller *p, bool burst);
+
+/* poller_read_head reads up to len - 1 bytes of dir/name into buf (NUL-terminated); -1 when it cannot be read. */
+static ssize_t
+poller_read_head(const char *dir, const char *name, char *buf, size_t len)
+{
+	char path[4096];
+	ssize_t n;
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
+		return -1;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return n;
+}
+
+/* poller_pid_stopping: postmaster.pid is gone or its status line says "stopping". */
 static bool
-poller_set_conf(struct poller *p, const struct poller_conf *pc)
+poller_pid_stopping(const char *dir)
+{
+	char buf[2048];
+	const char *line = buf;
+
+	if (poller_read_head(dir, "postmaster.pid", buf, sizeof(buf)) < 0)
+		return errno == ENOENT;
+	for (int i = 1; i < POLLER_PID_STATUS_LINE; i++) {
+		line = strchr(line, '\n');
+		if (line == NULL)
+			return false; /* no status line (yet): the samples decide */
+		line++;
+	}
+	return strncmp(line, "stopping", 8) == 0;
+}
+
+static int
+poller_control_state(const char *dir)
+{
+	char buf[POLLER_CONTROL_STATE_OFFSET + sizeof(int32_t) + 1];
+	int32_t state;
+
+	if (poller_read_head(dir, "global/pg_control", buf, sizeof(buf)) != (ssize_t)(sizeof(buf) - 1))
+		return -1;
+	memcpy(&state, buf + POLLER_CONTROL_STATE_OFFSET, sizeof(state));
+	return (int)state;
+}
+
+/* poller_note_pid reads postmaster.pid again; a shutdown that began is reported down at once. */
+static void
+poller_note_pid(struct poller *p)
+{
+	bool stopping = poller_pid_stopping(p->datadir);
+
+	if (stopping == p->pg_stopping)
+		return;
+	p->pg_stopping = stopping;
+	if (stopping) {
+		/* our session would hold a smart shutdown up for ever: let go, and try again only with backoff */
+		poller_drop(p);
+		p->state = PS_WAITING;
+		p->last_poll_ok = false;
+		p->retrying = false;
+		poller_report(p, POLL_STOPPING, NULL, "");
+		poller_backoff(p);
+		return;
+	}
+	if (p->state == PS_WAITING) {
+		p->backoff_ms = p->conf.poll_interval_ms;
+		poller_schedule(p, 0); /* a postmaster (re)started: connect now, not at the end of a backoff */
+	} else
+		poller_kick(p, false);
+}
+
+static void
+poller_on_inotify(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct poller *p = w->data;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool pid = false, control = false, burst = false, lost = false;
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	while ((n = read(p->ino_fd, buf, sizeof(buf))) > 0) {
+		for (char *at = buf; at < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)at;
+			const char *name = ev->len > 0 ? ev->name : "";
+
+			at += sizeof(*ev) + ev->len;
+			if (ev->wd == p->wd_dir && (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))) {
+				lost = true; /* the directory went (a replica rebuilt): watch the new one when it is
+				                there */
+				continue;
+			}
+			if (ev->mask & IN_Q_OVERFLOW) {
+				pid = control = true; /* events were lost: look at everything again */
+				continue;
+			}
+			if (ev->wd == p->wd_global) {
+				control |= strcmp(name, "pg_control") == 0;
+				continue;
+			}
+			if (strcmp(name, "postmaster.pid") == 0)
+				pid = true;
+			else if (((ev->mask & (IN_DELETE | IN_MOVED_FROM)) &&
+			          (strcmp(name, "standby.signal") == 0 || strcmp(name, "recovery.signal") == 0)) ||
+			         strcmp(name, "promote") == 0)
+				burst = true; /* recovery is ending: its end shows in a sample within a few ms */
+		}
+	}
+	if (lost) {
+		poller_unwatch(p); /* the polls decide until the directory is watched again */
+		p->rewatch = true;
+		return;
+	}
+	if (pid)
+		poller_note_pid(p);
+	if (control) {
+		int state = poller_control_state(p->datadir);
+
+		if (state != p->control_state) {
+			p->control_state = state;
+			poller_kick(p, false);
+		}
+	}
+	if (burst)
+		poller_kick(p, true);
+}
+
+static void
+poller_unwatch(struct poller *p)
+{
+	if (p->ino_fd < 0)
+		return;
+	ev_io_stop(p->loop, &p->ino_io);
+	close(p->ino_fd);
+	p->ino_fd = -1;
+	p->pg_stopping = false;
+}
+
+/* poller_watch starts watching p->datadir (when set); false when it cannot (the reason in errno). */
+static bool
+poller_watch(struct poller *p)
+{
+	char global[4096];
+	const uint32_t mask = IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO;
+
+	poller_unwatch(p);
+	if (p->datadir == NULL || p->datadir[0] == '\0')
+		return true;
+	p->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (p->ino_fd < 0)
+		return false;
+	snprintf(global, sizeof(global), "%s/global", p->datadir);
+	p->wd_dir = inotify_add_watch(p->ino_fd, p->datadir, mask | IN_ONLYDIR);
+	p->wd_global = inotify_add_watch(p->ino_fd, global, IN_MODIFY | IN_CLOSE_WRITE | IN_ONLYDIR);
+	if (p->wd_dir < 0) {
+		int e = errno;
+
+		close(p->ino_fd);
+		p->ino_fd = -1;
+		errno = e;
+		return false;
+	}
+	ev_io_init(&p->ino_io, poller_on_inotify, p->ino_fd, EV_READ);
+	p->ino_io.data = p;
+	ev_io_start(p->loop, &p->ino_io);
+	p->pg_stopping = poller_pid_stopping(p->datadir);
+	p->control_state = poller_control_state(p->datadir);
+	return true;
+}
+
+/*
+ * poller_kick starts a sample now: at once when the session is idle, right after the one in flight
+ * otherwise. A connection being made or a backoff is left to run: the node is down meanwhile anyway.
+ */
+static void
+poller_kick(struct poller *p, bool burst)
+{
+	if (burst)
+		p->burst_until_ms = monoclock_ms() + POLLER_BURST_MS;
+	if (p->state == PS_IDLE) {
+		ev_timer_stop(p->loop, &p->timer);
+		poller_send(p);
+	} else if (p->state == PS_QUERYING)
+		p->kick = true;
+}
+
+/* poller_set_conf takes pc; *dir_changed tells that the data directory to watch changed. */
+static bool
+poller_set_conf(struct poller *p, const struct poller_conf *pc, bool *dir_changed)
 {
 	bool changed = p->conninfo == NULL || strcmp(p->conninfo, pc->conninfo) != 0;
-	char *copy = strdup(pc->conninfo);
+	const char *dir = pc->data_directory != NULL ? pc->data_directory : "";
+	char *copy = strdup(pc->conninfo), *dcopy = strdup(dir);
 
-	if (copy == NULL)
+	*dir_changed = false;
+	if (copy == NULL || dcopy == NULL) {
+		free(copy);
+		free(dcopy);
 		return changed;
+	}
+	*dir_changed = p->datadir == NULL || strcmp(p->datadir, dcopy) != 0;
+	if (*dir_changed)
+		p->rewatch = false;
 	free(p->conninfo);
+	free(p->datadir);
 	p->conninfo = copy;
+	p->datadir = dcopy;
 	p->conf = *pc;
 	p->conf.conninfo = p->conninfo;
+	p->conf.data_directory = p->datadir;
 	return changed;
 }
 
@@ -633,14 +899,19 @@ struct poller *
 poller_new(struct ev_loop *loop, const struct poller_conf *pc, poller_cb cb, void *arg)
 {
 	struct poller *p = calloc(1, sizeof(*p));
+	bool dir_changed;
 
 	if (p == NULL)
 		return NULL;
 	p->loop = loop;
 	p->cb = cb;
 	p->arg = arg;
-	(void)poller_set_conf(p, pc);
-	if (p->conninfo == NULL) {
+	p->ino_fd = -1;
+	p->control_state = -1;
+	(void)poller_set_conf(p, pc, &dir_changed);
+	if (p->conninfo == NULL || p->datadir == NULL) {
+		free(p->conninfo);
+		free(p->datadir);
 		free(p);
 		return NULL;
 	}
@@ -652,6 +923,7 @@ poller_new(struct ev_loop *loop, const struct poller_conf *pc, poller_cb cb, voi
 	ev_timer_init(&p->deadline, poller_on_deadline, 0., 0.);
 	p->deadline.data = p;
 	p->state = PS_WAITING;
+	p->watch_errno = poller_watch(p) ? 0 : errno;
 	poller_schedule(p, 0);
 	return p;
 }
@@ -659,7 +931,9 @@ poller_new(struct ev_loop *loop, const struct poller_conf *pc, poller_cb cb, voi
 void
 poller_reconfigure(struct poller *p, const struct poller_conf *pc)
 {
-	if (poller_set_conf(p, pc)) {
+	bool dir_changed;
+
+	if (poller_set_conf(p, pc, &dir_changed)) {
 		/* new server or credentials: start over at once */
 		poller_drop(p);
 		p->state = PS_WAITING;
@@ -669,6 +943,14 @@ poller_reconfigure(struct poller *p, const struct poller_conf *pc)
 	}
 	if (p->backoff_ms > p->conf.reconnect_max_ms)
 		p->backoff_ms = p->conf.reconnect_max_ms;
+	if (dir_changed)
+		p->watch_errno = poller_watch(p) ? 0 : errno;
+}
+
+int
+poller_watch_error(const struct poller *p)
+{
+	return p->watch_errno;
 }
 
 void
@@ -677,7 +959,9 @@ poller_free(struct poller *p)
 	if (p == NULL)
 		return;
 	poller_drop(p);
+	poller_unwatch(p);
 	ev_timer_stop(p->loop, &p->timer);
 	free(p->conninfo);
+	free(p->datadir);
 	free(p);
 }

@@ -20,6 +20,8 @@ struct poller_conf {
 	int64_t query_timeout_ms;
 	int64_t connect_timeout_ms;
 	int64_t reconnect_max_ms;
+	/* PostgreSQL's data directory, watched for a shutdown beginning and recovery ending; "" or NULL: none */
+	const char *data_directory;
 };
 
 /* Called once per poll: with a sample when result is POLL_OK, with NULL otherwise. */
@@ -31,6 +33,9 @@ struct poller *poller_new(struct ev_loop *loop, const struct poller_conf *pc, po
 /* poller_reconfigure applies new settings; a changed conninfo replaces the connection. */
 void poller_reconfigure(struct poller *p, const struct poller_conf *pc);
 void poller_free(struct poller *p);
+
+/* poller_watch_error is why the data directory cannot be watched (an errno), 0 when it is (or none is set). */
+int poller_watch_error(const struct poller *p);
 
 /* poller_sql is the one statement each poll runs (exposed for tests and the docs). */
 extern const char poller_sql[];

@@ -1234,15 +1234,36 @@ conf_check(struct conf *c, const char *name, const int *lines, char *err, size_t
 				return false;
 			}
 		}
-		/* advertise_addr alone: the HAProxy instances that "ctl drain --wait" asks */
-		if (n1 + n2 == 0 && c->scaleout_backend[0] == '\0' && c->haproxy_advertise_addr[0] == '\0') {
-			conf_cross_fail(
-			    err, errlen, name, lines, true, CONF_ROWS(api, tmpl, dyn, addr, scale),
-			    "set but no template_backends, dynamic_backends, advertise_addr (ctl drain --wait) "
-			    "or [scaleout] backend uses it");
+		const size_t push = CONF_KEY_OF(haproxy_push_servers);
+		int n3;
+		bool any_mine = false;
+
+		if (!conf_parse_pairs(c->haproxy_push_servers, names, values, 16, &n3)) {
+			conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(push, api),
+			                "'%s' is not BACKEND/SERVER:REQUEST, ... (at most 16)",
+			                c->haproxy_push_servers);
 			return false;
 		}
-		if ((n1 + n2 > 0 || c->haproxy_advertise_addr[0] != '\0') &&
+		for (int i = 0; i < n3; i++) {
+			const char *slash = strchr(names[i], '/');
+
+			if (slash == NULL || slash == names[i] || slash[1] == '\0' || strchr(slash + 1, '/') != NULL ||
+			    conf_enum_index(conf_request_names, values[i]) < 0) {
+				conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(push, api),
+				                "'%s:%s' is not BACKEND/SERVER:REQUEST (REQUEST: %s)", names[i],
+				                values[i], "primary, replica, read-only, health");
+				return false;
+			}
+			any_mine |= strcmp(slash + 1, "*") == 0;
+		}
+		/* advertise_addr alone: the HAProxy instances that "ctl drain --wait" asks */
+		if (n1 + n2 + n3 == 0 && c->scaleout_backend[0] == '\0' && c->haproxy_advertise_addr[0] == '\0') {
+			conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(api, tmpl, dyn, push, addr, scale),
+			                "set but no template_backends, dynamic_backends, push_servers, advertise_addr "
+			                "(ctl drain --wait) or [scaleout] backend uses it");
+			return false;
+		}
+		if ((n1 + n2 > 0 || any_mine || c->haproxy_advertise_addr[0] != '\0') &&
 		    inet_pton(AF_INET, c->haproxy_advertise_addr, &a6) != 1 &&
 		    inet_pton(AF_INET6, c->haproxy_advertise_addr, &a6) != 1) {
 			conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(addr, api, tmpl, dyn),
@@ -1250,6 +1271,12 @@ conf_check(struct conf *c, const char *name, const int *lines, char *err, size_t
 			                c->haproxy_advertise_addr);
 			return false;
 		}
+	}
+	if (c->haproxy_push_servers[0] != '\0' && c->haproxy_runtime_api[0] == '\0') {
+		conf_cross_fail(err, errlen, name, lines, true,
+		                CONF_ROWS(CONF_KEY_OF(haproxy_push_servers), CONF_KEY_OF(haproxy_runtime_api)),
+		                "needs [haproxy] runtime_api");
+		return false;
 	}
 	if (c->scaleout_backend[0] != '\0' &&
 	    (c->haproxy_runtime_api[0] == '\0' || c->scaleout_up_command[0] == '\0')) {

@@ -99,6 +99,12 @@
 	  "attempt the server accepted is waited for 30 s more, so attempts never pile up.")       \
 	X(pg, reconnect_max_ms, INT, "2000", 100, 600000, true, NULL,                              \
 	  "Reconnect attempts back off from poll_interval_ms, doubling up to this.")              \
+	X(pg, data_directory, STR, "", 0, 0, true, NULL,                                           \
+	  "PostgreSQL's data directory on this host, watched with inotify (pgcheckd needs read "    \
+	  "access: initdb -g and pgcheckd in the server's group): a fast or smart shutdown "        \
+	  "beginning (postmaster.pid says stopping) makes the node down at once (pg-stopping), "   \
+	  "and the end of recovery (a promotion) is sampled within milliseconds instead of at "     \
+	  "the next poll. Empty: polls alone.")                                                    \
 	X(pg, stale_after_ms, INT, "1500", 200, 600000, true, NULL,                                \
 	  "A sample older than this counts as none: every request is down (stale).")               \
 	X(replica, max_lag_bytes, BYTES, "16MB", 0, 1099511627776, true, NULL,                     \
@@ -168,6 +174,12 @@
 	X(haproxy, dynamic_backends, STR, "", 0, 0, true, NULL,                                    \
 	  "BACKEND:REQUEST pairs (comma-separated) where this node adds itself with 'add server', "  \
 	  "its agent asked REQUEST, e.g. 'be_replicas:replica'.")                                   \
+	X(haproxy, push_servers, STR, "", 0, 0, true, NULL,                                        \
+	  "BACKEND/SERVER:REQUEST (comma-separated) that this node takes out at once ('set server "  \
+	  "B/S health down' on every runtime_api) when it becomes unfit for REQUEST; SERVER '*' is "  \
+	  "the server there with this node's advertise_addr and advertise_pg_port (a registered "    \
+	  "template slot), e.g. 'be_primary/node1:primary, be_replicas/*:replica'. dynamic_backends "  \
+	  "are pushed too. HAProxy's own check brings the server back; a push never does.")         \
 	X(haproxy, advertise_addr, STR, "", 0, 0, true, NULL,                                      \
 	  "The literal IP address HAProxy reaches this node at (required to register, and for "    \
 	  "'ctl drain --wait': HAProxy's servers at this address and advertise_pg_port).")          \

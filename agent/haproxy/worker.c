@@ -164,9 +164,11 @@ worker_stop(struct worker *w, int64_t deadline_ms)
 		if (pthread_cond_timedwait(&w->ended, &w->lock, &until) != 0)
 			break;
 	if (!w->done) {
+		pthread_t thread = w->thread; /* once unlocked, the thread may free w at any moment */
+
 		w->abandoned = true;
 		pthread_mutex_unlock(&w->lock);
-		pthread_detach(w->thread);
+		pthread_detach(thread);
 		return false;
 	}
 	pthread_mutex_unlock(&w->lock);

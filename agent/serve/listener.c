@@ -27,6 +27,7 @@
 #include "http.h"
 #include "log.h"
 #include "monoclock.h"
+#include "peers.h"
 #include "respond.h"
 #include "tls.h"
 
@@ -221,6 +222,24 @@ listener_send(struct client *c, const char *data, size_t n)
 	listener_flush(c);
 }
 
+/*
+ * listener_peer_alert: a peer's "peer-alert" is its "peer-state" request under another word (the same
+ * length, so its MAC stands): it is answered as that, and the daemon reads its peers soon. It can only
+ * make a read of the peers happen earlier (the daemon spaces them), never change what one says.
+ */
+static void
+listener_peer_alert(struct listener *l, struct client *c)
+{
+	const size_t n = sizeof(PEERS_ALERT_WORD) - 1;
+
+	if (c->len < n || memcmp(c->buf, PEERS_ALERT_WORD, n) != 0 ||
+	    (c->len > n && c->buf[n] != '\n' && c->buf[n] != '\r' && c->buf[n] != ' '))
+		return;
+	memcpy(c->buf, "peer-state", n);
+	if (l->ops.alert != NULL)
+		l->ops.alert(l->arg);
+}
+
 /* listener_answer renders what the client asked for on a fresh snapshot and starts writing it. */
 static void
 listener_answer(struct client *c, enum http_parse parsed, const struct http_request *h)
@@ -258,6 +277,7 @@ listener_answer(struct client *c, enum http_parse parsed, const struct http_requ
 			n = respond_role(&x, line, sizeof(line));
 		} else {
 			l->counters->checks[PROTOCOL_AGENT]++;
+			listener_peer_alert(l, c);
 			n = respond_agent(&x, c->buf, c->len, line, sizeof(line));
 			log_debug("agent fd %d: %.*s", c->fd, n > 0 ? (int)n - 1 : 0, line);
 		}

@@ -44,6 +44,8 @@ struct listener_ops {
 	void (*view)(void *arg, struct node_view *v, struct policy *p);
 	/* admin: run one command line, write a one-line (or JSON) reply */
 	void (*admin)(void *arg, const char *line, char *reply, size_t replylen);
+	/* agent port: a peer asked "peer-alert" (answered as "peer-state"): read the peers soon (may be NULL) */
+	void (*alert)(void *arg);
 };
 
 struct listener;

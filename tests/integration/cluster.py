@@ -555,6 +555,8 @@ class Pgcheckd:
         self.logfile = cluster.tmp / f"{self.name}.log"
         self.proc = None
         self.conf = merge_conf(self.base_conf(), PGCHECKD_DEFAULTS, conf)
+        if self.conf.get("pg", {}).get("data_directory") == "@datadir":  # this node's own, known only here
+            self.conf["pg"]["data_directory"] = str(pg.datadir)
         self.write_conf()
 
     def __repr__(self):

@@ -81,7 +81,8 @@ def test_http_off_on_the_agent_port(cluster):
     a.write_conf({"agent": {"http": "false", "http_listen": f"127.0.0.1:{port}"}})
     a.start()
     assert a.request(b"GET /primary HTTP/1.0\r\n\r\n") == b"down #bad-request\n"
-    assert a.ask("primary") == "up 100%"
+    # listening comes before the first sample: "starting" until it is in (seen once under load)
+    cl.wait_until(lambda: a.ask("primary") == "up 100%", 5, desc="the primary up after the restart")
     assert http(port, "/primary")[0] == 200  # the HTTP-only port is not affected
 
 

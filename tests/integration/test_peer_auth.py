@@ -99,7 +99,7 @@ class FakePeer(threading.Thread):
 
 
 def request_nonce(line):
-    m = re.match(r"^peer-state nonce=([0-9a-f]{32}) mac=[0-9a-f]{32}\n$", line)
+    m = re.match(r"^peer-(?:state|alert) nonce=([0-9a-f]{32}) mac=[0-9a-f]{32}\n$", line)  # alert: a role changed
     return m.group(1) if m else None
 
 

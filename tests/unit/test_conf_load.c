@@ -594,8 +594,16 @@ test_cross_key_errors_name_the_line_of_a_key_set(void **state)
 	             "t.ini:3: [haproxy] advertise_addr: 'db1' is not a literal IP address (needed to register and to "
 	             "wait for a drain)");
 	expect_error("[haproxy]\nruntime_api = /run/haproxy.sock\n",
-	             "t.ini:2: [haproxy] runtime_api: set but no template_backends, dynamic_backends, advertise_addr "
-	             "(ctl drain --wait) or [scaleout] backend uses it");
+	             "t.ini:2: [haproxy] runtime_api: set but no template_backends, dynamic_backends, push_servers, "
+	             "advertise_addr (ctl drain --wait) or [scaleout] backend uses it");
+	expect_error("[haproxy]\npush_servers = be_primary/node1:primary\n",
+	             "t.ini:2: [haproxy] push_servers: needs [haproxy] runtime_api");
+	expect_error("[haproxy]\nruntime_api = /run/haproxy.sock\npush_servers = be_primary:primary\n",
+	             "t.ini:3: [haproxy] push_servers: 'be_primary:primary' is not BACKEND/SERVER:REQUEST (REQUEST: "
+	             "primary, replica, read-only, health)");
+	expect_error("[haproxy]\nruntime_api = /run/haproxy.sock\npush_servers = be/*:primary\n",
+	             "t.ini:2: [haproxy] runtime_api: '' is not a literal IP address (needed to register and to wait "
+	             "for a drain)");
 	expect_error("[scaleout]\nbackend = be\n",
 	             "t.ini:2: [scaleout] backend: needs [haproxy] runtime_api and [scaleout] up_command");
 }

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "pusher.h"
 #include "registrar.h"
 #include "runtimeapi.h"
 #include "scaleout.h"
@@ -282,6 +283,29 @@ test_registration_settings_that_move_the_node_are_a_change(void **state)
 	assert_true(registrar_settings_changed(&a, &b));
 }
 
+static void
+test_push_targets_name_a_backend_a_server_and_a_request(void **state)
+{
+	struct pusher_target t[PUSHER_TARGETS_MAX];
+	int n;
+
+	(void)state;
+	assert_true(pusher_parse_targets("be_primary/node1:primary, be_replicas/*:replica", t, PUSHER_TARGETS_MAX, &n));
+	assert_int_equal(n, 2);
+	assert_string_equal(t[0].backend, "be_primary");
+	assert_string_equal(t[0].server, "node1");
+	assert_int_equal(t[0].kind, REQUEST_PRIMARY);
+	assert_string_equal(t[1].server, "*");
+	assert_int_equal(t[1].kind, REQUEST_REPLICA);
+	assert_true(pusher_parse_targets("", t, PUSHER_TARGETS_MAX, &n));
+	assert_int_equal(n, 0);
+	assert_false(pusher_parse_targets("be_primary:primary", t, PUSHER_TARGETS_MAX, &n)); /* no server */
+	assert_false(pusher_parse_targets("/node1:primary", t, PUSHER_TARGETS_MAX, &n));     /* no backend */
+	assert_false(pusher_parse_targets("be/node1/x:primary", t, PUSHER_TARGETS_MAX, &n)); /* two slashes */
+	assert_false(pusher_parse_targets("be/node1:writer", t, PUSHER_TARGETS_MAX, &n));    /* no such request */
+	assert_false(pusher_parse_targets("be/node1", t, PUSHER_TARGETS_MAX, &n));           /* no request */
+}
+
 int
 main(void)
 {
@@ -300,6 +324,7 @@ main(void)
 	    cmocka_unit_test(test_scale_up_waits_for_the_cooldown_and_a_running_command),
 	    cmocka_unit_test(test_pool_never_grows_past_its_maximum),
 	    cmocka_unit_test(test_pool_shrinks_only_with_a_command_and_above_its_minimum),
+	    cmocka_unit_test(test_push_targets_name_a_backend_a_server_and_a_request),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,167 @@
+"""Role changes seen at once and pushed to HAProxy (issue 13, items 1 and 2).
+
+- [pg] data_directory watched: a shutdown that begins is down at once (pg-stopping) and pgcheckd lets go of
+  its session (a smart shutdown used to wait for it for ever); a promotion is seen without waiting for the
+  poll interval (a minute here: only the watch can explain the change).
+- a promoted node alerts its peers: the old primary fences itself without waiting for its own read.
+- [haproxy] push_servers: a transition to unfit is pushed ("set server B/S health down") to every runtime
+  API; nothing is pushed on the way up (HAProxy's check brings the node back); an API that refuses or hangs
+  is retried on its own thread, logged once, and neither the checks nor the other HAProxy wait for it.
+Timings are measured in bench/ (bench/fastchanges.py), never asserted here.
+"""
+
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+import cluster as cl
+import fake_runtime_api as fake
+
+WATCHED = {"pg": {"data_directory": "@datadir", "poll_interval_ms": "5000", "stale_after_ms": "60000"}}
+
+
+def ctl(cluster, i, *args):
+    r = subprocess.run([cl.PGCHECKD_BIN, "-c", str(cluster.agents[i].ini), *args], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=10)
+    return r.returncode, r.stdout.decode(errors="replace")
+
+
+@pytest.mark.cluster_conf(common=WATCHED, replicas=1, haproxy=False)
+def test_watched_shutdowns(cluster):
+    """Smart and fast shutdowns of a replica are down at once, as pg-stopping."""
+    c = cluster
+    r, a = c.pg[1], c.agents[1]
+    assert a.ask("replica").startswith("up"), a.ask("replica")
+
+    # a smart shutdown: PostgreSQL keeps running (and would keep our session) until every client has left
+    seen = []
+    r.proc.send_signal(signal.SIGTERM)  # smart
+    cl.wait_until(lambda: seen.append(a.ask("replica")) or seen[-1] == "down #pg-stopping", 5,
+                  interval=0.002, desc="the replica down as pg-stopping after a smart shutdown began")
+    try:
+        r.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the smart shutdown did not complete: pgcheckd kept its session")
+    assert a.ask("replica") == "down #pg-stopping"
+    r.start()
+    cl.wait_until(lambda: a.ask("replica").startswith("up"), 15, desc="the replica up again after its restart")
+
+    # a fast shutdown: down as stopping (without the watch: pg-unreachable once the session ends)
+    r.stop("fast")
+    assert a.ask("replica") == "down #pg-stopping"
+    r.start()
+    cl.wait_until(lambda: a.ask("replica").startswith("up"), 15, desc="the replica up again after its restart")
+
+    # the replica rebuilt: its data directory removed and made anew; the new one is watched, it comes back
+    r.stop("fast")
+    shutil.rmtree(r.datadir)
+    c.pg[0].sql("SELECT pg_drop_replication_slot(%s)", (r.name,))
+    r.basebackup_from(c.pg[0])
+    r.start()
+    cl.wait_until(lambda: a.ask("replica").startswith("up"), 15, desc="the rebuilt replica up again")
+
+
+@pytest.mark.cluster_conf(common=cl.merge_conf(WATCHED, {"pg": {"poll_interval_ms": "60000",
+                                                                "stale_after_ms": "600000"}}),
+                          replicas=1, haproxy=False)
+def test_watched_promotion(cluster):
+    """A promotion, with a sample a minute: the end of recovery starts one at once."""
+    c = cluster
+    p, pa = c.pg[1], c.agents[1]
+    assert pa.ask("primary") == "down #is-replica"
+    p.promote()
+    cl.wait_until(lambda: pa.ask("primary") == "up 100%", 5, interval=0.01,
+                  desc="the promoted replica up as primary well before its next poll (a minute)")
+    assert pa.ask("replica") == "down #is-primary"
+
+
+def _push_conf(c, i, apis, servers):
+    a = c.agents[i]
+    a.write_conf({"haproxy": {"runtime_api": ",".join(apis), "push_servers": servers, "timeout_ms": "300",
+                              "advertise_addr": "127.0.0.1", "advertise_pg_port": str(c.pg[i].port)}})
+    a.sighup()
+
+
+PUSH_RE = re.compile(r"^(show servers state \S+|set server \S+/\S+ (health|agent) down)$")
+
+
+def test_push_takes_out_and_never_brings_in(cluster):
+    c = cluster
+    api = fake.SlowApi(delay=0.0, backends=("be_replicas",))
+    try:
+        real = f"127.0.0.1:{c.haproxy.api_port}"
+        _push_conf(c, 2, [real, api.addr], "be_replicas/node3:replica, be_primary/node3:primary")
+        time.sleep(0.3)  # the reload is applied on the loop's next turn
+        n0 = len(api.sent())
+        assert ctl(c, 2, "ctl", "maint") == (0, "ok maint\n")
+        cl.wait_until(lambda: any(l == "set server be_replicas/node3 health down" for _, l in api.sent()[n0:]), 5,
+                      desc="the push to the fake runtime API")
+        cl.wait_until(lambda: "changed from CLI" in c.haproxy.log(), 5, desc="HAProxy told by the push")
+        assert c.haproxy.status("be_replicas", "node3").startswith("DOWN")
+        # not unfit as primary before (a replica): nothing pushed for be_primary
+        assert not any("be_primary" in l for _, l in api.sent())
+        n1 = len(api.sent())
+        assert ctl(c, 2, "ctl", "ready") == (0, "ok ready\n")
+        cl.wait_until(lambda: c.haproxy.status("be_replicas", "node3").startswith("UP"), 5,
+                      desc="HAProxy's own check bringing node3 back")
+        time.sleep(0.3)
+        assert not [l for _, l in api.sent()[n1:] if not l.startswith("show servers state")], \
+            "a push on the way up"
+        bad = [l for _, l in api.sent() if not PUSH_RE.match(l)]
+        assert not bad, f"pushes other than taking out: {bad}"
+    finally:
+        api.close()
+
+
+def test_push_that_fails_falls_back_to_the_check(cluster):
+    c = cluster
+    hung = fake.SlowApi(delay=5.0, backends=("be_replicas",))
+    dead_port = cl.free_ports(1)[0]
+    try:
+        real = f"127.0.0.1:{c.haproxy.api_port}"
+        _push_conf(c, 2, [f"127.0.0.1:{dead_port}", hung.addr, real], "be_replicas/node3:replica")
+        time.sleep(0.5)
+        assert ctl(c, 2, "ctl", "maint") == (0, "ok maint\n")
+        # the checks answer at once while the pushes to the dead and the hung API are retried
+        t0 = time.monotonic()
+        answers = []
+        while time.monotonic() - t0 < 1.0:
+            answers.append(c.agents[2].ask("replica", timeout=0.5))
+        assert set(answers) == {"down #maint"}, set(answers)
+        # the real HAProxy got its push (its own thread) and is DOWN anyway
+        cl.wait_until(lambda: c.haproxy.status("be_replicas", "node3").startswith("DOWN"), 5,
+                      desc="node3 DOWN in be_replicas")
+        cl.wait_until(lambda: c.agents[2].log().count(f"haproxy 127.0.0.1:{dead_port}: cannot take") == 1, 5,
+                      desc="the failed push logged")
+        time.sleep(1.0)  # several retries with backoff
+        log = c.agents[2].log()
+        assert log.count(f"haproxy 127.0.0.1:{dead_port}: cannot take") == 1, "logged more than once per episode"
+        assert ctl(c, 2, "ctl", "ready") == (0, "ok ready\n")
+        cl.wait_until(lambda: c.haproxy.status("be_replicas", "node3").startswith("UP"), 5,
+                      desc="node3 back UP through HAProxy's check")
+    finally:
+        hung.close()
+
+
+def test_promotion_alerts_the_old_primary():
+    """Item 3: the promoted node's pgcheckd alerts its peers; the old primary reads it back at once and
+    fences itself. Its own reads of the peers are 60 s apart here: only the alert can explain the fence."""
+    c = cl.Cluster(replicas=1)
+    ports = c.ports["agent"]
+    c.pgcheckd_conf = {i: {"peers": {"addresses": f"127.0.0.1:{ports[1 - i]}", "interval_ms": "60000",
+                                     "fresh_ms": "600000"}} for i in range(2)}
+    try:
+        c.start(haproxy=False)
+        old = c.agents[0]
+        cl.wait_until(lambda: old.ask("primary") == "up 100%", 5, desc="node1 up as primary")
+        c.pg[1].promote()
+        cl.wait_until(lambda: c.agents[1].ask("primary") == "up 100%", 5, desc="node2 up as primary")
+        cl.wait_until(lambda: old.ask("primary").startswith("down #fenced newer primary"), 5,
+                      desc="the old primary fenced by node2's alert (its own next read is a minute away)")
+    finally:
+        c.close()
