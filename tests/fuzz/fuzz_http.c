@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "fuzz_check.h"
+#include "clusterview.h"
 #include "http.h"
 #include "poller.h"
 #include "render.h"
@@ -129,7 +130,14 @@ check_route(const struct http_request *h, enum http_route route, const struct re
 	FUZZ_CHECK((route == HTTP_ROUTE_STATUS) == (strcmp(h->path, "/status") == 0));
 	FUZZ_CHECK((route == HTTP_ROUTE_METRICS) == (strcmp(h->path, "/metrics") == 0));
 	FUZZ_CHECK((route == HTTP_ROUTE_LIVENESS) == (strcmp(h->path, "/liveness") == 0));
-	FUZZ_CHECK((route == HTTP_ROUTE_CHECK || route == HTTP_ROUTE_BAD_QUERY) == health);
+	bool cluster_replica = strcmp(h->path, "/cluster/replica") == 0;
+
+	FUZZ_CHECK((route == HTTP_ROUTE_CLUSTER) == (strcmp(h->path, "/cluster") == 0));
+	FUZZ_CHECK(route != HTTP_ROUTE_CLUSTER_REPLICA || cluster_replica);
+	FUZZ_CHECK((route == HTTP_ROUTE_CHECK) == (health && route != HTTP_ROUTE_BAD_QUERY));
+	FUZZ_CHECK(route != HTTP_ROUTE_BAD_QUERY || health || cluster_replica);
+	FUZZ_CHECK(!(health || cluster_replica) || route == HTTP_ROUTE_CHECK || route == HTTP_ROUTE_BAD_QUERY ||
+	           route == HTTP_ROUTE_CLUSTER_REPLICA);
 	if (route == HTTP_ROUTE_CHECK) {
 		check_request_limits(r);
 		if (h->query[0] == '\0')
@@ -264,6 +272,15 @@ answer(const uint8_t *data, size_t size, enum http_parse parsed, const struct ht
 			blen = render_json(&v, &p, NULL, &counters, body, sizeof(body));
 			FUZZ_CHECK(blen > 2 && body[0] == '{' && strcmp(body + blen - 2, "}\n") == 0);
 			break;
+		case HTTP_ROUTE_CLUSTER:
+			status = 200;
+			blen = clusterview_json(&v, &p, body, sizeof(body));
+			FUZZ_CHECK(blen > 2 && body[0] == '{');
+			break;
+		case HTTP_ROUTE_CLUSTER_REPLICA:
+			status = clusterview_replica(&v, &p, &r, body, sizeof(body), &blen) ? 200 : 503;
+			FUZZ_CHECK(blen > 2 && body[0] == '{');
+			break;
 		case HTTP_ROUTE_METRICS:
 			status = 200;
 			type = "text/plain; version=0.0.4; charset=utf-8";
@@ -281,7 +298,8 @@ answer(const uint8_t *data, size_t size, enum http_parse parsed, const struct ht
 			return;
 		}
 		FUZZ_CHECK(strlen(body) == blen || blen == 0);
-		if (route != HTTP_ROUTE_CHECK && status >= 400) {
+		/* an error's body is its status, but a 503 keeps what was rendered, and a check its verdict */
+		if (route != HTTP_ROUTE_CHECK && status >= 400 && status != 503) {
 			type = "text/plain; charset=utf-8";
 			blen = (size_t)snprintf(body, sizeof(body), "%d\n", status);
 		}
