@@ -77,28 +77,8 @@ drainwait_parse_stat(const char *csv, const char *addr, struct drainwait_count *
 	const char *line = csv;
 
 	memset(out, 0, sizeof(*out));
-	if (strncmp(csv, "# ", 2) != 0)
+	if (!runtimeapi_stat_columns(csv, names, C_COUNT, col))
 		return false;
-	{
-		int idx = 0;
-		const char *p = csv + 2;
-
-		for (;;) {
-			size_t n = strcspn(p, ",\n");
-
-			for (int i = 0; i < C_COUNT; i++)
-				if (col[i] < 0 && strlen(names[i]) == n && strncmp(p, names[i], n) == 0)
-					col[i] = idx;
-			p += n;
-			if (*p != ',' || idx == INT_MAX)
-				break;
-			p++;
-			idx++;
-		}
-	}
-	for (int i = 0; i < C_COUNT; i++)
-		if (col[i] < 0)
-			return false;
 	while ((line = strchr(line, '\n')) != NULL && *++line != '\0') {
 		char f[C_COUNT][72];
 		bool complete = true, routable;

@@ -339,3 +339,30 @@ runtimeapi_parse_state(const char *text, const char *backend, struct runtimeapi_
 	}
 	return count;
 }
+
+bool
+runtimeapi_stat_columns(const char *csv, const char *const *names, int count, int *col)
+{
+	int idx = 0;
+	const char *p;
+
+	if (strncmp(csv, "# ", 2) != 0)
+		return false;
+	p = csv + 2;
+	for (;;) {
+		size_t n = strcspn(p, ",\n");
+
+		for (int i = 0; i < count; i++)
+			if (col[i] < 0 && strlen(names[i]) == n && strncmp(p, names[i], n) == 0)
+				col[i] = idx;
+		p += n;
+		if (*p != ',' || idx == INT_MAX)
+			break;
+		p++;
+		idx++;
+	}
+	for (int i = 0; i < count; i++)
+		if (col[i] < 0)
+			return false;
+	return true;
+}

@@ -33,6 +33,13 @@ struct runtimeapi_server {
 bool runtimeapi_command(const char *addr, const char *line, int timeout_ms, char *out, size_t outlen, char *why,
                         size_t whylen);
 
+/*
+ * runtimeapi_stat_columns finds, in the header line of "show stat" ("# pxname,svname,..."), the column of
+ * each of the count names (every column of the header, however many: the ones asked for may come
+ * anywhere); col[i] must be -1 on entry. False when the text has no such header or a name is missing.
+ */
+bool runtimeapi_stat_columns(const char *csv, const char *const *names, int count, int *col);
+
 /* runtimeapi_parse_state reads "show servers state BACKEND" output; returns the number of servers, -1 if malformed. */
 int runtimeapi_parse_state(const char *text, const char *backend, struct runtimeapi_server *out, int max);
 

@@ -155,29 +155,8 @@ scaleout_parse_stat(const char *csv, const char *backend, int *up, double *sessi
 
 	*up = 0;
 	*sessions = 0;
-	if (strncmp(csv, "# ", 2) != 0)
+	if (!runtimeapi_stat_columns(csv, names, C_COUNT, col))
 		return false;
-	{
-		/* every column of the header, however many: the ones it needs may come anywhere */
-		int idx = 0;
-		const char *p = csv + 2;
-
-		for (;;) {
-			size_t n = strcspn(p, ",\n");
-
-			for (int i = 0; i < C_COUNT; i++)
-				if (col[i] < 0 && strlen(names[i]) == n && strncmp(p, names[i], n) == 0)
-					col[i] = idx;
-			p += n;
-			if (*p != ',' || idx == INT_MAX)
-				break;
-			p++;
-			idx++;
-		}
-	}
-	for (int i = 0; i < C_COUNT; i++)
-		if (col[i] < 0)
-			return false;
 	while ((line = strchr(line, '\n')) != NULL && *++line != '\0') {
 		char f[C_COUNT][64];
 		bool complete = true;

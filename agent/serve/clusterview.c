@@ -6,11 +6,11 @@
 #include "clusterview.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "peers.h"
+#include "render.h"
 
 /* One node as shown: this one (self) or a peer. */
 struct cv_row {
@@ -42,46 +42,20 @@ struct cv_sync_list {
 	const struct sample_standby *standby;
 };
 
-struct cv_buf {
-	char *buf;
-	size_t len, cap;
-	bool overflow;
-};
-
-static void cv_add(struct cv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-cv_add(struct cv_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->overflow)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= b->cap - b->len) {
-		b->overflow = true;
-		return;
-	}
-	b->len += (size_t)n;
-}
-
 /* cv_string adds s as a JSON string (names and reasons are ASCII words; escaped anyway) */
 static void
-cv_string(struct cv_buf *b, const char *s)
+cv_string(struct render_buf *b, const char *s)
 {
-	cv_add(b, "\"");
+	render_add(b, "\"");
 	for (; *s != '\0'; s++) {
 		if (*s == '"' || *s == '\\')
-			cv_add(b, "\\%c", *s);
+			render_add(b, "\\%c", *s);
 		else if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
-			cv_add(b, "\\u%04x", (unsigned)(unsigned char)*s);
+			render_add(b, "\\u%04x", (unsigned)(unsigned char)*s);
 		else
-			cv_add(b, "%c", *s);
+			render_add(b, "%c", *s);
 	}
-	cv_add(b, "\"");
+	render_add(b, "\"");
 }
 
 static bool
@@ -227,58 +201,58 @@ cv_read_name(enum peer_read read)
 }
 
 static void
-cv_lsn(struct cv_buf *b, bool have, uint64_t lsn)
+cv_lsn(struct render_buf *b, bool have, uint64_t lsn)
 {
 	if (have)
-		cv_add(b, "\"%X/%X\"", (unsigned)(lsn >> 32), (unsigned)lsn);
+		render_add(b, "\"%X/%X\"", (unsigned)(lsn >> 32), (unsigned)lsn);
 	else
-		cv_add(b, "null");
+		render_add(b, "null");
 }
 
 static void
-cv_row_json(struct cv_buf *b, const struct cv_row *row)
+cv_row_json(struct render_buf *b, const struct cv_row *row)
 {
-	cv_add(b, "{\"name\":");
+	render_add(b, "{\"name\":");
 	if (row->name[0] != '\0')
 		cv_string(b, row->name);
 	else
-		cv_add(b, "null");
-	cv_add(b, ",\"self\":%s,\"address\":", row->self ? "true" : "false");
+		render_add(b, "null");
+	render_add(b, ",\"self\":%s,\"address\":", row->self ? "true" : "false");
 	if (row->self)
-		cv_add(b, "null");
+		render_add(b, "null");
 	else
 		cv_string(b, row->address);
-	cv_add(b, ",\"role\":\"%s\",\"timeline\":%d,\"lsn\":", row->role, row->timeline);
+	render_add(b, ",\"role\":\"%s\",\"timeline\":%d,\"lsn\":", row->role, row->timeline);
 	cv_lsn(b, row->have_lsn, row->lsn);
-	cv_add(b, ",\"lag_bytes\":");
+	render_add(b, ",\"lag_bytes\":");
 	if (row->have_lag)
-		cv_add(b, "%" PRId64, row->lag_bytes);
+		render_add(b, "%" PRId64, row->lag_bytes);
 	else
-		cv_add(b, "null");
-	cv_add(b, ",\"lag_seconds\":");
+		render_add(b, "null");
+	render_add(b, ",\"lag_seconds\":");
 	if (row->have_lag_ms)
-		cv_add(b, "%.3f", (double)row->lag_ms / 1000.0);
+		render_add(b, "%.3f", (double)row->lag_ms / 1000.0);
 	else
-		cv_add(b, "null");
-	cv_add(b, ",\"weight\":");
+		render_add(b, "null");
+	render_add(b, ",\"weight\":");
 	if (row->weight_pct >= 0)
-		cv_add(b, "%d", row->weight_pct);
+		render_add(b, "%d", row->weight_pct);
 	else
-		cv_add(b, "null");
-	cv_add(b, ",\"read\":\"%s\",\"reason\":", cv_read_name(row->read));
+		render_add(b, "null");
+	render_add(b, ",\"read\":\"%s\",\"reason\":", cv_read_name(row->read));
 	cv_string(b, row->reason);
-	cv_add(b, ",\"sync_state\":\"%s\",\"fenced\":%s,\"fresh\":%s,\"age_ms\":", verdict_sync_name(row->sync),
-	       row->fenced ? "true" : "false", row->fresh ? "true" : "false");
+	render_add(b, ",\"sync_state\":\"%s\",\"fenced\":%s,\"fresh\":%s,\"age_ms\":", verdict_sync_name(row->sync),
+	           row->fenced ? "true" : "false", row->fresh ? "true" : "false");
 	if (row->age_ms >= 0)
-		cv_add(b, "%" PRId64, row->age_ms);
+		render_add(b, "%" PRId64, row->age_ms);
 	else
-		cv_add(b, "null");
-	cv_add(b, ",\"pg_port\":");
+		render_add(b, "null");
+	render_add(b, ",\"pg_port\":");
 	if (row->pg_port > 0)
-		cv_add(b, "%d", row->pg_port);
+		render_add(b, "%d", row->pg_port);
 	else
-		cv_add(b, "null");
-	cv_add(b, "}");
+		render_add(b, "null");
+	render_add(b, "}");
 }
 
 /* cv_rows fills rows (this node first, then each peer); returns how many. */
@@ -299,16 +273,16 @@ size_t
 clusterview_json(const struct node_view *v, const struct policy *p, char *buf, size_t len)
 {
 	struct cv_row rows[1 + PEERS_MAX];
-	struct cv_buf b = {buf, 0, len, len == 0};
+	struct render_buf b = {buf, 0, len, len == 0};
 	int n = cv_rows(v, p, rows);
 
-	cv_add(&b, "{\"nodes\":[");
+	render_add(&b, "{\"nodes\":[");
 	for (int i = 0; i < n; i++) {
 		if (i > 0)
-			cv_add(&b, ",");
+			render_add(&b, ",");
 		cv_row_json(&b, &rows[i]);
 	}
-	cv_add(&b, "]}\n");
+	render_add(&b, "]}\n");
 	return b.overflow ? 0 : b.len;
 }
 
@@ -316,11 +290,11 @@ size_t
 clusterview_table(const struct node_view *v, const struct policy *p, char *buf, size_t len)
 {
 	struct cv_row rows[1 + PEERS_MAX];
-	struct cv_buf b = {buf, 0, len, len == 0};
+	struct render_buf b = {buf, 0, len, len == 0};
 	int n = cv_rows(v, p, rows);
 
-	cv_add(&b, "%-16s %-21s %-9s %3s %-12s %12s %8s %6s %-9s %-6s %8s  %s\n", "NODE", "ADDRESS", "ROLE", "TL",
-	       "LSN", "LAG_BYTES", "LAG_S", "WEIGHT", "SYNC", "FENCED", "AGE_MS", "REASON");
+	render_add(&b, "%-16s %-21s %-9s %3s %-12s %12s %8s %6s %-9s %-6s %8s  %s\n", "NODE", "ADDRESS", "ROLE", "TL",
+	           "LSN", "LAG_BYTES", "LAG_S", "WEIGHT", "SYNC", "FENCED", "AGE_MS", "REASON");
 	for (int i = 0; i < n; i++) {
 		const struct cv_row *row = &rows[i];
 		char lsn[24] = "-", lag[24] = "-", lag_s[24] = "-", weight[16] = "-", age[24] = "-";
@@ -335,11 +309,11 @@ clusterview_table(const struct node_view *v, const struct policy *p, char *buf, 
 			snprintf(weight, sizeof(weight), "%d%%", row->weight_pct);
 		if (row->age_ms >= 0)
 			snprintf(age, sizeof(age), "%" PRId64 "%s", row->age_ms, row->fresh ? "" : "!");
-		cv_add(&b, "%-16s %-21s %-9s %3d %-12s %12s %8s %6s %-9s %-6s %8s  %s\n",
-		       row->name[0] != '\0' ? row->name : "-", row->self ? "(this node)" : row->address, row->role,
-		       row->timeline, lsn, lag, lag_s, weight,
-		       strcmp(row->role, "replica") == 0 ? verdict_sync_name(row->sync) : "-",
-		       row->fenced ? "yes" : "no", age, row->reason[0] != '\0' ? row->reason : "-");
+		render_add(&b, "%-16s %-21s %-9s %3d %-12s %12s %8s %6s %-9s %-6s %8s  %s\n",
+		           row->name[0] != '\0' ? row->name : "-", row->self ? "(this node)" : row->address, row->role,
+		           row->timeline, lsn, lag, lag_s, weight,
+		           strcmp(row->role, "replica") == 0 ? verdict_sync_name(row->sync) : "-",
+		           row->fenced ? "yes" : "no", age, row->reason[0] != '\0' ? row->reason : "-");
 	}
 	return b.overflow ? 0 : b.len;
 }
@@ -360,7 +334,7 @@ clusterview_replica(const struct node_view *v, const struct policy *p, const str
                     size_t *n)
 {
 	struct cv_row rows[1 + PEERS_MAX];
-	struct cv_buf b = {buf, 0, len, len == 0};
+	struct render_buf b = {buf, 0, len, len == 0};
 	const struct cv_row *best = NULL, *primary = NULL;
 	int count = cv_rows(v, p, rows);
 	struct request mine = *r;
@@ -398,30 +372,30 @@ clusterview_replica(const struct node_view *v, const struct policy *p, const str
 	if (best == NULL)
 		best = primary; /* the primary has every position it wrote */
 	if (best == NULL) {
-		cv_add(&b, "{\"node\":null}\n");
+		render_add(&b, "{\"node\":null}\n");
 		*n = b.overflow ? 0 : b.len;
 		return false;
 	}
 	if (!best->self)
 		(void)conf_parse_listen(best->address, host, sizeof(host), &agent_port); /* checked by conf */
-	cv_add(&b, "{\"node\":");
+	render_add(&b, "{\"node\":");
 	if (best->name[0] != '\0')
 		cv_string(&b, best->name);
 	else
-		cv_add(&b, "null");
-	cv_add(&b, ",\"self\":%s,\"role\":\"%s\",\"host\":", best->self ? "true" : "false", best->role);
+		render_add(&b, "null");
+	render_add(&b, ",\"self\":%s,\"role\":\"%s\",\"host\":", best->self ? "true" : "false", best->role);
 	if (host[0] != '\0' && strcmp(host, "*") != 0)
 		cv_string(&b, host);
 	else
-		cv_add(&b, "null"); /* this node: the address the client asked it on */
-	cv_add(&b, ",\"port\":");
+		render_add(&b, "null"); /* this node: the address the client asked it on */
+	render_add(&b, ",\"port\":");
 	if (best->pg_port > 0)
-		cv_add(&b, "%d", best->pg_port);
+		render_add(&b, "%d", best->pg_port);
 	else
-		cv_add(&b, "null");
-	cv_add(&b, ",\"lsn\":");
+		render_add(&b, "null");
+	render_add(&b, ",\"lsn\":");
 	cv_lsn(&b, best->have_lsn, best->lsn);
-	cv_add(&b, ",\"weight\":%d}\n", best->weight_pct);
+	render_add(&b, ",\"weight\":%d}\n", best->weight_pct);
 	*n = b.overflow ? 0 : b.len;
 	return true;
 }

@@ -18,15 +18,7 @@
 
 const char *const render_protocol_names[] = {"agent", "http", "role-port", "admin"};
 
-struct render_buf {
-	char *buf;
-	size_t len, cap;
-	bool overflow;
-};
-
-static void render_add(struct render_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
+void
 render_add(struct render_buf *b, const char *fmt, ...)
 {
 	va_list ap;

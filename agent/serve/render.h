@@ -5,6 +5,7 @@
 #ifndef PGCHECKD_RENDER_H
 #define PGCHECKD_RENDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +15,19 @@
 enum check_protocol { PROTOCOL_AGENT, PROTOCOL_HTTP, PROTOCOL_ROLE_PORT, PROTOCOL_ADMIN, PROTOCOL_COUNT };
 
 extern const char *const render_protocol_names[];
+
+/*
+ * A bounded text buffer the renderers append to: once a piece does not fit, the buffer is marked
+ * overflow and takes nothing more (its owner then answers with nothing rather than a cut text).
+ */
+struct render_buf {
+	char *buf;
+	size_t len, cap;
+	bool overflow;
+};
+
+/* render_add appends printf-style text to b. */
+void render_add(struct render_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Counters the responders keep, shown in /metrics and /status. */
 struct render_counters {
