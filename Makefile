@@ -54,7 +54,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 CORE_UNIT_TESTS := test_verdict test_weight test_request test_node test_fencing_time
 HEADERS := $(wildcard conf/*.h checks/*.h agent/*.h agent/*/*.h)
 
-.PHONY: core-check format format-check lint demo-scaleout readme all check unit unit-asan unit-valgrind integration integration-asan asan generated-check demo install clean deps
+.PHONY: core-check harness-check format format-check lint demo-scaleout readme all check unit unit-asan unit-valgrind integration integration-asan asan generated-check demo install clean deps
 all: build/pgcheckd
 
 build/%.o: %.c $(HEADERS) Makefile
@@ -106,6 +106,10 @@ lint:
 		-Iagent/haproxy conf checks agent
 	@echo "lint: clean"
 
+# the test harness's own shell helpers (a pass must never be reported as a fail, nor the reverse)
+harness-check:
+	@bash tests/packaging/report-test
+
 # agent/core is pure: none of its files (nor its unit tests) may include libev, libpq, threads or sockets,
 # even indirectly; its unit tests link without those libraries (see CORE_UNIT_TESTS)
 core-check:
@@ -134,7 +138,7 @@ integration-asan: build-asan/pgcheckd
 	PGCHECKD_BIN=$(CURDIR)/build-asan/pgcheckd PGCHECKD_SANITIZED=1 $(PYTHON) -m pytest -q tests/integration
 
 check: deps
-	@$(MAKE) --no-print-directory format-check lint core-check unit unit-asan unit-valgrind generated-check fuzz FUZZ_SECONDS=10 integration integration-asan package-check package-check-trixie bench-smoke \
+	@$(MAKE) --no-print-directory format-check lint harness-check core-check unit unit-asan unit-valgrind generated-check fuzz FUZZ_SECONDS=10 integration integration-asan package-check package-check-trixie bench-smoke \
 		compat-first-contact compat
 
 deps:
