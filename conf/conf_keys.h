@@ -155,6 +155,17 @@
 	  "When above 0, a primary that has heard from no peer and had no streaming replica for "   \
 	  "this long refuses writes (down #fenced isolated). Off by default: it also fences a "     \
 	  "lone primary whose peers are merely down.")                                            \
+	X(peers, handover_ms, INT, "2000", 0, 600000, true, NULL,                                  \
+	  "A promoted primary answers 'primary' down #handover while a peer primary on an older "   \
+	  "timeline still answers that it takes writes (its last read answered, not fenced), so "  \
+	  "that HAProxy never sees two write targets; the old one fences itself within a peer "     \
+	  "read of the promotion (both alert each other). At most this long, then up (the old one " \
+	  "may not list this node as a peer): logged. 0: no wait.")                                 \
+	X(peers, handover_settle_ms, INT, "250", 0, 60000, true, NULL,                             \
+	  "After the superseded primary answered fenced, the new one waits this much longer: "      \
+	  "HAProxy sees the old one DOWN only at its next check of it (inter 200ms in "              \
+	  "conf/haproxy.cfg) unless the old node pushes ([haproxy] push_servers). Only after a "     \
+	  "handover wait; 0 where every node pushes.")                                              \
 	X(peers, fenced_reads, BOOL, "false", 0, 0, true, NULL,                                    \
 	  "Whether a fenced primary still answers 'read-only' up.")                               \
 	X(peers, key_file, STR, "", 0, 0, true, NULL,                                              \

@@ -23,6 +23,8 @@ verdict_policy(const struct conf *c, struct policy *p)
 	p->floor_pct = (int)c->weight_floor_pct;
 	p->location = c->agent_location;
 	p->isolation_fence_ms = c->peers_isolation_fence_ms;
+	p->handover_ms = c->peers_handover_ms;
+	p->handover_settle_ms = c->peers_handover_settle_ms;
 	p->peers_fresh_ms = c->peers_fresh_ms;
 	p->fenced_reads = c->peers_fenced_reads;
 	p->peer_key = c->peers_key;
@@ -140,6 +142,23 @@ verdict_fence(const struct node_view *v, const struct policy *p, struct verdict 
 		return true;
 	}
 	return false;
+}
+
+/*
+ * verdict_handing_over: this node was promoted and a peer primary on an older timeline still answers
+ * that it takes writes. Up now would make two write targets; the old one fences itself as soon as it
+ * reads this node (the promotion alerts it), and its fencing alerts back. Bounded by handover_ms; once
+ * it stepped down, handover_settle_ms more, for HAProxy to check it (unless the wait had run out).
+ */
+static bool
+verdict_handing_over(const struct node_view *v, const struct policy *p)
+{
+	if (p->handover_ms <= 0)
+		return false;
+	if (v->peers.older_primaries_up > 0)
+		return v->handover_ms < p->handover_ms;
+	return v->stepped_down_ago_ms >= 0 && v->stepped_down_ago_ms < p->handover_settle_ms &&
+	       v->stepped_down_after_ms < p->handover_ms;
 }
 
 void
@@ -386,6 +405,8 @@ verdict_for(const struct node_view *v, const struct request *r, const struct pol
 			verdict_down(out, REASON_PEERS_UNHEARD); /* started, but a peer may hold a newer timeline */
 		else if (verdict_fence(v, p, out))
 			verdict_down(out, out->why);
+		else if (verdict_handing_over(v, p))
+			verdict_down(out, REASON_HANDOVER);
 		else
 			verdict_up(out, 100);
 		break;
