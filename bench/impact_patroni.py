@@ -20,7 +20,10 @@ switchover` (planned), kill -9 of the leader's postmaster (Patroni restarts it, 
 (writes that reached a node in recovery or read-only), acknowledged writes missing from the leader
 afterwards, ms from the event's start to the first successful write on the leader that holds the key
 after it, and ms until HAProxy stops sending to the old leader (its server in the write backend no longer
-UP; for a replica restart: the replica in the read backend). Numbers only: nothing is asserted.
+UP; for a replica restart: the replica in the read backend). The notes add when the checker itself first
+answered that node not 200 (each node's checkers asked directly every ~50 ms), the errors by kind, and the
+`show stat` samples where the write backend had a server UP that the leader key (read just before or just
+after the sample) did not name, or two. Numbers only: nothing is asserted.
 """
 import base64
 import json
@@ -388,6 +391,44 @@ class Sampler(threading.Thread):
             return [s for s in self.samples if t0 <= s[0] < t1]
 
 
+class Probe(threading.Thread):
+    """Each node's two checkers asked directly every ~50 ms, as HAProxy's checks ask them: Patroni's REST
+    (HEAD /primary, /replica) and pgcheckd (the same paths over HTTP on its agent port). Each sample: (t,
+    {(checker, node index, path): HTTP status or None})."""
+
+    def __init__(self, stack):
+        super().__init__(daemon=True, name="probe")
+        self.stack = stack
+        self.samples = []
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def head(port, path):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="HEAD")
+        try:
+            with urllib.request.urlopen(req, timeout=1) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            return None
+
+    def run(self):
+        ports = {"patroni-rest": self.stack.rest, "pgcheckd": self.stack.agent_ports}
+        while not self.stop.is_set():
+            t0 = time.monotonic()
+            got = {(c, i, path): self.head(ports[c][i], path)
+                   for c in CHECKERS for i in range(N) for path in ("/primary", "/replica")}
+            with self.lock:
+                self.samples.append((t0, got))
+            time.sleep(max(0.0, 0.05 - (time.monotonic() - t0)))
+
+    def between(self, t0, t1):
+        with self.lock:
+            return [s for s in self.samples if t0 <= s[0] < t1]
+
+
 def is_up(status):
     return status == "UP" or status.startswith("UP ")  # "UP 1/3" still takes connections
 
@@ -412,16 +453,17 @@ class Bench:
             self.clients[(checker, "write")] = Client(checker, "write", h.write_port, WRITE_EVERY)
             self.clients[(checker, "read")] = Client(checker, "read", h.read_port, READ_EVERY)
         self.sampler = Sampler(stack)
+        self.probe = Probe(stack)
+        self.threads = list(self.clients.values()) + [self.sampler, self.probe]
 
     def start(self):
-        for c in self.clients.values():
+        for c in self.threads:
             c.start()
-        self.sampler.start()
 
     def stop(self):
-        for c in list(self.clients.values()) + [self.sampler]:
+        for c in self.threads:
             c.stop.set()
-        for c in list(self.clients.values()) + [self.sampler]:
+        for c in self.threads:
             c.join(10)
 
     def steady(self, since):
@@ -492,6 +534,7 @@ class Bench:
         ai = self.s.index_of(after) if after else None
         what += f"; leader after: {after or 'none (not steady)'}, steady after {settled_ms:.0f} ms"
         samples = self.sampler.between(t0, t_end)
+        probes = self.probe.between(t0, t_end)
         out = {}
         for checker in CHECKERS:
             writes = self.clients[(checker, "write")].between(t0, t_end)
@@ -527,6 +570,9 @@ class Bench:
                     m["first_write_ms"] = (ok[0][1] - t0) * 1000
             # until HAProxy stops sending to the old leader (or, for a replica restart, to that replica)
             backend, srv = ("replicas", f"node{target + 1}") if target is not None else ("primary", f"node{li + 1}")
+            # until the checker itself stops answering 200 for the old leader's /primary (the replica's /replica)
+            path, node = ("/replica", target) if target is not None else ("/primary", li)
+            m["check_ms"] = next(((t - t0) * 1000 for t, got in probes if got[(checker, node, path)] != 200), None)
             m["out_ms"] = None
             for t, _, st, _ in samples:
                 s = st.get(checker, {}).get(backend, {}).get(srv)
@@ -571,6 +617,10 @@ def rows_from(results, rounds):
                 for k, v in m["errors"].items():
                     errors[k] = errors.get(k, 0) + v
             notes = [f"round {i + 1}: {m['what']}" for i, m in enumerate(ms)]
+            ck = ms_stats([m["check_ms"] for m in ms])
+            notes.append(f"the checker answered the old leader's /primary (the replica's /replica) not 200 after "
+                         f"{ck[0]} ms median, {ck[1]} max" if ck[0] is not None else
+                         "the checker never answered the old leader's /primary (the replica's /replica) not 200")
             never_out = sum(1 for m in ms if m["out_ms"] is None)
             if never_out:
                 notes.append(f"never out of HAProxy in {never_out} of {len(ms)} rounds")
@@ -614,8 +664,10 @@ def run(rounds, out_dir):
                 say(f"round {rnd + 1}/{rounds}: {ev}")
                 r = bench.event(ev, rnd)
                 say("  " + r["pgcheckd"]["what"] + "; " + ", ".join(
-                    f"{c}: w-fail {r[c]['failed_writes']} r-fail {r[c]['failed_reads']} first-w {fmt(r[c]['first_write_ms'])}"
-                    f" out {fmt(r[c]['out_ms'])}" for c in CHECKERS))
+                    f"{c}: w-fail {r[c]['failed_writes']} r-fail {r[c]['failed_reads']} "
+                    f"first-w {fmt(r[c]['first_write_ms'])} check-down {fmt(r[c]['check_ms'])} "
+                    f"out {fmt(r[c]['out_ms'])}"
+                    for c in CHECKERS))
                 results.setdefault(ev, []).append(r)
     except Exception:
         keep = out_dir / "impact-patroni-logs"
