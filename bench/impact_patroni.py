@@ -603,7 +603,7 @@ def ms_stats(values):
     return round(statistics.median(v), 1), round(max(v), 1)
 
 
-def rows_from(results, rounds):
+def rows_from(results):
     rows = []
     for ev in EVENTS:
         for checker in CHECKERS:
@@ -643,7 +643,8 @@ def rows_from(results, rounds):
 
 
 def run(rounds, out_dir):
-    """Run the whole comparison (rounds of each event); return one row per (event, checker)."""
+    """Run the whole comparison (rounds of each event); return one row per (event, checker), also written as a
+    table to out_dir/impact-patroni.txt (with the logs, in out_dir/impact-patroni-logs/, when it fails)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for tool in (PATRONI, PATRONICTL, ETCD, cl.HAPROXY_BIN, cl.PGCHECKD_BIN):
@@ -681,7 +682,9 @@ def run(rounds, out_dir):
             bench.stop()
         stack.close()
         shutil.rmtree(stack.tmp, ignore_errors=True)
-    return rows_from(results, rounds)
+    rows = rows_from(results)
+    (out_dir / "impact-patroni.txt").write_text(table(rows) + "\n")
+    return rows
 
 
 def table(rows):
