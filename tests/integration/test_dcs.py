@@ -622,3 +622,112 @@ def test_lease_promoted_replica_waits_for_the_old_lease_never_two_primaries(etcd
     wait_answer_fn(lambda a: a.startswith("up"), "the promoted node up once the old lease expired")
     assert not both, both
     assert read_key(etcd, LEASE_KEY)[0] == "pg1"
+
+
+# kill -9 of the leader's postmaster on a real Patroni cluster, pgcheckd in patroni mode and HAProxy on
+# conf/haproxy-patroni.cfg: the write backend only ever has the node the leader key names UP, never two
+PATRONI_HAPROXY_CFG = cl.REPO / "conf" / "haproxy-patroni.cfg"
+PATRONI_PREFIX = "/pgcheckd-it/"
+
+import psycopg2  # noqa: E402
+
+
+@pytest.fixture
+def patroni_cluster(etcd):
+    """A started PatroniCluster (two members, a pgcheckd each) on the module's etcd, its namespace wiped
+    first (an earlier cluster's `initialize` key would keep this one from bootstrapping)."""
+    end = PATRONI_PREFIX[:-1] + chr(ord(PATRONI_PREFIX[-1]) + 1)
+    etcd.call("/v3/kv/deleterange", {"key": b64(PATRONI_PREFIX), "range_end": b64(end)})
+    pc = PatroniCluster(etcd)
+    try:
+        pc.start()
+        yield pc
+    finally:
+        pc.close()
+
+
+def patroni_leader(etcd):
+    """The member the leader key names, None for no key, 'error' when etcd did not answer."""
+    try:
+        kvs = etcd.call("/v3/kv/range", {"key": b64(PATRONI_PREFIX + "it/leader")}).get("kvs", [])
+    except (OSError, ValueError):
+        return "error"
+    return base64.b64decode(kvs[0].get("value", "")).decode() if kvs else None
+
+
+def writable(port):
+    try:
+        con = psycopg2.connect(host="127.0.0.1", port=port, dbname="postgres", user=cl.PG_USER, connect_timeout=2)
+    except psycopg2.Error:
+        return False
+    try:
+        cur = con.cursor()
+        cur.execute("SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'")
+        return cur.fetchone()[0]
+    except psycopg2.Error:
+        return False
+    finally:
+        con.close()
+
+
+def test_patroni_leader_postmaster_killed_write_backend_has_only_the_leader(etcd, patroni_cluster):
+    pc = patroni_cluster
+    dead = cl.free_ports(2)
+    write, read, api = cl.free_ports(3)
+    mapping = {cl.DEMO_PORTS["write"]: write, cl.DEMO_PORTS["read"]: read, cl.DEMO_PORTS["api"]: api}
+    for i in range(3):  # the template has three nodes; the third is on dead ports
+        mapping[cl.DEMO_PORTS["pg"][i]] = pc.pg_ports[i] if i < 2 else dead[0]
+        mapping[cl.DEMO_PORTS["agent"][i]] = pc.agents[i].port if i < 2 else dead[1]
+    h = cl.Haproxy(pc, mapping, PATRONI_HAPROXY_CFG, name="haproxy-patroni")
+    server = {"p1": "node1", "p2": "node2"}
+    try:
+        h.start()
+
+        def write_up():
+            return sorted(s for s, (st, _) in h.states("primary").items() if st == "UP" or st.startswith("UP "))
+        # HAProxy starts every server UP until its first check (inter 3s): wait for it to be steady
+        cl.wait_until(lambda: write_up() == ["node1"] and h.status("primary", "node2") == "DOWN", 15,
+                      interval=0.1, desc="node1 alone UP in the write backend")
+        assert patroni_leader(etcd) == "p1"
+        pidfile = pc.node_dir(0) / "data" / "postmaster.pid"
+        old_pid = int(pidfile.read_text().split()[0])
+        os.kill(old_pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        samples, wrong, agents_wrong = 0, [], []
+        statuses = set()
+        leader, next_probe = None, 0.0
+        while True:
+            assert time.monotonic() - t0 < 25, (f"no writable leader UP in HAProxy 25 s after the kill; last "
+                                                f"leader {leader!r}, samples {samples}")
+            before = patroni_leader(etcd)
+            answers = {name: a.ask("primary") for name, a in zip(("p1", "p2"), pc.agents)}
+            st = {s: status for s, (status, _) in h.states("primary").items()}
+            after = patroni_leader(etcd)
+            samples += 1
+            named = {server.get(before), server.get(after)}
+            up = sorted(s for s, status in st.items() if status == "UP" or status.startswith("UP "))
+            statuses.add(st["node1"])
+            if len(up) > 1 or any(s not in named for s in up):
+                wrong.append((round(time.monotonic() - t0, 3), before, st, after))
+            agents_up = [server[n] for n, a in answers.items() if a.startswith("up")]
+            if len(agents_up) > 1 or any(s not in named for s in agents_up):
+                agents_wrong.append((round(time.monotonic() - t0, 3), before, answers, after))
+            leader = after if after == before else None
+            if leader in server and time.monotonic() >= next_probe:
+                next_probe = time.monotonic() + 0.1
+                if writable(pc.pg_ports[int(leader[1:]) - 1]) and st[server[leader]] == "UP":
+                    break
+            time.sleep(0.02)
+        assert not wrong, wrong[:10]
+        assert not agents_wrong, agents_wrong[:10]
+        new_pid = int(pidfile.read_text().split()[0]) if leader == "p1" else None
+        assert new_pid != old_pid, "the killed postmaster is still the leader's"
+        assert samples > 20, samples
+        print(f"leader after: {leader}, {samples} samples in {time.monotonic() - t0:.1f} s, "
+              f"node1's statuses: {sorted(statuses)}")
+    except Exception:
+        print(pc.logs())
+        print(h.log())
+        raise
+    finally:
+        h.stop()
