@@ -86,10 +86,11 @@ struct daemon {
 	ev_signal sighup, sigterm, sigint;
 	ev_timer drain;
 	ev_timer watchdog;
-	ev_timer recheck;  /* role ports: the last sample going stale, and other rules of time */
-	ev_timer alerted;  /* peers' alerts: at most one read of the peers per DAEMON_ALERT_SPACING_MS */
-	bool alert_again;  /* an alert came while spacing: read once more when it ends */
-	int handover_told; /* 0 nothing, 1 waiting for a superseded primary was logged, 2 giving up was */
+	ev_timer recheck;          /* role ports: the last sample going stale, and other rules of time */
+	ev_timer alerted;          /* peers' alerts: at most one read of the peers per DAEMON_ALERT_SPACING_MS */
+	bool alert_again;          /* an alert came while spacing: read once more when it ends */
+	int handover_told;         /* 0 nothing, 1 waiting for a superseded primary was logged, 2 giving up was */
+	uint64_t foreign_dir_told; /* poller_watch_foreign() as last logged */
 	bool draining;
 };
 
@@ -351,6 +352,22 @@ daemon_on_poll(void *arg, enum poll_result result, const struct sample *s, const
 		 * (read-only), and the peers must hear again once it is writable.
 		 */
 		peers_read_now(d->peers, true);
+	}
+	if (poller_watch_foreign(d->poller) != d->foreign_dir_told) {
+		uint64_t id = poller_watch_foreign(d->poller);
+
+		d->foreign_dir_told = id;
+		if (id == 1)
+			log_error(
+			    "[pg] data_directory %s has no readable global/pg_control: it is not the server's data "
+			    "directory, and is not watched (shutdowns and promotions are seen at the next poll only)",
+			    d->conf.pg_data_directory);
+		else if (id != 0)
+			log_error(
+			    "[pg] data_directory %s is another cluster's (system identifier %llu; the server's is "
+			    "%llu): not watched (shutdowns and promotions are seen at the next poll only)",
+			    d->conf.pg_data_directory, (unsigned long long)id,
+			    (unsigned long long)(s != NULL ? s->system_identifier : 0));
 	}
 	if (result == POLL_OK) {
 		node_sample(&d->node, s);

@@ -104,7 +104,8 @@
 	  "access: initdb -g and pgcheckd in the server's group): a fast or smart shutdown "        \
 	  "beginning (postmaster.pid says stopping) makes the node down at once (pg-stopping), "   \
 	  "and the end of recovery (a promotion) is sampled within milliseconds instead of at "     \
-	  "the next poll. Empty: polls alone.")                                                    \
+	  "the next poll. A directory whose pg_control is not the server's (checked at the first " \
+	  "good sample) is named in the log and not watched. Empty: polls alone.")                 \
 	X(pg, stale_after_ms, INT, "1500", 200, 600000, true, NULL,                                \
 	  "A sample older than this counts as none: every request is down (stale).")               \
 	X(replica, max_lag_bytes, BYTES, "16MB", 0, 1099511627776, true, NULL,                     \
