@@ -10,8 +10,8 @@ mode. Two HAProxy instances run against it at the same time:
 - "patroni-rest": Patroni's own template (extras/confd/templates/haproxy.tmpl in Patroni's repository:
   `option httpchk HEAD /primary` and `HEAD /replica` on each member's REST port, `http-check expect status
   200`, `default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions`, `retries 2`);
-- "pgcheckd": conf/haproxy-patroni.cfg as shipped (the same template, the check port is pgcheckd's),
-  ports substituted.
+- "pgcheckd": conf/haproxy-patroni.cfg as shipped (Patroni's check paths on pgcheckd's port, inter 200ms
+  rise 1 fall 1, one primary or none for writes), ports substituted; pgcheckd watches each data directory.
 Through each, the same clients: a writer that opens a new connection every 20 ms and inserts a row, a
 reader every 10 ms (each attempt waits for the one before it; libpq connect_timeout 2 s, statement_timeout
 2 s). `show stat` of both and the leader key are sampled every ~20 ms. Events, each round: `patronictl
@@ -235,7 +235,9 @@ postgresql:
                           desc=f"Patroni p{i + 1} to run as a replica")
         for i in range(N):
             pg = type("Pg", (), {"sockdir": self.node_dir(i), "port": self.pg_ports[i], "name": self.name(i)})()
+            # as the README advises: the data directory watched (a restart is connected to at once)
             a = cl.Pgcheckd(self, pg, self.agent_ports[i], name=f"pgcheckd-p{i + 1}", conf={
+                "pg": {"data_directory": str(self.node_dir(i) / "data")},
                 "dcs": {"mode": "patroni", "endpoints": self.etcd_url, "scope": SCOPE, "namespace": NAMESPACE,
                         "name": self.name(i)}})
             self.agents.append(a.start())
