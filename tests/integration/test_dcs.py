@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import psycopg2
 import pytest
 
 import cluster as cl
@@ -39,47 +40,71 @@ def b64(s):
 
 
 class Etcd:
-    """One etcd member on free loopback ports, its data in tmp; stop() and start() keep the data."""
+    """An etcd cluster of `members` members on free loopback ports, their data in tmp; stop() and start()
+    keep the data (and take member indexes, default all). One member (the module's, for most tests) is
+    fast to start; url is the first member's, urls all. extra_host: another local address every member
+    also listens on (a network namespace's way in), the same port."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, members=1, extra_host=None, args=()):
         self.tmp = tmp
-        self.port, self.peer_port = cl.free_ports(2)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = None
+        ports = cl.free_ports(2 * members)
+        self.ports, self.peer_ports = ports[:members], ports[members:]
+        self.port = self.ports[0]
+        self.urls = [f"http://127.0.0.1:{p}" for p in self.ports]
+        self.url = self.urls[0]
+        self.extra_host = extra_host
+        self.args = list(args)
+        self.procs = [None] * members
         self.logfile = tmp / "etcd.log"
+        self.token = None  # sent as Authorization once auth is enabled (see authenticate)
 
-    def start(self, timeout=30):
-        peer = f"http://127.0.0.1:{self.peer_port}"
-        with open(self.logfile, "ab") as log:
-            self.proc = subprocess.Popen(
-                [ETCD, "--name", "dcs0", "--data-dir", str(self.tmp / "etcd-data"),
-                 "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
-                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                 "--initial-cluster", f"dcs0={peer}", "--log-level", "warn", "--logger", "zap"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    def _names(self, members):
+        return range(len(self.procs)) if members is None else members
 
-        def ready():
-            if self.proc.poll() is not None:
-                raise cl.ClusterError(f"etcd exited with {self.proc.returncode}: {self.logfile.read_text()[-2000:]}")
-            try:
-                return self.call("/v3/kv/range", {"key": b64("/")}) is not None
-            except OSError:
-                return False
-        cl.wait_until(ready, timeout, interval=0.1, desc="etcd to answer")
+    def start(self, timeout=30, members=None):
+        cluster = ",".join(f"dcs{i}=http://127.0.0.1:{p}" for i, p in enumerate(self.peer_ports))
+        for i in self._names(members):
+            peer, url = f"http://127.0.0.1:{self.peer_ports[i]}", self.urls[i]
+            listen = url + (f",http://{self.extra_host}:{self.ports[i]}" if self.extra_host else "")
+            with open(self.tmp / f"etcd{i}.log" if len(self.procs) > 1 else self.logfile, "ab") as log:
+                self.procs[i] = subprocess.Popen(
+                    [ETCD, "--name", f"dcs{i}", "--data-dir", str(self.tmp / f"etcd-data{i or ''}"),
+                     "--listen-client-urls", listen, "--advertise-client-urls", url,
+                     "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                     "--initial-cluster", cluster, "--log-level", "warn", "--logger", "zap", *self.args],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        for i in self._names(members):
+            def ready(i=i):
+                if self.procs[i].poll() is not None:
+                    raise cl.ClusterError(f"etcd member {i} exited with {self.procs[i].returncode}: {self.logs()}")
+                try:
+                    return self.call("/v3/kv/range", {"key": b64("/")}, url=self.urls[i]) is not None
+                except urllib.error.HTTPError as e:
+                    return e.code == 401 or e.code == 400  # it answers (auth enabled: not to us)
+                except OSError:
+                    return False
+            cl.wait_until(ready, timeout, interval=0.1, desc=f"etcd member {i} to answer")
         return self
 
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+    def stop(self, members=None):
+        for i in self._names(members):
+            p = self.procs[i]
+            if p is not None and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(10)
 
-    def call(self, path, body):
-        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    def logs(self):
+        return "\n".join(f.read_text(errors="replace")[-2000:] for f in sorted(self.tmp.glob("etcd*.log")))
+
+    def call(self, path, body, url=None):
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = self.token
+        req = urllib.request.Request((url or self.url) + path, data=json.dumps(body).encode(), headers=headers)
         with urllib.request.urlopen(req, timeout=5) as r:
             return json.loads(r.read())
 
@@ -546,7 +571,7 @@ def lease_cluster(etcd):
     c = cl.Cluster(replicas=1, pgcheckd_conf={0: merge_endpoint(lease_conf("pg0"), etcd),
                                               1: merge_endpoint(lease_conf("pg1"), etcd)})
     try:
-        c.start(haproxy=False)
+        c.start()  # HAProxy in front, conf/haproxy.cfg as shipped
         yield c
     finally:
         c.close()
@@ -600,25 +625,151 @@ def test_lease_etcd_stopped_primary_down_before_its_lease_can_expire(etcd, lease
     wait_answer(primary, "primary", lambda a: a.startswith("up"), "up again once etcd is back")
 
 
-def test_lease_promoted_replica_waits_for_the_old_lease_never_two_primaries(etcd, lease_cluster):
+class Handover:
+    """What HAProxy did while the primary changed hands: its 'show stat' over the stats socket every 20 ms
+    (the servers UP in be_primary at each sample), and a writer through the write frontend, a new
+    connection every 20 ms, inserting a sequence number and the server's port (inet_server_port()).
+    PostgreSQL's own tables tell afterwards where each write landed, whatever the client saw."""
+
+    TABLE = "handover"
+
+    def __init__(self, haproxy, write_port):
+        self.haproxy, self.write_port = haproxy, write_port
+        self.samples = []  # (monotonic time, frozenset of servers UP in be_primary)
+        self.writes = []   # (monotonic time, seq, port) of each insert the client saw committed
+        self.errors = 0
+        self.stat_errors = []
+        self.seq = 0
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._sample, daemon=True),
+                        threading.Thread(target=self._write, daemon=True)]
+
+    @classmethod
+    def prepare(cls, primary, replicas):
+        primary.sql(f"DROP TABLE IF EXISTS {cls.TABLE}")
+        primary.sql(f"CREATE TABLE {cls.TABLE} (seq int PRIMARY KEY, port int NOT NULL, at timestamptz DEFAULT now())")
+        for r in replicas:
+            cl.wait_until(lambda r=r: r.sql1("SELECT to_regclass(%s) IS NOT NULL", (cls.TABLE,)), 30,
+                          desc=f"{r.name} to replay the {cls.TABLE} table")
+
+    def _sample(self):
+        while not self.stop.is_set():
+            try:
+                rows = self.haproxy.show_stat()
+                up = frozenset(r["svname"] for r in rows if r["pxname"] == "be_primary"
+                               and r["svname"] not in ("FRONTEND", "BACKEND") and r["status"].startswith("UP"))
+                self.samples.append((time.monotonic(), up))
+            except (OSError, cl.ClusterError) as e:
+                self.stat_errors.append(repr(e))
+            time.sleep(0.02)
+
+    def _write(self):
+        while not self.stop.is_set():
+            self.seq += 1
+            seq = self.seq
+            try:
+                conn = psycopg2.connect(host="127.0.0.1", port=self.write_port, user=cl.PG_USER, dbname="postgres",
+                                        connect_timeout=3, application_name="handover-writer")
+                try:
+                    conn.autocommit = True
+                    with conn.cursor() as cur:
+                        cur.execute(f"INSERT INTO {self.TABLE} (seq, port) VALUES (%s, inet_server_port()) "
+                                    "RETURNING port", (seq,))
+                        self.writes.append((time.monotonic(), seq, cur.fetchone()[0]))
+                finally:
+                    conn.close()
+            except psycopg2.Error:
+                self.errors += 1
+            time.sleep(0.02)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(10)
+
+    def two_up(self):
+        return [(t, sorted(up)) for t, up in self.samples if len(up) > 1]
+
+    def first_up(self, server):
+        return next((t for t, up in self.samples if up == {server}), None)
+
+    def landed(self, pg):
+        """{seq: port} of the rows the server itself has."""
+        return dict(pg.sql(f"SELECT seq, port FROM {self.TABLE}"))
+
+    def check(self, old_pg, new_pg):
+        """The handover's invariants: never two servers UP in be_primary; no write on the old primary after the
+        new one took its first (by both servers' own rows); both took writes. Returns (old rows, new rows)."""
+        assert len(self.samples) > 100 and not self.stat_errors[:1], (len(self.samples), self.stat_errors[:3])
+        assert not self.two_up(), self.two_up()[:5]
+        on_old, on_new = self.landed(old_pg), self.landed(new_pg)
+        assert set(on_old.values()) <= {old_pg.port} and on_new, (on_old, on_new)
+        new_only = {s for s, port in on_new.items() if port == new_pg.port}
+        assert new_only, "the new primary took no write through HAProxy"
+        late = sorted(s for s in on_old if s > min(new_only))
+        assert not late, f"writes {late} reached the old primary after the new one took write {min(new_only)}"
+        assert any(port == old_pg.port for _, _, port in self.writes), "the old primary took no write"
+        return on_old, on_new
+
+
+def test_lease_promoted_replica_waits_for_the_old_lease_never_two_primaries(etcd, lease_cluster, report):
+    """A replica promoted while the old primary runs, HAProxy (conf/haproxy.cfg) in front: the old holder keeps
+    the key while its pgcheckd runs; frozen (SIGSTOP: no revoke, no answer to HAProxy's checks) its lease runs
+    out and the promoted node takes over; thawed, the old one stays down. HAProxy's show stat, sampled every
+    20 ms over the whole window, never has two servers UP in be_primary, and no write through the write
+    frontend reaches the old primary after the new one took one."""
     old, new = lease_cluster.agents
+    old_pg, new_pg = lease_cluster.pg
     wait_answer(old, "primary", lambda a: a.startswith("up"), "old primary up")
-    lease_cluster.pg[1].promote()
+    lease_cluster.wait_routing(primary=0, replicas=[1])
+    Handover.prepare(old_pg, [new_pg])
     both = []
 
     def sample():
-        a_old, a_new = old.ask("primary") if old.running() else "down #stopped", new.ask("primary")
+        a_old, a_new = old.ask("primary", timeout=0.3) if old.running() and not frozen else "down #frozen", \
+            new.ask("primary")
         if a_old.startswith("up") and a_new.startswith("up"):
             both.append((a_old, a_new))
         return a_new
-    # the promoted node is a writable primary, but the key is the old one's: it waits
-    wait_answer_fn = lambda pred, desc: cl.wait_until(lambda: pred(sample()), WAIT_S, interval=0.02, desc=desc)
-    wait_answer_fn(lambda a: a == "down #dcs-not-leader", "the promoted node down #dcs-not-leader")
-    for _ in range(25):
-        sample()
-        time.sleep(0.02)
-    assert old.ask("primary").startswith("up")
-    old.kill()  # the old holder goes silent (no revoke): the new one gets the key once the lease is gone
-    wait_answer_fn(lambda a: a.startswith("up"), "the promoted node up once the old lease expired")
+
+    def wait_new(pred, desc):
+        cl.wait_until(lambda: pred(sample()), WAIT_S, interval=0.02, desc=desc)
+
+    def hold(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            sample()
+            time.sleep(0.02)
+    frozen = False
+    with Handover(lease_cluster.haproxy, lease_cluster.ports["write"]) as h:
+        try:
+            hold(0.5)
+            lease_cluster.pg[1].promote()
+            # the promoted node is a writable primary, but the key is the old one's: it waits, beyond a lease
+            wait_new(lambda a: a == "down #dcs-not-leader", "the promoted node down #dcs-not-leader")
+            hold(2.5)
+            assert old.ask("primary").startswith("up") and read_key(etcd, LEASE_KEY)[0] == "pg0"
+            old.signal(signal.SIGSTOP)  # the old holder freezes: no revoke, its lease runs out in etcd
+            frozen, t_frozen = True, time.monotonic()
+            wait_new(lambda a: a.startswith("up"), "the promoted node up once the old lease expired")
+            cl.wait_until(lambda: h.first_up("node2") is not None, WAIT_S, desc="node2 UP in be_primary")
+            hold(2)
+        finally:
+            if frozen:
+                old.signal(signal.SIGCONT)
+                frozen = False
+        # thawed, the old holder's lease is gone: it answers down, never up again
+        wait_answer(old, "primary", lambda a: a.startswith("down #dcs-"), "the thawed old holder down")
+        hold(1.5)
     assert not both, both
     assert read_key(etcd, LEASE_KEY)[0] == "pg1"
+    on_old, on_new = h.check(old_pg, new_pg)
+    last_old = max(t for t, _, port in h.writes if port == old_pg.port)
+    report(f"{len(h.samples)} show-stat samples, 0 with two UP; {len(h.writes)} writes seen committed "
+           f"({h.errors} refused or failed); last write on the old primary {last_old - t_frozen:+.2f} s after the "
+           f"freeze, node2 UP in be_primary {h.first_up('node2') - t_frozen:+.2f} s after it")
