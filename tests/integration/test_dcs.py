@@ -773,3 +773,224 @@ def test_lease_promoted_replica_waits_for_the_old_lease_never_two_primaries(etcd
     report(f"{len(h.samples)} show-stat samples, 0 with two UP; {len(h.writes)} writes seen committed "
            f"({h.errors} refused or failed); last write on the old primary {last_old - t_frozen:+.2f} s after the "
            f"freeze, node2 UP in be_primary {h.first_up('node2') - t_frozen:+.2f} s after it")
+
+
+# etcd's election timings, quick on loopback (its defaults: 100 ms heartbeat, 1 s election timeout)
+ETCD_FAST_RAFT = ("--heartbeat-interval", "50", "--election-timeout", "500")
+
+
+def test_lease_three_member_etcd_quorum_lost_primary_down_then_back(lease_cluster, tmp_path):
+    """Three etcd members, all in pgcheckd's endpoints: one stopped, pgcheckd fails over to another and holds
+    the key; two stopped (no quorum: nothing etcd says is believed), 'primary' goes down within the lease's
+    TTL; both back, it holds the key and answers up again."""
+    e3 = Etcd(tmp_path, members=3, args=ETCD_FAST_RAFT)
+    conf = lease_conf("pg0")
+    conf["dcs"].update({"endpoints": ", ".join(e3.urls), "scope": "three"})
+    agent = cl.Pgcheckd(lease_cluster, lease_cluster.pg[0], cl.free_ports(1)[0], conf=conf, name="pgcheckd-etcd3")
+    try:
+        e3.start()
+        agent.start()
+        wait_answer(agent, "primary", lambda a: a.startswith("up"), "up with three members")
+        first = e3.urls.index(status(agent)["dcs"]["endpoint"])
+        e3.stop([first])
+        # the member in use is gone: the next one answers (an election may pass first: up again, not "never down")
+        wait_answer(agent, "primary", lambda a: a.startswith("up") and status(agent)["dcs"]["endpoint"] != e3.urls[first],
+                    "up through another member")
+        second = e3.urls.index(status(agent)["dcs"]["endpoint"])
+        before = len(agent.log())
+        e3.stop([second])  # one of three left: no quorum
+        t0 = time.monotonic()
+        cl.wait_until(lambda: agent.ask("primary") == "down #dcs-unreachable", 2 + 5, interval=0.02,
+                      desc="down #dcs-unreachable within the lease's TTL (2 s) and slack")
+        assert status(agent)["dcs"]["last_error"] != "ok"
+        time.sleep(0.5)
+        assert agent.ask("primary") == "down #dcs-unreachable"
+        down_after = time.monotonic() - t0
+        e3.start(members=[first, second])
+        wait_answer(agent, "primary", lambda a: a.startswith("up"), "up once the quorum is back")
+        holder, _ = read_key(e3, "/pgcheckd-lease/three/leader")
+        assert holder == "pg0"
+        episode = agent.log()[before:]
+        assert episode.count("dcs: etcd") >= 1 and episode.count("answers again") == 1, episode
+        print(f"down {down_after:.2f} s after the quorum was lost")
+    except Exception:
+        print(e3.logs())
+        raise
+    finally:
+        agent.stop()
+        e3.stop()
+
+
+class Netns:
+    """A network namespace this test makes (and removes, with its veth pair): inside, PART_NS (a pgcheckd's
+    address); outside, on the root side of the veth, PART_ROOT (the source of HAProxy's checks) and PART_ETCD
+    (where etcd also listens). cut() sends the namespace's packets to PART_ETCD to a next hop no one has (a
+    neighbour entry to a MAC on no interface): they are lost without a word, as in a real partition, while
+    HAProxy still reaches the pgcheckd inside. The /24 is blackholed in the root namespace meanwhile, so that
+    nothing for it leaves the machine, even half set up."""
+
+    NET, PART_ROOT, PART_NS, PART_ETCD, DEAD_HOP = "10.203.77.0/24", "10.203.77.1", "10.203.77.2", "10.203.77.3", \
+        "10.203.77.4"
+
+    def __init__(self):
+        tag = os.getpid() % 100000
+        self.name, self.host_if, self.ns_if = f"pgcheckd-it-{tag}", f"pgcdh{tag}", f"pgcdn{tag}"
+        self.made = []
+
+    @staticmethod
+    def usable():
+        probe = f"pgcheckd-probe-{os.getpid()}"
+        r = subprocess.run(["ip", "netns", "add", probe], capture_output=True, stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            return r.stderr.decode(errors="replace").strip() or "ip netns add failed"
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True, stdin=subprocess.DEVNULL)
+        return None
+
+    def ip(self, *args, ns=False):
+        cmd = ["ip", "-n", self.name, *args] if ns else ["ip", *args]
+        subprocess.run(cmd, check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=10)
+
+    def up(self):
+        self.ip("route", "add", "blackhole", self.NET)
+        self.made.append("blackhole")
+        self.ip("netns", "add", self.name)
+        self.made.append("netns")
+        self.ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
+        self.made.append("veth")
+        self.ip("link", "set", self.ns_if, "netns", self.name)
+        for a in (self.PART_ROOT, self.PART_ETCD):
+            self.ip("addr", "add", f"{a}/29", "dev", self.host_if)
+        self.ip("link", "set", self.host_if, "up")
+        self.ip("addr", "add", f"{self.PART_NS}/29", "dev", self.ns_if, ns=True)
+        self.ip("link", "set", self.ns_if, "up", ns=True)
+        self.ip("link", "set", "lo", "up", ns=True)
+        self.ip("neigh", "add", self.DEAD_HOP, "lladdr", "02:00:00:00:00:01", "dev", self.ns_if, "nud", "permanent",
+                ns=True)
+        return self
+
+    def cut(self):
+        self.ip("route", "add", f"{self.PART_ETCD}/32", "via", self.DEAD_HOP, "dev", self.ns_if, ns=True)
+
+    def heal(self):
+        self.ip("route", "del", f"{self.PART_ETCD}/32", ns=True)
+
+    def close(self):
+        for what in reversed(self.made):
+            cmd = {"veth": ["ip", "link", "del", self.host_if], "netns": ["ip", "netns", "del", self.name],
+                   "blackhole": ["ip", "route", "del", "blackhole", self.NET]}[what]
+            subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL, timeout=10)
+        self.made = []
+
+
+class NetnsPgcheckd(cl.Pgcheckd):
+    """A pgcheckd run in a network namespace (`ip netns exec`), listening on host there; its PostgreSQL is
+    reached over the Unix socket, which no namespace cuts."""
+
+    def __init__(self, cluster, pg, port, ns, host, conf=None, name=None):
+        self.ns, self.host = ns, host
+        super().__init__(cluster, pg, port, conf=conf, name=name)
+
+    def base_conf(self):
+        c = super().base_conf()
+        c["agent"]["listen"] = f"{self.host}:{self.port}"
+        return c
+
+    def start(self, wait=True, timeout=10):
+        logf = open(self.logfile, "ab")
+        try:
+            self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, cl.PGCHECKD_BIN, "-c", str(self.ini)],
+                                         stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        finally:
+            logf.close()
+        self.cluster._procs.append(self.proc)
+        if self not in self.cluster._pgcheckds:
+            self.cluster._pgcheckds.append(self)
+        if wait:
+            cl.wait_until(lambda: self.proc.poll() is None and cl.port_accepts(self.port, host=self.host), timeout,
+                          desc=f"{self.name} to listen on {self.host}:{self.port}")
+        return self
+
+    def request(self, data=b"", timeout=2.0, **kw):
+        return cl.agent_request(self.port, data, timeout=timeout, host=self.host, **kw)
+
+
+def test_lease_partitioned_primary_takes_no_write_once_the_promoted_node_leads(tmp_path, report):
+    """A real partition: the old primary's pgcheckd runs in a network namespace, its packets to etcd lost once
+    cut, while HAProxy still reaches it (and the old PostgreSQL, never cut off, still takes writes sent to it).
+    A replica on the other side is promoted. The isolated pgcheckd answers down #dcs-unreachable before its
+    lease can expire; the promoted node takes the key only then. HAProxy's show stat never has two servers UP
+    in be_primary, no write through HAProxy lands on the isolated primary after the new one took one, and once
+    the partition heals the old one stays down (the key is the other's)."""
+    why = Netns.usable()
+    if why is not None:
+        pytest.skip(f"network namespaces are not usable here ({why}): the partition needs one")
+    net = Netns()
+    e = c = None
+    try:
+        net.up()
+        e = Etcd(tmp_path, extra_host=Netns.PART_ETCD).start()
+        c = cl.Cluster(replicas=1, pgcheckd_conf={1: merge_endpoint(lease_conf("pg1"), e)})
+        c.start(pgcheckd=False, haproxy=False)
+        iso_conf = lease_conf("pg0")
+        iso_conf["dcs"]["endpoints"] = f"http://{Netns.PART_ETCD}:{e.port}"
+        iso_conf["agent"] = {"allow": f"{Netns.PART_ROOT}/32"}  # HAProxy's checks come from the veth's root side
+        old = c.agents[0] = NetnsPgcheckd(c, c.pg[0], c.ports["agent"][0], net.name, Netns.PART_NS, conf=iso_conf)
+        new = c.agents[1]
+        for a in c.agents:
+            a.start()
+        a0 = c.ports["agent"][0]
+        hap = c.haproxy = c.extra_haproxy(name="haproxy", edit=lambda t: t.replace(
+            f"port {a0} agent-port {a0}", f"addr {Netns.PART_NS} port {a0} agent-addr {Netns.PART_NS} agent-port {a0}"))
+        wait_answer(old, "primary", lambda a: a.startswith("up"), "the old primary up, its pgcheckd in the namespace")
+        c.wait_routing(primary=0, replicas=[1])
+        Handover.prepare(c.pg[0], [c.pg[1]])
+        answers = []  # (time, old's answer, new's answer)
+
+        def sample():
+            answers.append((time.monotonic(), old.ask("primary", timeout=1), new.ask("primary", timeout=1)))
+            return answers[-1]
+        with Handover(hap, hap.write_port) as h:
+            for _ in range(25):
+                sample()
+                time.sleep(0.02)
+            net.cut()
+            t_cut = time.monotonic()
+            c.pg[1].promote()
+            cl.wait_until(lambda: sample()[2].startswith("up"), WAIT_S, interval=0.02,
+                          desc="the promoted node up once the isolated one's lease expired")
+            cl.wait_until(lambda: h.first_up("node2") is not None, WAIT_S, desc="node2 UP in be_primary")
+            end = time.monotonic() + 2
+            while time.monotonic() < end:
+                sample()
+                time.sleep(0.02)
+            net.heal()
+            wait_answer(old, "primary", lambda a: a == "down #dcs-not-leader", "the old one down once healed")
+            time.sleep(0.5)
+        both = [s for s in answers if s[1].startswith("up") and s[2].startswith("up")]
+        assert not both, both[:5]
+        t_old_down = next(t for t, a_old, _ in answers if t > t_cut and a_old == "down #dcs-unreachable")
+        t_new_up = next(t for t, _, a_new in answers if a_new.startswith("up"))
+        assert t_old_down < t_new_up
+        assert all(not a_old.startswith("up") for t, a_old, _ in answers if t > t_old_down)
+        h.check(c.pg[0], c.pg[1])
+        # its last renewal was sent at most interval_ms before the cut: its lease could expire in etcd from
+        # lease_ttl_s after that on, and no write may land on it from then on (the margin covers HAProxy's
+        # inter + timeout check); the client's time of a write is after its commit
+        dcs = lease_conf("pg0")["dcs"]
+        expiry = t_cut + int(dcs["lease_ttl_s"]) - int(dcs["interval_ms"]) / 1000
+        late = [(round(t - t_cut, 2), seq) for t, seq, port in h.writes if port == c.pg[0].port and t > expiry]
+        assert not late, f"writes (s after the cut, seq) {late} reached the isolated primary once its lease could expire"
+        assert old.ask("primary") == "down #dcs-not-leader" and read_key(e, LEASE_KEY)[0] == "pg1"
+        last_old = max(t for t, _, port in h.writes if port == c.pg[0].port)
+        report(f"{len(h.samples)} show-stat samples, 0 with two UP; isolated pgcheckd down "
+               f"{t_old_down - t_cut:.2f} s after the cut, its last write {last_old - t_cut:+.2f} s, the promoted "
+               f"node up {t_new_up - t_cut:.2f} s, UP in be_primary {h.first_up('node2') - t_cut:.2f} s")
+    finally:
+        try:
+            if c is not None:
+                c.close()  # HAProxy's checks into the namespace stop before it goes
+        finally:
+            if e is not None:
+                e.stop()
+            net.close()
