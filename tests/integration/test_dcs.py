@@ -108,6 +108,11 @@ class Etcd:
         with urllib.request.urlopen(req, timeout=5) as r:
             return json.loads(r.read())
 
+    def authenticate(self, name, password):
+        """A token for name (etcd's authentication on), sent with every call from now on."""
+        self.token = None
+        self.token = self.call("/v3/auth/authenticate", {"name": name, "password": password})["token"]
+
     def set_leader(self, name):
         """Write the leader key as Patroni does: the member name, attached to a lease (ttl 30 s)."""
         lease = self.call("/v3/lease/grant", {"TTL": 30})["ID"]
@@ -994,3 +999,92 @@ def test_lease_partitioned_primary_takes_no_write_once_the_promoted_node_leads(t
             if e is not None:
                 e.stop()
             net.close()
+
+
+ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+
+
+def etcd_enable_auth(e, user, password, prefix):
+    """etcd's authentication on: root, and user with a role that may read and write prefix (etcdctl)."""
+    def ctl(*args):
+        r = subprocess.run([ETCDCTL, "--endpoints", e.url, *args], capture_output=True, timeout=20,
+                           stdin=subprocess.DEVNULL, env={**cl._clean_env(), "ETCDCTL_API": "3"})
+        assert r.returncode == 0, (args[:2], r.stdout, r.stderr)
+    ctl("user", "add", "root:root-secret-pw")
+    ctl("user", "add", f"{user}:{password}")
+    ctl("role", "add", user)
+    ctl("role", "grant-permission", "--prefix=true", user, "readwrite", prefix)
+    ctl("user", "grant-role", user, user)
+    ctl("auth", "enable")
+    e.authenticate("root", "root-secret-pw")
+
+
+def test_lease_etcd_authentication_token_again_and_wrong_password_down(lease_cluster, tmp_path):
+    """[dcs] username and password_file against a real etcd with authentication on: with the right password
+    the primary takes the key and answers up; a token etcd revokes (the user's password set again) is replaced
+    by authenticating again; a wrong password makes 'primary' down #dcs-auth-failed, logged once, and the
+    password is in no log line, /status or /metrics. A password file others may read, or none, is refused by
+    the config check, naming the file, line and key."""
+    e = Etcd(tmp_path, args=("--bcrypt-cost", "4")).start()  # quick to check a password
+    good, wrong = "pgcheckd-etcd-pw-1f3c", "not-the-password-9d2e"
+    etcd_enable_auth(e, "pgcheckd", good, "/pgcheckd-lease/auth/")
+    pwfile = lease_cluster.tmp / "etcd-password"
+    pwfile.write_text(good + "\n")
+    os.chmod(pwfile, 0o600)
+    conf = lease_conf("pg0")
+    # authenticate goes through etcd's raft log: a deadline for a loaded machine (and a lease it fits in)
+    conf["dcs"].update({"endpoints": e.url, "scope": "auth", "username": "pgcheckd", "password_file": str(pwfile),
+                        "timeout_ms": "1000", "lease_ttl_s": "4"})
+    agent = cl.Pgcheckd(lease_cluster, lease_cluster.pg[0], cl.free_ports(1)[0], conf=conf, name="pgcheckd-auth")
+    try:
+        agent.start()
+        wait_answer(agent, "primary", lambda a: a.startswith("up"), "up, authenticated")
+        assert read_key(e, "/pgcheckd-lease/auth/leader")[0] == "pg0"
+        st = status(agent)["dcs"]
+        assert st["authenticated"] is True and st["authentications"] == 1 and st["auth_failures"] == 0, st
+        # the user's password set again: etcd revokes its tokens (401): pgcheckd authenticates again
+        r = subprocess.run([ETCDCTL, "--endpoints", e.url, "--user", "root:root-secret-pw", "user", "passwd",
+                            "pgcheckd", "--interactive=false"], input=(good + "\n").encode(), capture_output=True,
+                           timeout=20, env=cl._clean_env())
+        assert r.returncode == 0, r
+        cl.wait_until(lambda: status(agent)["dcs"]["authentications"] == 2, WAIT_S, desc="a second token")
+        time.sleep(0.5)
+        st = status(agent)["dcs"]
+        assert st["last_error"] == "ok" and st["authentications"] == 2 and st["auth_failures"] == 0, st
+        assert agent.ask("primary").startswith("up") and "auth-failed" not in agent.log()
+        # a wrong password: down, naming authentication; one log line, however many tries
+        pwfile.write_text(wrong + "\n")
+        agent.sighup()
+        wait_answer(agent, "primary", lambda a: a == "down #dcs-auth-failed", "down #dcs-auth-failed")
+        time.sleep(2.5)  # tries again after 1 s, then 2 s: still the same episode
+        assert agent.ask("primary") == "down #dcs-auth-failed"
+        st = status(agent)["dcs"]
+        assert st["last_error"] == "auth-failed" and st["authenticated"] is False and st["auth_failures"] >= 2, st
+        metrics = http_get(agent, "/metrics")
+        assert 'pgcheckd_dcs_last_error{error="auth-failed"} 1' in metrics
+        assert "pgcheckd_dcs_auth_failures_total " in metrics
+        log = agent.log()
+        assert log.count(": auth-failed (") == 1, log[-3000:]
+        assert "etcd refused user pgcheckd's name or password" in log
+        for secret in (good, wrong):
+            assert secret not in log and secret not in http_get(agent, "/status") and secret not in metrics
+        # the right one again: up
+        pwfile.write_text(good + "\n")
+        agent.sighup()
+        wait_answer(agent, "primary", lambda a: a.startswith("up"), "up with the right password again")
+        # the config check: a password file others may read, or none
+        line = agent.ini.read_text().splitlines().index(f"password_file = {pwfile}") + 1
+        os.chmod(pwfile, 0o640)
+        rc, _, err = agent.check_config()
+        assert rc == 2 and f"{agent.ini}:{line}: [dcs] password_file: " in err and str(pwfile) in err, err
+        assert good not in err
+        os.chmod(pwfile, 0o600)
+        pwfile.unlink()
+        rc, _, err = agent.check_config()
+        assert rc == 2 and f"{agent.ini}:{line}: [dcs] password_file: cannot open {pwfile}" in err, err
+    except Exception:
+        print(e.logs())
+        raise
+    finally:
+        agent.stop()
+        e.stop()
