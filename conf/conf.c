@@ -1161,7 +1161,8 @@ conf_check_dcs(const struct conf *c, const char *name, const int *lines, char *e
 		    err, errlen, name, lines, true,
 		    CONF_ROWS(c->dcs_username[0] == '\0' ? CONF_KEY_OF(dcs_username) : CONF_KEY_OF(dcs_password_file),
 		              CONF_KEY_OF(dcs_username), CONF_KEY_OF(dcs_password_file)),
-		    "empty: etcd's authentication needs both username and password_file");
+		    "%s is empty: etcd's authentication needs both username and password_file",
+		    c->dcs_username[0] == '\0' ? "username" : "password_file");
 		return false;
 	}
 	if (strlen(c->dcs_username) >= CONF_DCS_NAME_MAX) {
