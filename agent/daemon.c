@@ -488,6 +488,8 @@ daemon_start_dcs(struct daemon *d)
 	    .cert_file = d->conf.dcs_cert_file,
 	    .key_file = d->conf.dcs_key_file,
 	    .lease_ttl_s = d->conf.dcs_mode == CONF_DCS_LEASE ? d->conf.dcs_lease_ttl_s : 0,
+	    .username = d->conf.dcs_username,
+	    .password = d->conf.dcs_password,
 	};
 
 	dcs_free(d->dcs);
@@ -523,7 +525,8 @@ daemon_dcs_changed(const struct conf *a, const struct conf *b)
 	       strcmp(a->dcs_name, b->dcs_name) != 0 || a->dcs_interval_ms != b->dcs_interval_ms ||
 	       a->dcs_timeout_ms != b->dcs_timeout_ms || strcmp(a->dcs_ca_file, b->dcs_ca_file) != 0 ||
 	       strcmp(a->dcs_cert_file, b->dcs_cert_file) != 0 || strcmp(a->dcs_key_file, b->dcs_key_file) != 0 ||
-	       a->dcs_lease_ttl_s != b->dcs_lease_ttl_s;
+	       a->dcs_lease_ttl_s != b->dcs_lease_ttl_s || strcmp(a->dcs_username, b->dcs_username) != 0 ||
+	       strcmp(a->dcs_password, b->dcs_password) != 0;
 }
 
 /* daemon_admin carries out one line from the admin socket (see admin.h). */

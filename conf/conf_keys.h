@@ -287,6 +287,13 @@
 	  "Client certificate shown to etcd (etcd's --client-cert-auth); empty for none.")         \
 	X(dcs, key_file, STR, "", 0, 0, true, NULL,                                                \
 	  "The client certificate's private key (mode 0600 or stricter); empty for none.")         \
+	X(dcs, username, STR, "", 0, 0, true, NULL,                                                \
+	  "etcd user (etcd's authentication: etcdctl user add, auth enable): with password_file, " \
+	  "pgcheckd authenticates (/v3/auth/authenticate) and sends the token with every request, " \
+	  "again once a token is refused; empty: no authentication.")                             \
+	X(dcs, password_file, STR, "", 0, 0, true, NULL,                                           \
+	  "A file holding that user's password (mode 0600 or stricter), read at start and reload, " \
+	  "never logged; needs username.")                                                         \
 	X(log, level, ENUM, "info", 0, 0, true, conf_log_level_names,                              \
 	  "Least severe level logged: error, warning, info or debug. Checks are never logged "     \
 	  "at info.")                                                                              \

@@ -187,12 +187,16 @@ verdict_format_lag(int64_t lag_bytes, bool have_s, double lag_s, char *buf, size
 static enum verdict_reason
 verdict_dcs_denies(const struct node_view *v, const struct policy *p)
 {
+	/* etcd's word is missing: because it refuses this client's authentication, or for any other reason */
+	const enum verdict_reason unreachable =
+	    v->dcs.last_error == DCS_AUTH ? REASON_DCS_AUTH : REASON_DCS_UNREACHABLE;
+
 	if (p->dcs_lease_required) {
 		/* lease mode: up only while this node holds the key, the margin before its lease can expire */
 		if (v->dcs.configured && v->dcs.lease_mode && v->dcs.holding)
-			return v->dcs.lease_left_ms > p->dcs_lease_margin_ms ? REASON_NONE : REASON_DCS_UNREACHABLE;
+			return v->dcs.lease_left_ms > p->dcs_lease_margin_ms ? REASON_NONE : unreachable;
 		if (!v->dcs.configured || v->dcs.last_error != DCS_OK)
-			return REASON_DCS_UNREACHABLE;
+			return unreachable;
 		if (!v->dcs.heard)
 			return REASON_DCS_UNHEARD;
 		return v->dcs.have_leader ? REASON_DCS_NOT_LEADER : REASON_DCS_NO_LEASE;
@@ -200,9 +204,9 @@ verdict_dcs_denies(const struct node_view *v, const struct policy *p)
 	if (!p->dcs_leader_required)
 		return REASON_NONE;
 	if (!v->dcs.configured || !v->dcs.heard)
-		return v->dcs.last_error != DCS_OK || !v->dcs.configured ? REASON_DCS_UNREACHABLE : REASON_DCS_UNHEARD;
+		return v->dcs.last_error != DCS_OK || !v->dcs.configured ? unreachable : REASON_DCS_UNHEARD;
 	if (v->dcs.age_ms < 0 || v->dcs.age_ms > p->dcs_fresh_ms)
-		return REASON_DCS_UNREACHABLE;
+		return unreachable;
 	return v->dcs.leader_is_me ? REASON_NONE : REASON_DCS_NOT_LEADER;
 }
 

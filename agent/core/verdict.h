@@ -108,6 +108,7 @@ struct policy {
 	X(REASON_DCS_UNREACHABLE, "dcs-unreachable") /* no believed answer within [dcs] fresh_ms */                    \
 	X(REASON_DCS_NOT_LEADER, "dcs-not-leader")   /* the leader key names another node, or no one */                \
 	X(REASON_DCS_NO_LEASE, "dcs-no-lease")       /* lease mode: the key is free, not (yet) taken by this node */   \
+	X(REASON_DCS_AUTH, "dcs-auth-failed")  /* as dcs-unreachable, etcd refusing [dcs] username's authentication */ \
 	X(REASON_SYNC_UNKNOWN, "sync-unknown") /* no fresh word from the one primary on this replica's sync state */   \
 	X(REASON_SYNC_STATE, "sync-state")     /* rendered with what the primary counts it as: "sync-state async" */   \
 	X(REASON_KEEP_BEST, "keep-best") /* up at the floor weight: rendered with the lag, "keep-best lag 35MB/12s" */
