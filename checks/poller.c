@@ -737,13 +737,17 @@ poller_read_head(const char *dir, const char *name, char *buf, size_t len)
 	return n;
 }
 
-/* poller_pid_stopping: postmaster.pid is gone or its status line says "stopping". */
+/*
+ * poller_pid_status: postmaster.pid is gone or its status line says "stopping" (true); *accepting tells
+ * that it says "ready" or "standby" (the postmaster accepts connections: PM_STATUS_READY, _STANDBY).
+ */
 static bool
-poller_pid_stopping(const char *dir)
+poller_pid_status(const char *dir, bool *accepting)
 {
 	char buf[2048];
 	const char *line = buf;
 
+	*accepting = false;
 	if (poller_read_head(dir, "postmaster.pid", buf, sizeof(buf)) < 0)
 		return errno == ENOENT;
 	for (int i = 1; i < POLLER_PID_STATUS_LINE; i++) {
@@ -752,7 +756,16 @@ poller_pid_stopping(const char *dir)
 			return false; /* no status line (yet): the samples decide */
 		line++;
 	}
+	*accepting = strncmp(line, "ready", 5) == 0 || strncmp(line, "standby", 7) == 0;
 	return strncmp(line, "stopping", 8) == 0;
+}
+
+static bool
+poller_pid_stopping(const char *dir)
+{
+	bool accepting;
+
+	return poller_pid_status(dir, &accepting);
 }
 
 static int
@@ -771,10 +784,18 @@ poller_control_state(const char *dir)
 static void
 poller_note_pid(struct poller *p)
 {
-	bool stopping = poller_pid_stopping(p->datadir);
+	bool accepting;
+	bool stopping = poller_pid_status(p->datadir, &accepting);
 
-	if (stopping == p->pg_stopping)
+	if (stopping == p->pg_stopping) {
+		if (accepting && p->state == PS_WAITING) {
+			/* a (re)started postmaster now accepts connections: connect now, not at the end of a backoff
+			   that its start-up (crash recovery) has stretched */
+			p->backoff_ms = p->conf.poll_interval_ms;
+			poller_schedule(p, 0);
+		}
 		return;
+	}
 	p->pg_stopping = stopping;
 	if (stopping) {
 		/* our session would hold a smart shutdown up for ever: let go, and try again only with backoff */

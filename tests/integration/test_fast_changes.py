@@ -67,6 +67,30 @@ def test_watched_shutdowns(cluster):
     cl.wait_until(lambda: a.ask("replica").startswith("up"), 15, desc="the rebuilt replica up again")
 
 
+@pytest.mark.cluster_conf(common=cl.merge_conf(WATCHED, {"pg": {"poll_interval_ms": "200",
+                                                                "reconnect_max_ms": "60000"}}),
+                          replicas=1, haproxy=False)
+def test_a_restarted_server_is_sampled_once_it_accepts_not_at_the_end_of_the_backoff(cluster, report):
+    """A server whose start-up takes seconds (crash recovery, a slow restore_command; here each archive
+    fetch waits 3 s) refuses connections ("starting up") meanwhile, and pgcheckd's reconnects back off;
+    postmaster.pid saying 'standby' (or 'ready') starts a connection at once, so the node is sampled as
+    soon as it accepts connections, not at the next attempt of the backoff (measured: a 9.1 s start-up,
+    sampled 3.60 s after it accepted before this, 0.00 s after)."""
+    c = cluster
+    r, a = c.pg[1], c.agents[1]
+    r.stop("fast")
+    with open(r.datadir / "postgresql.auto.conf", "a") as f:
+        f.write("restore_command = 'sleep 3; false'\n")
+    t_start = time.monotonic()
+    r.start(timeout=90)
+    t0 = time.monotonic()
+    # 'health': sampled again (as a replica it may still be down, not streaming while restore_command runs)
+    cl.wait_until(lambda: a.ask("health") == "up 100%", 15, interval=0.02, desc="the restarted replica sampled")
+    took = time.monotonic() - t0
+    report(f"restarted replica (start-up {t0 - t_start:.1f} s) sampled {took:.2f} s after it accepted connections")
+    assert took < 1.5, f"sampled only {took:.2f} s after the replica accepted connections: at the end of a backoff"
+
+
 @pytest.mark.cluster_conf(replicas=1, haproxy=False)
 def test_a_data_directory_that_is_not_the_servers_is_named_and_not_watched(cluster):
     """A [pg] data_directory that is not the server's data directory (none at all, or another cluster's):
