@@ -417,8 +417,9 @@ def agent_up(port, req):
 # one fresh cluster with one checker in front
 
 
-def pgcheckd_conf(c, watch=True, push=True, poll_ms=None):
-    """What the README recommends, per node: the data directory watched, pushes to this HAProxy, peers."""
+def pgcheckd_conf(c, watch=True, push=True, poll_ms=None, drain=False):
+    """What the README recommends, per node: the data directory watched, pushes to this HAProxy, peers
+    (drain: the node's address in HAProxy too, which `ctl drain --wait` looks for)."""
     ports = c.ports["agent"]
     conf = {}
     for i in range(c.n):
@@ -427,6 +428,8 @@ def pgcheckd_conf(c, watch=True, push=True, poll_ms=None):
         conf[i]["pg"] = {"data_directory": "@datadir"} if watch else {}
         if poll_ms:
             conf[i]["pg"].update(poll_interval_ms=str(poll_ms), stale_after_ms=str(max(60000, 3 * poll_ms)))
+        if drain:
+            conf[i]["haproxy"].update(advertise_addr="127.0.0.1", advertise_pg_port=str(c.ports["pg"][i]))
         if push:
             conf[i]["haproxy"]["push_servers"] = f"be_primary/node{i + 1}:primary, be_replicas/node{i + 1}:replica"
     return conf
@@ -435,13 +438,13 @@ def pgcheckd_conf(c, watch=True, push=True, poll_ms=None):
 class Rig:
     """A primary + 2 replicas with one checker's HAProxy in front and the table the writer fills."""
 
-    def __init__(self, checker, watch=True, push=True, poll_ms=None):
+    def __init__(self, checker, watch=True, push=True, poll_ms=None, drain=False):
         self.checker = checker
         self.c = cl.Cluster(replicas=2)
         self.chk = None
         try:
             if checker == "pgcheckd":
-                self.c.pgcheckd_conf = pgcheckd_conf(self.c, watch, push, poll_ms)
+                self.c.pgcheckd_conf = pgcheckd_conf(self.c, watch, push, poll_ms, drain)
                 self.c.start()
                 self.h = self.c.haproxy
             else:
@@ -561,7 +564,7 @@ def ms(t, t0):
 
 def run_round(event, checker, drain=False, watch=True, push=True, poll_ms=None):
     """One event on a fresh cluster with checker's HAProxy in front; a dict of what was seen."""
-    rig = Rig(checker, watch, push, poll_ms)
+    rig = Rig(checker, watch, push, poll_ms, drain)
     c, h = rig.c, rig.h
     try:
         writes = Traffic(h.write_port, write=True)
