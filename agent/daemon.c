@@ -86,9 +86,11 @@ struct daemon {
 	ev_signal sighup, sigterm, sigint;
 	ev_timer drain;
 	ev_timer watchdog;
-	ev_timer recheck; /* role ports: the last sample going stale, and other rules of time */
-	ev_timer alerted; /* peers' alerts: at most one read of the peers per DAEMON_ALERT_SPACING_MS */
-	bool alert_again; /* an alert came while spacing: read once more when it ends */
+	ev_timer recheck;          /* role ports: the last sample going stale, and other rules of time */
+	ev_timer alerted;          /* peers' alerts: at most one read of the peers per DAEMON_ALERT_SPACING_MS */
+	bool alert_again;          /* an alert came while spacing: read once more when it ends */
+	int handover_told;         /* 0 nothing, 1 waiting for a superseded primary was logged, 2 giving up was */
+	uint64_t foreign_dir_told; /* poller_watch_foreign() as last logged */
 	bool draining;
 };
 
@@ -182,6 +184,27 @@ daemon_recheck_at(struct daemon *d, const struct node_view *v)
 	ev_timer_start(d->loop, &d->recheck);
 }
 
+/* daemon_note_handover logs, once each, a promoted primary waiting for a superseded one and its giving up. */
+static void
+daemon_note_handover(struct daemon *d, const struct node_view *v)
+{
+	if (v->peers.older_primaries_up == 0 || d->policy.handover_ms == 0) {
+		if (d->handover_told == 1)
+			log_info("handover: the superseded primary stepped down");
+		d->handover_told = 0;
+	} else if (v->handover_ms < d->policy.handover_ms && d->handover_told == 0) {
+		log_warning("handover: a peer primary on an older timeline still takes writes; 'primary' is down "
+		            "until it fences itself, at most [peers] handover_ms = %lld ms",
+		            (long long)d->policy.handover_ms);
+		d->handover_told = 1;
+	} else if (v->handover_ms >= d->policy.handover_ms && d->handover_told != 2) {
+		log_error("handover: a peer primary on an older timeline still takes writes after %lld ms (does it "
+		          "list this node in [peers] addresses?): 'primary' is up, two write targets until it stops",
+		          (long long)d->policy.handover_ms);
+		d->handover_told = 2;
+	}
+}
+
 /*
  * daemon_roles opens each role port while verdict_for() says its role is up and closes it otherwise,
  * so a plain TCP check fails closed. Called after every poll, override and reload.
@@ -194,6 +217,8 @@ daemon_roles(struct daemon *d)
 	struct node_view v;
 	struct verdict vd;
 
+	bool fencing_began = false;
+
 	daemon_snapshot(d, &v);
 	{
 		struct request pr = {.kind = REQUEST_PRIMARY};
@@ -203,6 +228,7 @@ daemon_roles(struct daemon *d)
 		case FENCING_BEGAN:
 			log_error("%s: refusing writes (peers: %d fresh of %d)", vd.reason, v.peers.fresh,
 			          v.peers.configured);
+			fencing_began = true;
 			break;
 		case FENCING_ENDED:
 			log_warning("no longer fenced (%s)", vd.up ? "writable primary" : vd.reason);
@@ -223,6 +249,9 @@ daemon_roles(struct daemon *d)
 		}
 		pusher_update(d->pusher, unfit); /* hands over, never waits for HAProxy */
 	}
+	if (fencing_began && d->peers != NULL)
+		peers_read_now(d->peers, true); /* a new primary waiting for this one to step down hears it now */
+	daemon_note_handover(d, &v);
 	for (int i = 0; i < 2; i++) {
 		struct request r = {.kind = kinds[i]};
 		bool open;
@@ -323,6 +352,22 @@ daemon_on_poll(void *arg, enum poll_result result, const struct sample *s, const
 		 * (read-only), and the peers must hear again once it is writable.
 		 */
 		peers_read_now(d->peers, true);
+	}
+	if (poller_watch_foreign(d->poller) != d->foreign_dir_told) {
+		uint64_t id = poller_watch_foreign(d->poller);
+
+		d->foreign_dir_told = id;
+		if (id == 1)
+			log_error(
+			    "[pg] data_directory %s has no readable global/pg_control: it is not the server's data "
+			    "directory, and is not watched (shutdowns and promotions are seen at the next poll only)",
+			    d->conf.pg_data_directory);
+		else if (id != 0)
+			log_error(
+			    "[pg] data_directory %s is another cluster's (system identifier %llu; the server's is "
+			    "%llu): not watched (shutdowns and promotions are seen at the next poll only)",
+			    d->conf.pg_data_directory, (unsigned long long)id,
+			    (unsigned long long)(s != NULL ? s->system_identifier : 0));
 	}
 	if (result == POLL_OK) {
 		node_sample(&d->node, s);
@@ -443,6 +488,8 @@ daemon_start_dcs(struct daemon *d)
 	    .cert_file = d->conf.dcs_cert_file,
 	    .key_file = d->conf.dcs_key_file,
 	    .lease_ttl_s = d->conf.dcs_mode == CONF_DCS_LEASE ? d->conf.dcs_lease_ttl_s : 0,
+	    .username = d->conf.dcs_username,
+	    .password = d->conf.dcs_password,
 	};
 
 	dcs_free(d->dcs);
@@ -478,7 +525,8 @@ daemon_dcs_changed(const struct conf *a, const struct conf *b)
 	       strcmp(a->dcs_name, b->dcs_name) != 0 || a->dcs_interval_ms != b->dcs_interval_ms ||
 	       a->dcs_timeout_ms != b->dcs_timeout_ms || strcmp(a->dcs_ca_file, b->dcs_ca_file) != 0 ||
 	       strcmp(a->dcs_cert_file, b->dcs_cert_file) != 0 || strcmp(a->dcs_key_file, b->dcs_key_file) != 0 ||
-	       a->dcs_lease_ttl_s != b->dcs_lease_ttl_s;
+	       a->dcs_lease_ttl_s != b->dcs_lease_ttl_s || strcmp(a->dcs_username, b->dcs_username) != 0 ||
+	       strcmp(a->dcs_password, b->dcs_password) != 0;
 }
 
 /* daemon_admin carries out one line from the admin socket (see admin.h). */

@@ -18,13 +18,27 @@
 
 /* conf checks [dcs] against its own copies of these limits */
 _Static_assert(CONF_DCS_ENDPOINTS_MAX == DCS_ENDPOINTS_MAX && CONF_DCS_URL_MAX == DCS_URL_MAX &&
-                   CONF_DCS_KEY_MAX == DCS_KEY_MAX && CONF_DCS_NAME_MAX == DCS_NAME_MAX,
+                   CONF_DCS_KEY_MAX == DCS_KEY_MAX && CONF_DCS_NAME_MAX == DCS_NAME_MAX &&
+                   CONF_DCS_PASSWORD_MAX == DCS_PASSWORD_MAX,
                "[dcs] limits differ between conf.h and the DCS client");
 
-enum dcs_step { DCS_STEP_READ, DCS_STEP_GRANT, DCS_STEP_KEEPALIVE, DCS_STEP_TXN, DCS_STEP_TXN_MINE, DCS_STEP_REVOKE };
+enum dcs_step {
+	DCS_STEP_READ,
+	DCS_STEP_GRANT,
+	DCS_STEP_KEEPALIVE,
+	DCS_STEP_TXN,
+	DCS_STEP_TXN_MINE,
+	DCS_STEP_REVOKE,
+	DCS_STEP_AUTH, /* [dcs] username: a token, before the step it was needed for */
+};
 
-static const char *const dcs_step_paths[] = {"/v3/kv/range", "/v3/lease/grant", "/v3/lease/keepalive",
-                                             "/v3/kv/txn",   "/v3/kv/txn",      "/v3/lease/revoke"};
+static const char *const dcs_step_paths[] = {"/v3/kv/range", "/v3/lease/grant",  "/v3/lease/keepalive",  "/v3/kv/txn",
+                                             "/v3/kv/txn",   "/v3/lease/revoke", "/v3/auth/authenticate"};
+
+/* after etcd refused the user or password: the next try waits, from the first to the longest wait, doubling */
+#define DCS_AUTH_RETRY_FIRST_MS  1000
+#define DCS_AUTH_RETRY_MAX_MS    30000
+#define DCS_GRPC_UNAUTHENTICATED 16 /* etcd's "invalid auth token" (an expired or revoked token) */
 
 struct dcs {
 	struct ev_loop *loop;
@@ -37,6 +51,17 @@ struct dcs {
 	bool lease_mode; /* hold the key under a lease, rather than read who holds it */
 	int64_t lease_ttl_s;
 	char ca_file[4096], cert_file[4096], key_file[4096];
+	/* etcd's authentication ([dcs] username): the token is sent with every request but authenticate's */
+	bool auth;
+	char username[DCS_NAME_MAX];
+	char password[DCS_PASSWORD_MAX];
+	char token[DCS_TOKEN_MAX];            /* "" when none is held */
+	char auth_header[DCS_TOKEN_MAX + 16]; /* "Authorization: <token>" */
+	enum dcs_step resume;                 /* the step an authentication runs before */
+	bool reauthed;                        /* this round has authenticated again after a refused token */
+	int64_t auth_retry_ms;                /* after a refused authentication: no other before this */
+	int64_t auth_wait_ms;                 /* the wait it was given */
+	uint64_t authentications, auth_failures;
 	void (*changed)(void *arg);
 	void *arg;
 
@@ -252,12 +277,43 @@ dcs_lease_answer(struct dcs *d, enum dcs_error *e)
 	}
 }
 
+/*
+ * dcs_refused_auth tells whether a failed exchange (HTTP status) is etcd refusing this client's
+ * authentication (DCS_AUTH, detail set; *token_refused: the token was, and is dropped) or not.
+ */
+static bool
+dcs_refused_auth(struct dcs *d, long status, bool *token_refused)
+{
+	int64_t code = -1;
+
+	*token_refused = false;
+	if (!d->auth)
+		return false;
+	if (d->step == DCS_STEP_AUTH && status >= 400 && status < 500) {
+		snprintf(d->detail, sizeof(d->detail), "etcd refused user %s's name or password (HTTP status %ld)",
+		         d->username, status);
+		return true;
+	}
+	if (status == 401 || (dcs_answer_error_code(d->body, d->body_len, &code) && code == DCS_GRPC_UNAUTHENTICATED)) {
+		*token_refused = true;
+		explicit_bzero(d->token, sizeof(d->token));
+		snprintf(d->detail, sizeof(d->detail), "etcd refused the token of user %s (HTTP status %ld)%s",
+		         d->username, status, d->reauthed ? " just after authenticating" : "");
+		return true;
+	}
+	if (status == 403) {
+		snprintf(d->detail, sizeof(d->detail), "permission denied to user %s (HTTP status 403)", d->username);
+		return true;
+	}
+	return false;
+}
+
 /* dcs_finish takes the finished exchange's result; on failure the next endpoint is tried at once, each once a round. */
 static void
 dcs_finish(struct dcs *d, CURLcode rc)
 {
 	char value[DCS_NAME_MAX] = "";
-	bool found = false;
+	bool found = false, token_refused = false, authenticated = false;
 	long status = 0;
 	enum dcs_error e = DCS_OK;
 	int next = -1;
@@ -269,9 +325,14 @@ dcs_finish(struct dcs *d, CURLcode rc)
 	} else if (rc != CURLE_OK) {
 		e = dcs_curl_error(rc);
 		snprintf(d->detail, sizeof(d->detail), "%s", d->errbuf[0] != '\0' ? d->errbuf : curl_easy_strerror(rc));
+	} else if (status != 200 && dcs_refused_auth(d, status, &token_refused)) {
+		e = DCS_AUTH;
 	} else if (status != 200) {
 		e = DCS_HTTP_STATUS;
 		snprintf(d->detail, sizeof(d->detail), "HTTP status %ld", status);
+	} else if (d->step == DCS_STEP_AUTH) {
+		e = dcs_answer_auth(d->body, d->body_len, d->token, sizeof(d->token));
+		authenticated = e == DCS_OK;
 	} else if (d->lease_mode) {
 		next = dcs_lease_answer(d, &e);
 	} else {
@@ -284,6 +345,30 @@ dcs_finish(struct dcs *d, CURLcode rc)
 	curl_slist_free_all(d->headers);
 	d->easy = NULL;
 	d->headers = NULL;
+	if (d->step == DCS_STEP_AUTH)
+		explicit_bzero(d->body_out, sizeof(d->body_out)); /* it held the password */
+	if (authenticated) {                                      /* on with the step the token was needed for */
+		d->authentications++;
+		d->auth_wait_ms = 0;
+		dcs_start(d, d->resume);
+		return;
+	}
+	if (token_refused && !d->reauthed) { /* expired or revoked: authenticate again, once a round */
+		d->reauthed = true;
+		dcs_start(d, d->step);
+		return;
+	}
+	if (e == DCS_AUTH) {
+		d->auth_failures++;
+		if (d->step == DCS_STEP_AUTH) { /* the user or password is refused: not again at once */
+			d->auth_wait_ms = d->auth_wait_ms == 0 ? DCS_AUTH_RETRY_FIRST_MS : d->auth_wait_ms * 2;
+			if (d->auth_wait_ms > DCS_AUTH_RETRY_MAX_MS)
+				d->auth_wait_ms = DCS_AUTH_RETRY_MAX_MS;
+			d->auth_retry_ms = monoclock_ms() + d->auth_wait_ms;
+		}
+		dcs_note(d, e, false, ""); /* every endpoint would say the same */
+		return;
+	}
 	if (e != DCS_OK && ++d->tries < d->endpoint_count) {
 		/* the next endpoint at once; the round fails (and is told) only when every one has */
 		d->errors++;
@@ -394,8 +479,15 @@ dcs_start(struct dcs *d, enum dcs_step step)
 
 	if (d->easy != NULL)
 		return; /* one at a time; the running one has its deadline */
+	if (d->auth && d->token[0] == '\0' && step != DCS_STEP_AUTH) {
+		d->resume = step;
+		step = DCS_STEP_AUTH;
+	}
 	d->step = step;
 	switch (step) {
+	case DCS_STEP_AUTH:
+		n = dcs_answer_auth_request(d->username, d->password, d->body_out, sizeof(d->body_out));
+		break;
 	case DCS_STEP_GRANT:
 		n = dcs_answer_grant_request(d->lease_ttl_s, d->body_out, sizeof(d->body_out));
 		break;
@@ -415,13 +507,24 @@ dcs_start(struct dcs *d, enum dcs_step step)
 	}
 	if (step != DCS_STEP_READ)
 		body = d->body_out;
-	if (n == 0) { /* cannot happen: conf bounds the key and the name */
+	if (n == 0) { /* cannot happen: conf bounds the key, the name, the user and the password */
 		snprintf(d->detail, sizeof(d->detail), "request too large");
-		dcs_note(d, DCS_TRANSPORT, false, "");
+		dcs_note(d, step == DCS_STEP_AUTH ? DCS_AUTH : DCS_TRANSPORT, false, "");
 		return;
 	}
 	e = curl_easy_init();
 	d->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	if (d->headers != NULL && step != DCS_STEP_AUTH && d->token[0] != '\0') {
+		struct curl_slist *h;
+
+		snprintf(d->auth_header, sizeof(d->auth_header), "Authorization: %s", d->token);
+		h = curl_slist_append(d->headers, d->auth_header);
+		if (h == NULL) {
+			curl_slist_free_all(d->headers);
+			d->headers = NULL;
+		} else
+			d->headers = h;
+	}
 	if (e == NULL || d->headers == NULL) {
 		curl_easy_cleanup(e);
 		curl_slist_free_all(d->headers);
@@ -475,7 +578,10 @@ dcs_on_poll(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	if (d->easy != NULL)
 		return; /* the last round is still on; its exchange has its deadline */
+	if (d->auth && d->token[0] == '\0' && monoclock_ms() < d->auth_retry_ms)
+		return; /* etcd refused the user or password a moment ago: what it said stands until then */
 	d->tries = 0;
+	d->reauthed = false;
 	if (!d->lease_mode)
 		dcs_start(d, DCS_STEP_READ);
 	else if (!d->candidate) {
@@ -524,6 +630,9 @@ dcs_new(struct ev_loop *loop, const struct dcs_conf *dc, void (*changed)(void *a
 	snprintf(d->ca_file, sizeof(d->ca_file), "%s", dc->ca_file != NULL ? dc->ca_file : "");
 	snprintf(d->cert_file, sizeof(d->cert_file), "%s", dc->cert_file != NULL ? dc->cert_file : "");
 	snprintf(d->key_file, sizeof(d->key_file), "%s", dc->key_file != NULL ? dc->key_file : "");
+	d->auth = dc->username != NULL && dc->username[0] != '\0';
+	snprintf(d->username, sizeof(d->username), "%s", d->auth ? dc->username : "");
+	snprintf(d->password, sizeof(d->password), "%s", d->auth && dc->password != NULL ? dc->password : "");
 	d->interval_ms = dc->interval_ms;
 	d->timeout_ms = dc->timeout_ms;
 	d->lease_mode = dc->lease_ttl_s > 0;
@@ -561,6 +670,7 @@ dcs_free(struct dcs *d)
 	if (d->loop != NULL)
 		ev_timer_stop(d->loop, &d->curl_timer); /* set again while the handle was removed */
 	free(d->body);
+	explicit_bzero(d, sizeof(*d)); /* the password, the token */
 	free(d);
 }
 
@@ -587,6 +697,10 @@ dcs_summary(const struct dcs *d, int64_t now_ms, struct dcs_summary *out)
 	snprintf(out->endpoint, sizeof(out->endpoint), "%s", d->endpoints[d->current]);
 	out->answers = d->answers;
 	out->errors = d->errors;
+	out->auth = d->auth;
+	out->authenticated = d->auth && d->token[0] != '\0';
+	out->authentications = d->authentications;
+	out->auth_failures = d->auth_failures;
 }
 
 const char *

@@ -24,7 +24,9 @@ struct dcs_conf {
 	int64_t interval_ms;   /* between two reads */
 	int64_t timeout_ms;    /* deadline of one exchange, connection included */
 	const char *ca_file, *cert_file, *key_file; /* TLS; "" for none (the system's CAs) */
-	int64_t lease_ttl_s; /* > 0: lease mode, hold the key (value: name) under a lease of this TTL */
+	int64_t lease_ttl_s;  /* > 0: lease mode, hold the key (value: name) under a lease of this TTL */
+	const char *username; /* etcd's authentication; "" or NULL for none */
+	const char *password; /* username's password (never logged) */
 };
 
 struct dcs;

@@ -10,7 +10,7 @@
 
 const char *const dcs_error_names[DCS_ERROR_COUNT] = {
     "ok",        "connect-failed", "timeout",    "tls",       "http-status", "too-large",
-    "transport", "malformed",      "wrong-type", "wrong-key", "etcd-error",
+    "transport", "malformed",      "wrong-type", "wrong-key", "etcd-error",  "auth-failed",
 };
 
 static const char dcs_b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -320,4 +320,74 @@ dcs_answer_txn(const char *body, size_t len, const char *key, bool *succeeded, c
 	else
 		holder[0] = '\0';
 	return DCS_OK;
+}
+
+size_t
+dcs_answer_auth_request(const char *user, const char *password, char *out, size_t cap)
+{
+	const char *parts[] = {"{\"name\":\"", user, "\",\"password\":\"", password, "\"}"};
+	size_t o = 0;
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		for (const char *c = parts[i]; *c != '\0'; c++) {
+			bool text = i == 1 || i == 3;
+
+			if (text && ((unsigned char)*c < 0x20 || *c == 0x7f))
+				goto refuse; /* conf refuses these */
+			if (o + 3 > cap)
+				goto refuse;
+			if (text && (*c == '"' || *c == '\\'))
+				out[o++] = '\\';
+			out[o++] = *c;
+		}
+	}
+	out[o] = '\0';
+	return o;
+refuse:
+	explicit_bzero(out, cap);
+	return 0;
+}
+
+enum dcs_error
+dcs_answer_auth(const char *body, size_t len, char *token, size_t cap)
+{
+	enum dcs_error e = DCS_OK;
+	json_t *root = dcs_answer_load(body, len, &e), *t;
+	const char *s;
+	size_t n;
+
+	if (root == NULL)
+		return e;
+	t = json_object_get(root, "token");
+	if (!json_is_object(json_object_get(root, "header")) || !json_is_string(t) || cap == 0) {
+		json_decref(root);
+		return DCS_WRONG_TYPE;
+	}
+	s = json_string_value(t);
+	n = json_string_length(t);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
+			e = DCS_WRONG_TYPE; /* it goes into a header line as it is */
+	if (n == 0 || n >= cap)
+		e = DCS_WRONG_TYPE;
+	if (e == DCS_OK) {
+		memcpy(token, s, n);
+		token[n] = '\0';
+	}
+	json_decref(root);
+	return e;
+}
+
+bool
+dcs_answer_error_code(const char *body, size_t len, int64_t *code)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK, &jerr);
+	int64_t c = 0;
+	bool ok = json_is_object(root) && dcs_answer_int(json_object_get(root, "code"), &c);
+
+	json_decref(root);
+	if (ok)
+		*code = c;
+	return ok;
 }

@@ -12,8 +12,10 @@
 
 #include "dcs_summary.h"
 
-#define DCS_ANSWER_MAX (64 * 1024) /* the longest answer read; a longer one is cut off: DCS_TOO_LARGE */
-#define DCS_KEY_MAX    512         /* the longest key asked for, with its NUL */
+#define DCS_ANSWER_MAX   (64 * 1024) /* the longest answer read; a longer one is cut off: DCS_TOO_LARGE */
+#define DCS_KEY_MAX      512         /* the longest key asked for, with its NUL */
+#define DCS_TOKEN_MAX    2048        /* the longest etcd auth token taken (a JWT included), with its NUL */
+#define DCS_PASSWORD_MAX 256         /* [dcs] password_file's password, with its NUL */
 
 /*
  * dcs_answer_range_request writes the body of POST /v3/kv/range for key ({"key":"<base64>"}) into
@@ -66,5 +68,26 @@ enum dcs_error dcs_answer_keepalive(const char *body, size_t len, int64_t id, in
  */
 enum dcs_error dcs_answer_txn(const char *body, size_t len, const char *key, bool *succeeded, char *holder, size_t cap,
                               bool *found, int64_t *lease);
+
+/*
+ * etcd's authentication. dcs_answer_auth_request writes the body of POST /v3/auth/authenticate
+ * ({"name": user, "password": password}, both text without control characters) into out; its length,
+ * 0 (and out wiped) when it does not fit or a character cannot be sent. The password is in out then:
+ * the caller wipes it after use.
+ */
+size_t dcs_answer_auth_request(const char *user, const char *password, char *out, size_t cap);
+
+/*
+ * dcs_answer_auth reads authenticate's answer ({"header":{...},"token":"..."}): the token, printable
+ * ASCII without space (it is sent as the Authorization header), 1 to cap - 1 bytes, into token.
+ */
+enum dcs_error dcs_answer_auth(const char *body, size_t len, char *token, size_t cap);
+
+/*
+ * dcs_answer_error_code reads the gRPC code of etcd's error answer (a body sent with a status other than
+ * 200: {"error":"...","message":"...","code":16}; what follows the object, the gateway's trailer, is
+ * ignored); false when the body is no such answer. 16 (Unauthenticated): the token is refused.
+ */
+bool dcs_answer_error_code(const char *body, size_t len, int64_t *code);
 
 #endif

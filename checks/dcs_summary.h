@@ -24,6 +24,7 @@ enum dcs_error {
 	DCS_WRONG_TYPE,     /* JSON, but a field of another type, bad base64, more than one key */
 	DCS_WRONG_KEY,      /* an answer about a key that was not asked for */
 	DCS_ETCD_ERROR,     /* etcd's own error answer ({"error": ..., "code": ...}) */
+	DCS_AUTH,           /* [dcs] username: the user or password refused, a token refused again, no permission */
 	DCS_ERROR_COUNT,
 };
 
@@ -40,6 +41,10 @@ struct dcs_summary {
 	enum dcs_error last_error;  /* of the last finished exchange; DCS_OK also before the first */
 	char endpoint[DCS_URL_MAX]; /* the endpoint in use */
 	uint64_t answers, errors;   /* exchanges since start: believed, failed */
+	bool auth;                  /* [dcs] username is set: requests carry a token */
+	bool authenticated;         /* ... and one is held now */
+	uint64_t authentications;   /* tokens etcd gave (the first, then one each time it refused the last) */
+	uint64_t auth_failures;     /* authentications etcd refused, and tokens refused again after one */
 	/* lease mode */
 	bool lease_mode;
 	bool holding;          /* the key is ours, attached to our lease */

@@ -31,6 +31,8 @@ struct peer_summary {
 	int foreign;                           /* answered, but another system identifier: ignored */
 	int newest_primary_timeline;           /* highest timeline of a fresh, unfenced peer primary; 0 none */
 	int primaries_on_timeline;             /* fresh peer primaries on the timeline given to peers_summary */
+	int older_primaries_up;                /* fresh, unfenced peer primaries on an older timeline whose
+	                                          last read answered: not yet stepped down (handover) */
 	int64_t last_fresh_ms;                 /* monotonic time any same-cluster peer last answered; 0 never */
 	uint64_t rejected[PEERS_REJECT_COUNT]; /* answers not believed since start, by reason (for /metrics) */
 };

@@ -570,6 +570,7 @@ peers_end(struct peer *pe)
 		pe->fd = -1;
 	}
 	pe->tried = true;
+	pe->st.answered = false; /* until peers_record_answer believes what came */
 }
 
 bool
@@ -609,6 +610,7 @@ peers_record_answer(struct peers *p, int i, const char *nonce, const char *line,
 	}
 	st.seen = true;
 	st.seen_ms = now_ms;
+	st.answered = true;
 	pe->st = st;
 	if (news && p->changed != NULL)
 		p->changed(p->arg);
@@ -729,12 +731,14 @@ peers_start_one(struct peers *p, struct peer *pe)
 	pe->fd = socket(pe->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (pe->fd < 0) {
 		pe->tried = true;
+		pe->st.answered = false;
 		return;
 	}
 	if (connect(pe->fd, (struct sockaddr *)&pe->sa, pe->salen) != 0 && errno != EINPROGRESS) {
 		close(pe->fd);
 		pe->fd = -1;
 		pe->tried = true;
+		pe->st.answered = false;
 		return;
 	}
 	pe->sent = false;
@@ -1150,7 +1154,7 @@ peers_counts(const struct peer_state *st, int64_t now_ms, int64_t fresh_ms, uint
 }
 
 static void
-peers_count_primary(const struct peer_state *st, int my_timeline, struct peer_summary *out)
+peers_count_primary(const struct peer_state *st, int my_timeline, bool read_still, struct peer_summary *out)
 {
 	int tl = st->timeline > INT_MAX ? INT_MAX : (int)st->timeline;
 
@@ -1160,6 +1164,10 @@ peers_count_primary(const struct peer_state *st, int my_timeline, struct peer_su
 		out->newest_primary_timeline = tl;
 	if (tl == my_timeline)
 		out->primaries_on_timeline++;
+	/* a primary this node superseded that still takes writes, as its latest answer says (only a peer
+	   still read: a removed one's word cannot change, it holds no handover) */
+	if (read_still && tl < my_timeline && !st->fenced && st->answered)
+		out->older_primaries_up++;
 }
 
 void
@@ -1184,12 +1192,12 @@ peers_summary(const struct peers *p, int64_t now_ms, int64_t fresh_ms, uint64_t 
 		out->fresh++;
 		if (st->seen_ms > out->last_fresh_ms)
 			out->last_fresh_ms = st->seen_ms;
-		peers_count_primary(st, my_timeline, out);
+		peers_count_primary(st, my_timeline, true, out);
 	}
 	/* a removed peer's last word: it fences as it would have, but is no contact (isolation) */
 	for (int i = 0; p != NULL && i < p->held_count; i++)
 		if (peers_counts(&p->held[i], now_ms, fresh_ms, system_identifier))
-			peers_count_primary(&p->held[i], my_timeline, out);
+			peers_count_primary(&p->held[i], my_timeline, false, out);
 }
 
 /* peers_ahead tells whether lagging peer st stands before this node for keep-best (unknown: it does). */

@@ -60,6 +60,7 @@ struct peer_state {
 	uint32_t timeline;          /* PostgreSQL's TimeLineID; 0 unknown (never from a primary) */
 	uint64_t system_identifier; /* 0: the peer does not know its cluster */
 	bool fenced;                /* the peer refuses writes itself */
+	bool answered;              /* the last exchange ended with a believed answer (not a failure) */
 	struct peer_ext ext;        /* what else it said (every answer sets it anew) */
 };
 

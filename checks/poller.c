@@ -127,11 +127,13 @@ struct poller {
 	int ino_fd; /* -1: not watching */
 	ev_io ino_io;
 	int wd_dir, wd_global;
-	bool pg_stopping;  /* postmaster.pid says "stopping" (or is gone): every poll reports POLL_STOPPING */
-	int control_state; /* pg_control's DBState as last read; -1 unknown */
-	bool kick;         /* a sample was asked for while one was in flight: the next starts at once */
-	bool rewatch;      /* the watched directory went: watched again at the next connection attempt */
-	int watch_errno;   /* why the data directory cannot be watched; 0: watched (or none) */
+	bool pg_stopping;       /* postmaster.pid says "stopping" (or is gone): every poll reports POLL_STOPPING */
+	int control_state;      /* pg_control's DBState as last read; -1 unknown */
+	bool kick;              /* a sample was asked for while one was in flight: the next starts at once */
+	bool rewatch;           /* the watched directory went: watched again at the next connection attempt */
+	int watch_errno;        /* why the data directory cannot be watched; 0: watched (or none) */
+	uint64_t watch_checked; /* the server's system identifier the watched directory was found to be of */
+	uint64_t watch_foreign; /* the directory is another cluster's (its identifier; 1: no pg_control) */
 	int64_t burst_until_ms;
 };
 
@@ -139,11 +141,49 @@ static void poller_connect(struct poller *p);
 static void poller_send(struct poller *p);
 static bool poller_watch(struct poller *p);
 static void poller_unwatch(struct poller *p);
+static ssize_t poller_read_head(const char *dir, const char *name, char *buf, size_t len);
+
+/* poller_dir_identifier: pg_control's system identifier (its first 8 bytes); 0 when it cannot be read */
+static uint64_t
+poller_dir_identifier(const char *dir)
+{
+	char buf[sizeof(uint64_t) + 1];
+	uint64_t id;
+
+	if (poller_read_head(dir, "global/pg_control", buf, sizeof(buf)) != (ssize_t)sizeof(id))
+		return 0;
+	memcpy(&id, buf, sizeof(id));
+	return id;
+}
+
+/*
+ * poller_check_dir: the first good sample of a server tells whether the watched directory is its own.
+ * Another cluster's (or no data directory at all, whose missing postmaster.pid reads as stopping) is
+ * not watched: the polls alone decide, and the daemon says why (poller_watch_foreign).
+ */
+static void
+poller_check_dir(struct poller *p, const struct sample *s)
+{
+	uint64_t id;
+
+	if (p->ino_fd < 0 || s == NULL || s->system_identifier == 0 || s->system_identifier == p->watch_checked)
+		return;
+	id = poller_dir_identifier(p->datadir);
+	if (id == s->system_identifier) {
+		p->watch_checked = id;
+		return;
+	}
+	poller_unwatch(p);
+	p->rewatch = false;
+	p->watch_foreign = id != 0 ? id : 1;
+}
 
 /* poller_report hands an outcome on; while postmaster.pid says stopping, every outcome is that. */
 static void
 poller_report(struct poller *p, enum poll_result r, const struct sample *s, const char *detail)
 {
+	if (r == POLL_OK)
+		poller_check_dir(p, s);
 	if (p->pg_stopping) {
 		p->cb(p->arg, POLL_STOPPING, NULL, "postmaster.pid says the server is stopping");
 		return;
@@ -943,14 +983,23 @@ poller_reconfigure(struct poller *p, const struct poller_conf *pc)
 	}
 	if (p->backoff_ms > p->conf.reconnect_max_ms)
 		p->backoff_ms = p->conf.reconnect_max_ms;
-	if (dir_changed)
+	if (dir_changed) {
+		p->watch_checked = 0;
+		p->watch_foreign = 0;
 		p->watch_errno = poller_watch(p) ? 0 : errno;
+	}
 }
 
 int
 poller_watch_error(const struct poller *p)
 {
 	return p->watch_errno;
+}
+
+uint64_t
+poller_watch_foreign(const struct poller *p)
+{
+	return p->watch_foreign;
 }
 
 void

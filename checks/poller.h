@@ -37,6 +37,14 @@ void poller_free(struct poller *p);
 /* poller_watch_error is why the data directory cannot be watched (an errno), 0 when it is (or none is set). */
 int poller_watch_error(const struct poller *p);
 
+/*
+ * poller_watch_foreign: the data directory was found not to be the server's (checked at its first good
+ * sample) and is no longer watched: the directory's system identifier, 1 when it has no readable
+ * pg_control; 0 when it is the server's (or not checked yet, or none is set). A reload that names
+ * another directory checks again.
+ */
+uint64_t poller_watch_foreign(const struct poller *p);
+
 /* poller_sql is the one statement each poll runs (exposed for tests and the docs). */
 extern const char poller_sql[];
 

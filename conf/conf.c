@@ -862,6 +862,36 @@ conf_read_key(struct conf *c, const char *name, int line, char *err, size_t errl
 	                        CONF_PEERS_KEY_MAX, c->peers_key, &c->peers_key_len, err, errlen);
 }
 
+/* conf_read_dcs_password reads [dcs] password_file into c->dcs_password (see conf_read_secret): text, one line. */
+static bool
+conf_read_dcs_password(struct conf *c, const char *name, int line, char *err, size_t errlen)
+{
+	unsigned char secret[CONF_DCS_PASSWORD_MAX];
+	size_t len = 0;
+
+	explicit_bzero(c->dcs_password, sizeof(c->dcs_password));
+	if (c->dcs_password_file[0] == '\0')
+		return true;
+	if (!conf_read_secret(c->dcs_password_file, name, line, "[dcs] password_file", "password", 1,
+	                      CONF_DCS_PASSWORD_MAX - 1, secret, &len, err, errlen))
+		return false; /* errors have been logged already */
+	for (size_t i = 0; i < len; i++)
+		if (secret[i] < ' ' || secret[i] == 0x7f) {
+			if (line > 0)
+				snprintf(err, errlen, "%s:%d: [dcs] password_file: %s holds a control character", name,
+				         line, c->dcs_password_file);
+			else
+				snprintf(err, errlen, "%s: [dcs] password_file: %s holds a control character", name,
+				         c->dcs_password_file);
+			explicit_bzero(secret, sizeof(secret));
+			return false;
+		}
+	memcpy(c->dcs_password, secret, len);
+	c->dcs_password[len] = '\0';
+	explicit_bzero(secret, sizeof(secret));
+	return true;
+}
+
 /*
  * conf_read_http_auth reads [http] basic_auth_file and token_file into the Authorization values that
  * prove who asks, and [http] protect into bits. lines: where each key was set (0: not in the file).
@@ -942,6 +972,7 @@ conf_load_stream(FILE *f, const char *name, struct conf *c, char *err, size_t er
 
 		ok = !cp->failed && !ferror(f) && conf_check(c, name, cp->seen_line, err, errlen) &&
 		     conf_read_key(c, name, cp->seen_line[CONF_KEY_OF(peers_key_file)], err, errlen) &&
+		     conf_read_dcs_password(c, name, cp->seen_line[CONF_KEY_OF(dcs_password_file)], err, errlen) &&
 		     conf_read_http_auth(c, name, http_lines, err, errlen);
 	}
 	free(cp);
@@ -1123,6 +1154,20 @@ conf_check_dcs(const struct conf *c, const char *name, const int *lines, char *e
 		    CONF_ROWS(c->dcs_cert_file[0] == '\0' ? CONF_KEY_OF(dcs_cert_file) : CONF_KEY_OF(dcs_key_file),
 		              CONF_KEY_OF(dcs_cert_file), CONF_KEY_OF(dcs_key_file)),
 		    "empty: a client certificate needs both cert_file and key_file");
+		return false;
+	}
+	if ((c->dcs_username[0] == '\0') != (c->dcs_password_file[0] == '\0')) {
+		conf_cross_fail(
+		    err, errlen, name, lines, true,
+		    CONF_ROWS(c->dcs_username[0] == '\0' ? CONF_KEY_OF(dcs_username) : CONF_KEY_OF(dcs_password_file),
+		              CONF_KEY_OF(dcs_username), CONF_KEY_OF(dcs_password_file)),
+		    "%s is empty: etcd's authentication needs both username and password_file",
+		    c->dcs_username[0] == '\0' ? "username" : "password_file");
+		return false;
+	}
+	if (strlen(c->dcs_username) >= CONF_DCS_NAME_MAX) {
+		conf_cross_fail(err, errlen, name, lines, true, CONF_ROWS(CONF_KEY_OF(dcs_username)),
+		                "longer than %d bytes", CONF_DCS_NAME_MAX - 1);
 		return false;
 	}
 	if (c->dcs_key_file[0] != '\0' && !conf_secret_file_ok(c->dcs_key_file, why, sizeof(why))) {

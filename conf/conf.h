@@ -26,6 +26,7 @@
 #define CONF_DCS_URL_MAX            256  /* one endpoint URL, with its NUL: as DCS_URL_MAX */
 #define CONF_DCS_KEY_MAX            512  /* the leader key, with its NUL: as DCS_KEY_MAX */
 #define CONF_DCS_NAME_MAX           128  /* [dcs] name, with its NUL: as DCS_NAME_MAX */
+#define CONF_DCS_PASSWORD_MAX       256  /* [dcs] password_file's password, with its NUL: as DCS_PASSWORD_MAX */
 #define CONF_HTTP_SECRET_MIN        16   /* bytes of an [http] credential file: shorter is refused */
 #define CONF_HTTP_SECRET_MAX        512
 #define CONF_HTTP_CREDENTIAL_MAX    (8 + 4 * ((CONF_HTTP_SECRET_MAX + 2) / 3) + 1)
@@ -100,7 +101,8 @@ struct conf {
 	 * prove who asks ("Basic <base64 of user:password>", "Bearer <token>"); "" when not configured */
 	char http_basic_expected[CONF_HTTP_CREDENTIAL_MAX];
 	char http_bearer_expected[CONF_HTTP_CREDENTIAL_MAX];
-	unsigned http_protect_bits; /* CONF_PROTECT_*: what needs a credential (when one is configured) */
+	char dcs_password[CONF_DCS_PASSWORD_MAX]; /* [dcs] password_file's content; "" without one */
+	unsigned http_protect_bits;               /* CONF_PROTECT_*: what needs a credential (when one is configured) */
 };
 
 /* [http] protect: what an HTTP client must prove itself for */

@@ -104,7 +104,8 @@
 	  "access: initdb -g and pgcheckd in the server's group): a fast or smart shutdown "        \
 	  "beginning (postmaster.pid says stopping) makes the node down at once (pg-stopping), "   \
 	  "and the end of recovery (a promotion) is sampled within milliseconds instead of at "     \
-	  "the next poll. Empty: polls alone.")                                                    \
+	  "the next poll. A directory whose pg_control is not the server's (checked at the first " \
+	  "good sample) is named in the log and not watched. Empty: polls alone.")                 \
 	X(pg, stale_after_ms, INT, "1500", 200, 600000, true, NULL,                                \
 	  "A sample older than this counts as none: every request is down (stale).")               \
 	X(replica, max_lag_bytes, BYTES, "16MB", 0, 1099511627776, true, NULL,                     \
@@ -155,6 +156,17 @@
 	  "When above 0, a primary that has heard from no peer and had no streaming replica for "   \
 	  "this long refuses writes (down #fenced isolated). Off by default: it also fences a "     \
 	  "lone primary whose peers are merely down.")                                            \
+	X(peers, handover_ms, INT, "2000", 0, 600000, true, NULL,                                  \
+	  "A promoted primary answers 'primary' down #handover while a peer primary on an older "   \
+	  "timeline still answers that it takes writes (its last read answered, not fenced), so "  \
+	  "that HAProxy never sees two write targets; the old one fences itself within a peer "     \
+	  "read of the promotion (both alert each other). At most this long, then up (the old one " \
+	  "may not list this node as a peer): logged. 0: no wait.")                                 \
+	X(peers, handover_settle_ms, INT, "250", 0, 60000, true, NULL,                             \
+	  "After the superseded primary answered fenced, the new one waits this much longer: "      \
+	  "HAProxy sees the old one DOWN only at its next check of it (inter 200ms in "              \
+	  "conf/haproxy.cfg) unless the old node pushes ([haproxy] push_servers). Only after a "     \
+	  "handover wait; 0 where every node pushes.")                                              \
 	X(peers, fenced_reads, BOOL, "false", 0, 0, true, NULL,                                    \
 	  "Whether a fenced primary still answers 'read-only' up.")                               \
 	X(peers, key_file, STR, "", 0, 0, true, NULL,                                              \
@@ -275,6 +287,13 @@
 	  "Client certificate shown to etcd (etcd's --client-cert-auth); empty for none.")         \
 	X(dcs, key_file, STR, "", 0, 0, true, NULL,                                                \
 	  "The client certificate's private key (mode 0600 or stricter); empty for none.")         \
+	X(dcs, username, STR, "", 0, 0, true, NULL,                                                \
+	  "etcd user (etcd's authentication: etcdctl user add, auth enable): with password_file, " \
+	  "pgcheckd authenticates (/v3/auth/authenticate) and sends the token with every request, " \
+	  "again once a token is refused; empty: no authentication.")                             \
+	X(dcs, password_file, STR, "", 0, 0, true, NULL,                                           \
+	  "A file holding that user's password (mode 0600 or stricter), read at start and reload, " \
+	  "never logged; needs username.")                                                         \
 	X(log, level, ENUM, "info", 0, 0, true, conf_log_level_names,                              \
 	  "Least severe level logged: error, warning, info or debug. Checks are never logged "     \
 	  "at info.")                                                                              \

@@ -33,6 +33,33 @@ fencing_apply(struct fencing *f, int64_t now_ms, struct node_view *v)
 	if (v->peers.last_fresh_ms > contact)
 		contact = v->peers.last_fresh_ms;
 	v->isolated_ms = now_ms - contact;
+	v->handover_ms = 0;
+	v->stepped_down_ago_ms = -1;
+	v->stepped_down_after_ms = 0;
+	if (!v->have_sample || v->sample.in_recovery) {
+		f->handover_since_ms = 0;
+		f->stepped_down_ms = 0;
+		return;
+	}
+	if (v->peers.older_primaries_up > 0) {
+		if (f->handover_since_ms == 0)
+			f->handover_since_ms = now_ms > 0 ? now_ms : 1;
+		f->stepped_down_ms = 0;
+		v->handover_ms = now_ms - f->handover_since_ms;
+		return;
+	}
+	if (f->handover_since_ms != 0) {
+		/* the superseded primary stepped down: HAProxy may not have checked it yet */
+		f->stepped_down_ms = now_ms > 0 ? now_ms : 1;
+		f->stepped_down_after_ms = now_ms - f->handover_since_ms;
+		f->handover_since_ms = 0;
+	}
+	if (f->stepped_down_ms != 0 && now_ms - f->stepped_down_ms > FENCING_SETTLE_FORGET_MS)
+		f->stepped_down_ms = 0;
+	if (f->stepped_down_ms != 0) {
+		v->stepped_down_ago_ms = now_ms - f->stepped_down_ms;
+		v->stepped_down_after_ms = f->stepped_down_after_ms;
+	}
 }
 
 bool

@@ -23,6 +23,8 @@ verdict_policy(const struct conf *c, struct policy *p)
 	p->floor_pct = (int)c->weight_floor_pct;
 	p->location = c->agent_location;
 	p->isolation_fence_ms = c->peers_isolation_fence_ms;
+	p->handover_ms = c->peers_handover_ms;
+	p->handover_settle_ms = c->peers_handover_settle_ms;
 	p->peers_fresh_ms = c->peers_fresh_ms;
 	p->fenced_reads = c->peers_fenced_reads;
 	p->peer_key = c->peers_key;
@@ -142,6 +144,23 @@ verdict_fence(const struct node_view *v, const struct policy *p, struct verdict 
 	return false;
 }
 
+/*
+ * verdict_handing_over: this node was promoted and a peer primary on an older timeline still answers
+ * that it takes writes. Up now would make two write targets; the old one fences itself as soon as it
+ * reads this node (the promotion alerts it), and its fencing alerts back. Bounded by handover_ms; once
+ * it stepped down, handover_settle_ms more, for HAProxy to check it (unless the wait had run out).
+ */
+static bool
+verdict_handing_over(const struct node_view *v, const struct policy *p)
+{
+	if (p->handover_ms <= 0)
+		return false;
+	if (v->peers.older_primaries_up > 0)
+		return v->handover_ms < p->handover_ms;
+	return v->stepped_down_ago_ms >= 0 && v->stepped_down_ago_ms < p->handover_settle_ms &&
+	       v->stepped_down_after_ms < p->handover_ms;
+}
+
 void
 verdict_format_lag(int64_t lag_bytes, bool have_s, double lag_s, char *buf, size_t len)
 {
@@ -168,12 +187,16 @@ verdict_format_lag(int64_t lag_bytes, bool have_s, double lag_s, char *buf, size
 static enum verdict_reason
 verdict_dcs_denies(const struct node_view *v, const struct policy *p)
 {
+	/* etcd's word is missing: because it refuses this client's authentication, or for any other reason */
+	const enum verdict_reason unreachable =
+	    v->dcs.last_error == DCS_AUTH ? REASON_DCS_AUTH : REASON_DCS_UNREACHABLE;
+
 	if (p->dcs_lease_required) {
 		/* lease mode: up only while this node holds the key, the margin before its lease can expire */
 		if (v->dcs.configured && v->dcs.lease_mode && v->dcs.holding)
-			return v->dcs.lease_left_ms > p->dcs_lease_margin_ms ? REASON_NONE : REASON_DCS_UNREACHABLE;
+			return v->dcs.lease_left_ms > p->dcs_lease_margin_ms ? REASON_NONE : unreachable;
 		if (!v->dcs.configured || v->dcs.last_error != DCS_OK)
-			return REASON_DCS_UNREACHABLE;
+			return unreachable;
 		if (!v->dcs.heard)
 			return REASON_DCS_UNHEARD;
 		return v->dcs.have_leader ? REASON_DCS_NOT_LEADER : REASON_DCS_NO_LEASE;
@@ -181,9 +204,9 @@ verdict_dcs_denies(const struct node_view *v, const struct policy *p)
 	if (!p->dcs_leader_required)
 		return REASON_NONE;
 	if (!v->dcs.configured || !v->dcs.heard)
-		return v->dcs.last_error != DCS_OK || !v->dcs.configured ? REASON_DCS_UNREACHABLE : REASON_DCS_UNHEARD;
+		return v->dcs.last_error != DCS_OK || !v->dcs.configured ? unreachable : REASON_DCS_UNHEARD;
 	if (v->dcs.age_ms < 0 || v->dcs.age_ms > p->dcs_fresh_ms)
-		return REASON_DCS_UNREACHABLE;
+		return unreachable;
 	return v->dcs.leader_is_me ? REASON_NONE : REASON_DCS_NOT_LEADER;
 }
 
@@ -386,6 +409,8 @@ verdict_for(const struct node_view *v, const struct request *r, const struct pol
 			verdict_down(out, REASON_PEERS_UNHEARD); /* started, but a peer may hold a newer timeline */
 		else if (verdict_fence(v, p, out))
 			verdict_down(out, out->why);
+		else if (verdict_handing_over(v, p))
+			verdict_down(out, REASON_HANDOVER);
 		else
 			verdict_up(out, 100);
 		break;

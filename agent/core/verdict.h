@@ -42,6 +42,9 @@ struct node_view {
 	int64_t now_ms;                /* the monotonic time the view was taken */
 	bool released;                 /* an operator released this primary from split fencing */
 	int64_t isolated_ms;           /* since a peer or a streaming replica was last seen */
+	int64_t handover_ms;           /* since a superseded peer primary was first seen still up (fencing_apply) */
+	int64_t stepped_down_ago_ms;   /* since it stepped down (fenced itself); -1: none did */
+	int64_t stepped_down_after_ms; /* ... after this long a handover wait */
 	struct dcs_summary dcs;        /* what the DCS client last learned ([dcs] mode) */
 	/* counters, for /metrics */
 	uint64_t polls[POLL_RESULT_COUNT];
@@ -59,6 +62,8 @@ struct policy {
 	int floor_pct;        /* [weight] floor_pct: keep-best's weight, and a read that prefers another location */
 	const char *location; /* [agent] location's labels, in the conf it was taken from */
 	int64_t isolation_fence_ms; /* 0: off */
+	int64_t handover_ms;        /* [peers] handover_ms: a new primary waits this long for the old one; 0: off */
+	int64_t handover_settle_ms; /* [peers] handover_settle_ms: and this long after it stepped down */
 	int64_t peers_fresh_ms;     /* a peer's answer counts this long (/cluster) */
 	bool fenced_reads;
 	/* [peers] key_file's key, in the conf it was taken from: "peer-state" only to readers holding it */
@@ -89,6 +94,7 @@ struct policy {
 	X(REASON_FENCED_SPLIT_BRAIN, "fenced split-brain")                                                             \
 	X(REASON_FENCED_ISOLATED, "fenced isolated")                                                                   \
 	X(REASON_PEERS_UNHEARD, "peers-unheard")                                                                       \
+	X(REASON_HANDOVER, "handover") /* promoted: a peer primary on an older timeline still says it takes writes */  \
 	X(REASON_FORK, "fork")                                                                                         \
 	X(REASON_DISCONNECTED, "disconnected")                                                                         \
 	X(REASON_LAG, "lag")                                                                                           \
@@ -102,6 +108,7 @@ struct policy {
 	X(REASON_DCS_UNREACHABLE, "dcs-unreachable") /* no believed answer within [dcs] fresh_ms */                    \
 	X(REASON_DCS_NOT_LEADER, "dcs-not-leader")   /* the leader key names another node, or no one */                \
 	X(REASON_DCS_NO_LEASE, "dcs-no-lease")       /* lease mode: the key is free, not (yet) taken by this node */   \
+	X(REASON_DCS_AUTH, "dcs-auth-failed")  /* as dcs-unreachable, etcd refusing [dcs] username's authentication */ \
 	X(REASON_SYNC_UNKNOWN, "sync-unknown") /* no fresh word from the one primary on this replica's sync state */   \
 	X(REASON_SYNC_STATE, "sync-state")     /* rendered with what the primary counts it as: "sync-state async" */   \
 	X(REASON_KEEP_BEST, "keep-best") /* up at the floor weight: rendered with the lag, "keep-best lag 35MB/12s" */

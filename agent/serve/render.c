@@ -106,6 +106,9 @@ render_dcs_json(struct render_buf *b, const struct dcs_summary *d)
 	if (d->lease_mode)
 		render_add(b, ",\"lease_held\":%s,\"lease_left_ms\":%" PRId64, d->holding ? "true" : "false",
 		           d->lease_left_ms);
+	if (d->auth)
+		render_add(b, ",\"authenticated\":%s,\"authentications\":%" PRIu64 ",\"auth_failures\":%" PRIu64,
+		           d->authenticated ? "true" : "false", d->authentications, d->auth_failures);
 	render_add(b, ",\"leader_is_me\":%s,\"last_error\":\"%s\",\"answers\":%" PRIu64 ",\"errors\":%" PRIu64 "},",
 	           d->leader_is_me ? "true" : "false", dcs_error_names[d->last_error], d->answers, d->errors);
 }
@@ -394,6 +397,13 @@ render_metrics(const struct node_view *v, const struct policy *p, const struct r
 		render_metric_head(&b, "dcs_exchanges_total", "counter", "Exchanges with etcd, by outcome.");
 		render_add(&b, "pgcheckd_dcs_exchanges_total{result=\"ok\"} %" PRIu64 "\n", v->dcs.answers);
 		render_add(&b, "pgcheckd_dcs_exchanges_total{result=\"error\"} %" PRIu64 "\n", v->dcs.errors);
+		if (v->dcs.auth) {
+			render_metric_head(
+			    &b, "dcs_auth_failures_total", "counter",
+			    "etcd refusing [dcs] username's authentication: its name or password, a token "
+			    "refused again, a permission denied.");
+			render_add(&b, "pgcheckd_dcs_auth_failures_total %" PRIu64 "\n", v->dcs.auth_failures);
+		}
 		render_metric_head(&b, "dcs_last_error", "gauge", "1 for the outcome of the last exchange with etcd.");
 		for (int k = 0; k < DCS_ERROR_COUNT; k++)
 			render_add(&b, "pgcheckd_dcs_last_error{error=\"%s\"} %d\n", dcs_error_names[k],

@@ -5,7 +5,9 @@
  * at most cap - 1 bytes without control characters, "" when the key does not exist; and the answer
  * etcd would give for that value, written here, is read back to the same value. The same input as a
  * lease grant's, a keepalive's and a txn's answer: a known code, outputs untouched when refused, a
- * grant's ID and TTL positive, a keepalive's TTL not negative, a txn's holder text like a range's.
+ * grant's ID and TTL positive, a keepalive's TTL not negative, a txn's holder text like a range's. As
+ * authenticate's answer: a believed token is 1 to cap - 1 bytes of printable ASCII without space (it goes
+ * into a header line), a refused one leaves the buffer untouched; as an error answer, a code >= 0.
  */
 #include <openssl/evp.h>
 #include <stdbool.h>
@@ -48,6 +50,32 @@ check_lease_answers(const char *body, size_t size)
 	FUZZ_CHECK(!(done && found)); /* a put done reads nothing back */
 }
 
+static void
+check_auth_answers(const char *body, size_t size)
+{
+	char token[64];
+	int64_t code = -7;
+	enum dcs_error e;
+	size_t n;
+
+	memset(token, 0x5a, sizeof(token));
+	e = dcs_answer_auth(body, size, token, sizeof(token));
+	FUZZ_CHECK((unsigned)e < DCS_ERROR_COUNT);
+	if (e != DCS_OK) {
+		for (size_t i = 0; i < sizeof(token); i++)
+			FUZZ_CHECK(token[i] == 0x5a);
+	} else {
+		n = strnlen(token, sizeof(token));
+		FUZZ_CHECK(n > 0 && n < sizeof(token));
+		for (size_t i = 0; i < n; i++)
+			FUZZ_CHECK((unsigned char)token[i] > ' ' && (unsigned char)token[i] < 0x7f);
+	}
+	if (dcs_answer_error_code(body, size, &code))
+		FUZZ_CHECK(code >= 0);
+	else
+		FUZZ_CHECK(code == -7);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -57,6 +85,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n;
 
 	check_lease_answers((const char *)data, size);
+	check_auth_answers((const char *)data, size);
 	memset(value, 0x5a, sizeof(value));
 	e = dcs_answer_range((const char *)data, size, FUZZ_KEY, value, sizeof(value), &found);
 	FUZZ_CHECK((unsigned)e < DCS_ERROR_COUNT);

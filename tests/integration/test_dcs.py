@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import psycopg2
 import pytest
 
 import cluster as cl
@@ -39,49 +40,78 @@ def b64(s):
 
 
 class Etcd:
-    """One etcd member on free loopback ports, its data in tmp; stop() and start() keep the data."""
+    """An etcd cluster of `members` members on free loopback ports, their data in tmp; stop() and start()
+    keep the data (and take member indexes, default all). One member (the module's, for most tests) is
+    fast to start; url is the first member's, urls all. extra_host: another local address every member
+    also listens on (a network namespace's way in), the same port."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, members=1, extra_host=None, args=()):
         self.tmp = tmp
-        self.port, self.peer_port = cl.free_ports(2)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = None
+        ports = cl.free_ports(2 * members)
+        self.ports, self.peer_ports = ports[:members], ports[members:]
+        self.port = self.ports[0]
+        self.urls = [f"http://127.0.0.1:{p}" for p in self.ports]
+        self.url = self.urls[0]
+        self.extra_host = extra_host
+        self.args = list(args)
+        self.procs = [None] * members
         self.logfile = tmp / "etcd.log"
+        self.token = None  # sent as Authorization once auth is enabled (see authenticate)
 
-    def start(self, timeout=30):
-        peer = f"http://127.0.0.1:{self.peer_port}"
-        with open(self.logfile, "ab") as log:
-            self.proc = subprocess.Popen(
-                [ETCD, "--name", "dcs0", "--data-dir", str(self.tmp / "etcd-data"),
-                 "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
-                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                 "--initial-cluster", f"dcs0={peer}", "--log-level", "warn", "--logger", "zap"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    def _names(self, members):
+        return range(len(self.procs)) if members is None else members
 
-        def ready():
-            if self.proc.poll() is not None:
-                raise cl.ClusterError(f"etcd exited with {self.proc.returncode}: {self.logfile.read_text()[-2000:]}")
-            try:
-                return self.call("/v3/kv/range", {"key": b64("/")}) is not None
-            except OSError:
-                return False
-        cl.wait_until(ready, timeout, interval=0.1, desc="etcd to answer")
+    def start(self, timeout=30, members=None):
+        cluster = ",".join(f"dcs{i}=http://127.0.0.1:{p}" for i, p in enumerate(self.peer_ports))
+        for i in self._names(members):
+            peer, url = f"http://127.0.0.1:{self.peer_ports[i]}", self.urls[i]
+            listen = url + (f",http://{self.extra_host}:{self.ports[i]}" if self.extra_host else "")
+            with open(self.tmp / f"etcd{i}.log" if len(self.procs) > 1 else self.logfile, "ab") as log:
+                self.procs[i] = subprocess.Popen(
+                    [ETCD, "--name", f"dcs{i}", "--data-dir", str(self.tmp / f"etcd-data{i or ''}"),
+                     "--listen-client-urls", listen, "--advertise-client-urls", url,
+                     "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                     "--initial-cluster", cluster, "--log-level", "warn", "--logger", "zap", *self.args],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        for i in self._names(members):
+            def ready(i=i):
+                if self.procs[i].poll() is not None:
+                    raise cl.ClusterError(f"etcd member {i} exited with {self.procs[i].returncode}: {self.logs()}")
+                try:
+                    return self.call("/v3/kv/range", {"key": b64("/")}, url=self.urls[i]) is not None
+                except urllib.error.HTTPError as e:
+                    return e.code == 401 or e.code == 400  # it answers (auth enabled: not to us)
+                except OSError:
+                    return False
+            cl.wait_until(ready, timeout, interval=0.1, desc=f"etcd member {i} to answer")
         return self
 
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+    def stop(self, members=None):
+        for i in self._names(members):
+            p = self.procs[i]
+            if p is not None and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(10)
 
-    def call(self, path, body):
-        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    def logs(self):
+        return "\n".join(f.read_text(errors="replace")[-2000:] for f in sorted(self.tmp.glob("etcd*.log")))
+
+    def call(self, path, body, url=None):
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = self.token
+        req = urllib.request.Request((url or self.url) + path, data=json.dumps(body).encode(), headers=headers)
         with urllib.request.urlopen(req, timeout=5) as r:
             return json.loads(r.read())
+
+    def authenticate(self, name, password):
+        """A token for name (etcd's authentication on), sent with every call from now on."""
+        self.token = None
+        self.token = self.call("/v3/auth/authenticate", {"name": name, "password": password})["token"]
 
     def set_leader(self, name):
         """Write the leader key as Patroni does: the member name, attached to a lease (ttl 30 s)."""
@@ -546,7 +576,7 @@ def lease_cluster(etcd):
     c = cl.Cluster(replicas=1, pgcheckd_conf={0: merge_endpoint(lease_conf("pg0"), etcd),
                                               1: merge_endpoint(lease_conf("pg1"), etcd)})
     try:
-        c.start(haproxy=False)
+        c.start()  # HAProxy in front, conf/haproxy.cfg as shipped
         yield c
     finally:
         c.close()
@@ -600,25 +630,570 @@ def test_lease_etcd_stopped_primary_down_before_its_lease_can_expire(etcd, lease
     wait_answer(primary, "primary", lambda a: a.startswith("up"), "up again once etcd is back")
 
 
-def test_lease_promoted_replica_waits_for_the_old_lease_never_two_primaries(etcd, lease_cluster):
+class Handover:
+    """What HAProxy did while the primary changed hands: its 'show stat' over the stats socket every 20 ms
+    (the servers UP in be_primary at each sample), and a writer through the write frontend, a new
+    connection every 20 ms, inserting a sequence number and the server's port (inet_server_port()).
+    PostgreSQL's own tables tell afterwards where each write landed, whatever the client saw."""
+
+    TABLE = "handover"
+
+    def __init__(self, haproxy, write_port):
+        self.haproxy, self.write_port = haproxy, write_port
+        self.samples = []  # (monotonic time, frozenset of servers UP in be_primary)
+        self.writes = []   # (monotonic time, seq, port) of each insert the client saw committed
+        self.errors = 0
+        self.stat_errors = []
+        self.seq = 0
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._sample, daemon=True),
+                        threading.Thread(target=self._write, daemon=True)]
+
+    @classmethod
+    def prepare(cls, primary, replicas):
+        primary.sql(f"DROP TABLE IF EXISTS {cls.TABLE}")
+        primary.sql(f"CREATE TABLE {cls.TABLE} (seq int PRIMARY KEY, port int NOT NULL, at timestamptz DEFAULT now())")
+        for r in replicas:
+            cl.wait_until(lambda r=r: r.sql1("SELECT to_regclass(%s) IS NOT NULL", (cls.TABLE,)), 30,
+                          desc=f"{r.name} to replay the {cls.TABLE} table")
+
+    def _sample(self):
+        while not self.stop.is_set():
+            try:
+                rows = self.haproxy.show_stat()
+                up = frozenset(r["svname"] for r in rows if r["pxname"] == "be_primary"
+                               and r["svname"] not in ("FRONTEND", "BACKEND") and r["status"].startswith("UP"))
+                self.samples.append((time.monotonic(), up))
+            except (OSError, cl.ClusterError) as e:
+                self.stat_errors.append(repr(e))
+            time.sleep(0.02)
+
+    def _write(self):
+        while not self.stop.is_set():
+            self.seq += 1
+            seq = self.seq
+            try:
+                conn = psycopg2.connect(host="127.0.0.1", port=self.write_port, user=cl.PG_USER, dbname="postgres",
+                                        connect_timeout=3, application_name="handover-writer")
+                try:
+                    conn.autocommit = True
+                    with conn.cursor() as cur:
+                        cur.execute(f"INSERT INTO {self.TABLE} (seq, port) VALUES (%s, inet_server_port()) "
+                                    "RETURNING port", (seq,))
+                        self.writes.append((time.monotonic(), seq, cur.fetchone()[0]))
+                finally:
+                    conn.close()
+            except psycopg2.Error:
+                self.errors += 1
+            time.sleep(0.02)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(10)
+
+    def two_up(self):
+        return [(t, sorted(up)) for t, up in self.samples if len(up) > 1]
+
+    def first_up(self, server):
+        return next((t for t, up in self.samples if up == {server}), None)
+
+    def landed(self, pg):
+        """{seq: port} of the rows the server itself has."""
+        return dict(pg.sql(f"SELECT seq, port FROM {self.TABLE}"))
+
+    def check(self, old_pg, new_pg):
+        """The handover's invariants: never two servers UP in be_primary; no write on the old primary after the
+        new one took its first (by both servers' own rows); both took writes. Returns (old rows, new rows)."""
+        assert len(self.samples) > 100 and not self.stat_errors[:1], (len(self.samples), self.stat_errors[:3])
+        assert not self.two_up(), self.two_up()[:5]
+        on_old, on_new = self.landed(old_pg), self.landed(new_pg)
+        assert set(on_old.values()) <= {old_pg.port} and on_new, (on_old, on_new)
+        new_only = {s for s, port in on_new.items() if port == new_pg.port}
+        assert new_only, "the new primary took no write through HAProxy"
+        late = sorted(s for s in on_old if s > min(new_only))
+        assert not late, f"writes {late} reached the old primary after the new one took write {min(new_only)}"
+        assert any(port == old_pg.port for _, _, port in self.writes), "the old primary took no write"
+        return on_old, on_new
+
+
+def test_lease_promoted_replica_waits_for_the_old_lease_never_two_primaries(etcd, lease_cluster, report):
+    """A replica promoted while the old primary runs, HAProxy (conf/haproxy.cfg) in front: the old holder keeps
+    the key while its pgcheckd runs; frozen (SIGSTOP: no revoke, no answer to HAProxy's checks) its lease runs
+    out and the promoted node takes over; thawed, the old one stays down. HAProxy's show stat, sampled every
+    20 ms over the whole window, never has two servers UP in be_primary, and no write through the write
+    frontend reaches the old primary after the new one took one."""
     old, new = lease_cluster.agents
+    old_pg, new_pg = lease_cluster.pg
     wait_answer(old, "primary", lambda a: a.startswith("up"), "old primary up")
-    lease_cluster.pg[1].promote()
+    lease_cluster.wait_routing(primary=0, replicas=[1])
+    Handover.prepare(old_pg, [new_pg])
     both = []
 
     def sample():
-        a_old, a_new = old.ask("primary") if old.running() else "down #stopped", new.ask("primary")
+        a_old, a_new = old.ask("primary", timeout=0.3) if old.running() and not frozen else "down #frozen", \
+            new.ask("primary")
         if a_old.startswith("up") and a_new.startswith("up"):
             both.append((a_old, a_new))
         return a_new
-    # the promoted node is a writable primary, but the key is the old one's: it waits
-    wait_answer_fn = lambda pred, desc: cl.wait_until(lambda: pred(sample()), WAIT_S, interval=0.02, desc=desc)
-    wait_answer_fn(lambda a: a == "down #dcs-not-leader", "the promoted node down #dcs-not-leader")
-    for _ in range(25):
-        sample()
-        time.sleep(0.02)
-    assert old.ask("primary").startswith("up")
-    old.kill()  # the old holder goes silent (no revoke): the new one gets the key once the lease is gone
-    wait_answer_fn(lambda a: a.startswith("up"), "the promoted node up once the old lease expired")
+
+    def wait_new(pred, desc):
+        cl.wait_until(lambda: pred(sample()), WAIT_S, interval=0.02, desc=desc)
+
+    def hold(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            sample()
+            time.sleep(0.02)
+    frozen = False
+    with Handover(lease_cluster.haproxy, lease_cluster.ports["write"]) as h:
+        try:
+            hold(0.5)
+            lease_cluster.pg[1].promote()
+            # the promoted node is a writable primary, but the key is the old one's: it waits, beyond a lease
+            wait_new(lambda a: a == "down #dcs-not-leader", "the promoted node down #dcs-not-leader")
+            hold(2.5)
+            assert old.ask("primary").startswith("up") and read_key(etcd, LEASE_KEY)[0] == "pg0"
+            old.signal(signal.SIGSTOP)  # the old holder freezes: no revoke, its lease runs out in etcd
+            frozen, t_frozen = True, time.monotonic()
+            wait_new(lambda a: a.startswith("up"), "the promoted node up once the old lease expired")
+            cl.wait_until(lambda: h.first_up("node2") is not None, WAIT_S, desc="node2 UP in be_primary")
+            hold(2)
+        finally:
+            if frozen:
+                old.signal(signal.SIGCONT)
+                frozen = False
+        # thawed, the old holder's lease is gone: it answers down, never up again
+        wait_answer(old, "primary", lambda a: a.startswith("down #dcs-"), "the thawed old holder down")
+        hold(1.5)
     assert not both, both
     assert read_key(etcd, LEASE_KEY)[0] == "pg1"
+    on_old, on_new = h.check(old_pg, new_pg)
+    last_old = max(t for t, _, port in h.writes if port == old_pg.port)
+    report(f"{len(h.samples)} show-stat samples, 0 with two UP; {len(h.writes)} writes seen committed "
+           f"({h.errors} refused or failed); last write on the old primary {last_old - t_frozen:+.2f} s after the "
+           f"freeze, node2 UP in be_primary {h.first_up('node2') - t_frozen:+.2f} s after it")
+
+
+# etcd's election timings, quick on loopback (its defaults: 100 ms heartbeat, 1 s election timeout)
+ETCD_FAST_RAFT = ("--heartbeat-interval", "50", "--election-timeout", "500")
+
+
+def test_lease_three_member_etcd_quorum_lost_primary_down_then_back(lease_cluster, tmp_path):
+    """Three etcd members, all in pgcheckd's endpoints: one stopped, pgcheckd fails over to another and holds
+    the key; two stopped (no quorum: nothing etcd says is believed), 'primary' goes down within the lease's
+    TTL; both back, it holds the key and answers up again."""
+    e3 = Etcd(tmp_path, members=3, args=ETCD_FAST_RAFT)
+    conf = lease_conf("pg0")
+    conf["dcs"].update({"endpoints": ", ".join(e3.urls), "scope": "three"})
+    agent = cl.Pgcheckd(lease_cluster, lease_cluster.pg[0], cl.free_ports(1)[0], conf=conf, name="pgcheckd-etcd3")
+    try:
+        e3.start()
+        agent.start()
+        wait_answer(agent, "primary", lambda a: a.startswith("up"), "up with three members")
+        first = e3.urls.index(status(agent)["dcs"]["endpoint"])
+        e3.stop([first])
+        # the member in use is gone: the next one answers (an election may pass first: up again, not "never down")
+        wait_answer(agent, "primary", lambda a: a.startswith("up") and status(agent)["dcs"]["endpoint"] != e3.urls[first],
+                    "up through another member")
+        second = e3.urls.index(status(agent)["dcs"]["endpoint"])
+        before = len(agent.log())
+        e3.stop([second])  # one of three left: no quorum
+        t0 = time.monotonic()
+        cl.wait_until(lambda: agent.ask("primary") == "down #dcs-unreachable", 2 + 5, interval=0.02,
+                      desc="down #dcs-unreachable within the lease's TTL (2 s) and slack")
+        assert status(agent)["dcs"]["last_error"] != "ok"
+        time.sleep(0.5)
+        assert agent.ask("primary") == "down #dcs-unreachable"
+        down_after = time.monotonic() - t0
+        e3.start(members=[first, second])
+        wait_answer(agent, "primary", lambda a: a.startswith("up"), "up once the quorum is back")
+        holder, _ = read_key(e3, "/pgcheckd-lease/three/leader")
+        assert holder == "pg0"
+        episode = agent.log()[before:]
+        assert episode.count("dcs: etcd") >= 1 and episode.count("answers again") == 1, episode
+        print(f"down {down_after:.2f} s after the quorum was lost")
+    except Exception:
+        print(e3.logs())
+        raise
+    finally:
+        agent.stop()
+        e3.stop()
+
+
+class Netns:
+    """A network namespace this test makes (and removes, with its veth pair): inside, PART_NS (a pgcheckd's
+    address); outside, on the root side of the veth, PART_ROOT (the source of HAProxy's checks) and PART_ETCD
+    (where etcd also listens). cut() sends the namespace's packets to PART_ETCD to a next hop no one has (a
+    neighbour entry to a MAC on no interface): they are lost without a word, as in a real partition, while
+    HAProxy still reaches the pgcheckd inside. The /24 is blackholed in the root namespace meanwhile, so that
+    nothing for it leaves the machine, even half set up."""
+
+    NET, PART_ROOT, PART_NS, PART_ETCD, DEAD_HOP = "10.203.77.0/24", "10.203.77.1", "10.203.77.2", "10.203.77.3", \
+        "10.203.77.4"
+
+    def __init__(self):
+        tag = os.getpid() % 100000
+        self.name, self.host_if, self.ns_if = f"pgcheckd-it-{tag}", f"pgcdh{tag}", f"pgcdn{tag}"
+        self.made = []
+
+    @staticmethod
+    def usable():
+        probe = f"pgcheckd-probe-{os.getpid()}"
+        r = subprocess.run(["ip", "netns", "add", probe], capture_output=True, stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            return r.stderr.decode(errors="replace").strip() or "ip netns add failed"
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True, stdin=subprocess.DEVNULL)
+        return None
+
+    def ip(self, *args, ns=False):
+        cmd = ["ip", "-n", self.name, *args] if ns else ["ip", *args]
+        subprocess.run(cmd, check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=10)
+
+    def up(self):
+        self.ip("route", "add", "blackhole", self.NET)
+        self.made.append("blackhole")
+        self.ip("netns", "add", self.name)
+        self.made.append("netns")
+        self.ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
+        self.made.append("veth")
+        self.ip("link", "set", self.ns_if, "netns", self.name)
+        for a in (self.PART_ROOT, self.PART_ETCD):
+            self.ip("addr", "add", f"{a}/29", "dev", self.host_if)
+        self.ip("link", "set", self.host_if, "up")
+        self.ip("addr", "add", f"{self.PART_NS}/29", "dev", self.ns_if, ns=True)
+        self.ip("link", "set", self.ns_if, "up", ns=True)
+        self.ip("link", "set", "lo", "up", ns=True)
+        self.ip("neigh", "add", self.DEAD_HOP, "lladdr", "02:00:00:00:00:01", "dev", self.ns_if, "nud", "permanent",
+                ns=True)
+        return self
+
+    def cut(self):
+        self.ip("route", "add", f"{self.PART_ETCD}/32", "via", self.DEAD_HOP, "dev", self.ns_if, ns=True)
+
+    def heal(self):
+        self.ip("route", "del", f"{self.PART_ETCD}/32", ns=True)
+
+    def close(self):
+        for what in reversed(self.made):
+            cmd = {"veth": ["ip", "link", "del", self.host_if], "netns": ["ip", "netns", "del", self.name],
+                   "blackhole": ["ip", "route", "del", "blackhole", self.NET]}[what]
+            subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL, timeout=10)
+        self.made = []
+
+
+class NetnsPgcheckd(cl.Pgcheckd):
+    """A pgcheckd run in a network namespace (`ip netns exec`), listening on host there; its PostgreSQL is
+    reached over the Unix socket, which no namespace cuts."""
+
+    def __init__(self, cluster, pg, port, ns, host, conf=None, name=None):
+        self.ns, self.host = ns, host
+        super().__init__(cluster, pg, port, conf=conf, name=name)
+
+    def base_conf(self):
+        c = super().base_conf()
+        c["agent"]["listen"] = f"{self.host}:{self.port}"
+        return c
+
+    def start(self, wait=True, timeout=10):
+        logf = open(self.logfile, "ab")
+        try:
+            self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, cl.PGCHECKD_BIN, "-c", str(self.ini)],
+                                         stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        finally:
+            logf.close()
+        self.cluster._procs.append(self.proc)
+        if self not in self.cluster._pgcheckds:
+            self.cluster._pgcheckds.append(self)
+        if wait:
+            cl.wait_until(lambda: self.proc.poll() is None and cl.port_accepts(self.port, host=self.host), timeout,
+                          desc=f"{self.name} to listen on {self.host}:{self.port}")
+        return self
+
+    def request(self, data=b"", timeout=2.0, **kw):
+        return cl.agent_request(self.port, data, timeout=timeout, host=self.host, **kw)
+
+
+def test_lease_partitioned_primary_takes_no_write_once_the_promoted_node_leads(tmp_path, report):
+    """A real partition: the old primary's pgcheckd runs in a network namespace, its packets to etcd lost once
+    cut, while HAProxy still reaches it (and the old PostgreSQL, never cut off, still takes writes sent to it).
+    A replica on the other side is promoted. The isolated pgcheckd answers down #dcs-unreachable before its
+    lease can expire; the promoted node takes the key only then. HAProxy's show stat never has two servers UP
+    in be_primary, no write through HAProxy lands on the isolated primary after the new one took one, and once
+    the partition heals the old one stays down (the key is the other's)."""
+    why = Netns.usable()
+    if why is not None:
+        pytest.skip(f"network namespaces are not usable here ({why}): the partition needs one")
+    net = Netns()
+    e = c = None
+    try:
+        net.up()
+        e = Etcd(tmp_path, extra_host=Netns.PART_ETCD).start()
+        c = cl.Cluster(replicas=1, pgcheckd_conf={1: merge_endpoint(lease_conf("pg1"), e)})
+        c.start(pgcheckd=False, haproxy=False)
+        iso_conf = lease_conf("pg0")
+        iso_conf["dcs"]["endpoints"] = f"http://{Netns.PART_ETCD}:{e.port}"
+        iso_conf["agent"] = {"allow": f"{Netns.PART_ROOT}/32"}  # HAProxy's checks come from the veth's root side
+        old = c.agents[0] = NetnsPgcheckd(c, c.pg[0], c.ports["agent"][0], net.name, Netns.PART_NS, conf=iso_conf)
+        new = c.agents[1]
+        for a in c.agents:
+            a.start()
+        a0 = c.ports["agent"][0]
+        hap = c.haproxy = c.extra_haproxy(name="haproxy", edit=lambda t: t.replace(
+            f"port {a0} agent-port {a0}", f"addr {Netns.PART_NS} port {a0} agent-addr {Netns.PART_NS} agent-port {a0}"))
+        wait_answer(old, "primary", lambda a: a.startswith("up"), "the old primary up, its pgcheckd in the namespace")
+        c.wait_routing(primary=0, replicas=[1])
+        Handover.prepare(c.pg[0], [c.pg[1]])
+        answers = []  # (time, old's answer, new's answer)
+
+        def sample():
+            answers.append((time.monotonic(), old.ask("primary", timeout=1), new.ask("primary", timeout=1)))
+            return answers[-1]
+        with Handover(hap, hap.write_port) as h:
+            for _ in range(25):
+                sample()
+                time.sleep(0.02)
+            net.cut()
+            t_cut = time.monotonic()
+            c.pg[1].promote()
+            cl.wait_until(lambda: sample()[2].startswith("up"), WAIT_S, interval=0.02,
+                          desc="the promoted node up once the isolated one's lease expired")
+            cl.wait_until(lambda: h.first_up("node2") is not None, WAIT_S, desc="node2 UP in be_primary")
+            end = time.monotonic() + 2
+            while time.monotonic() < end:
+                sample()
+                time.sleep(0.02)
+            net.heal()
+            wait_answer(old, "primary", lambda a: a == "down #dcs-not-leader", "the old one down once healed")
+            time.sleep(0.5)
+        both = [s for s in answers if s[1].startswith("up") and s[2].startswith("up")]
+        assert not both, both[:5]
+        t_old_down = next(t for t, a_old, _ in answers if t > t_cut and a_old == "down #dcs-unreachable")
+        t_new_up = next(t for t, _, a_new in answers if a_new.startswith("up"))
+        assert t_old_down < t_new_up
+        assert all(not a_old.startswith("up") for t, a_old, _ in answers if t > t_old_down)
+        h.check(c.pg[0], c.pg[1])
+        # its last renewal was sent at most interval_ms before the cut: its lease could expire in etcd from
+        # lease_ttl_s after that on, and no write may land on it from then on (the margin covers HAProxy's
+        # inter + timeout check); the client's time of a write is after its commit
+        dcs = lease_conf("pg0")["dcs"]
+        expiry = t_cut + int(dcs["lease_ttl_s"]) - int(dcs["interval_ms"]) / 1000
+        late = [(round(t - t_cut, 2), seq) for t, seq, port in h.writes if port == c.pg[0].port and t > expiry]
+        assert not late, f"writes (s after the cut, seq) {late} reached the isolated primary once its lease could expire"
+        assert old.ask("primary") == "down #dcs-not-leader" and read_key(e, LEASE_KEY)[0] == "pg1"
+        last_old = max(t for t, _, port in h.writes if port == c.pg[0].port)
+        report(f"{len(h.samples)} show-stat samples, 0 with two UP; isolated pgcheckd down "
+               f"{t_old_down - t_cut:.2f} s after the cut, its last write {last_old - t_cut:+.2f} s, the promoted "
+               f"node up {t_new_up - t_cut:.2f} s, UP in be_primary {h.first_up('node2') - t_cut:.2f} s")
+    finally:
+        try:
+            if c is not None:
+                c.close()  # HAProxy's checks into the namespace stop before it goes
+        finally:
+            if e is not None:
+                e.stop()
+            net.close()
+
+
+ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+
+
+def etcd_enable_auth(e, user, password, prefix):
+    """etcd's authentication on: root, and user with a role that may read and write prefix (etcdctl)."""
+    def ctl(*args):
+        r = subprocess.run([ETCDCTL, "--endpoints", e.url, *args], capture_output=True, timeout=20,
+                           stdin=subprocess.DEVNULL, env={**cl._clean_env(), "ETCDCTL_API": "3"})
+        assert r.returncode == 0, (args[:2], r.stdout, r.stderr)
+    ctl("user", "add", "root:root-secret-pw")
+    ctl("user", "add", f"{user}:{password}")
+    ctl("role", "add", user)
+    ctl("role", "grant-permission", "--prefix=true", user, "readwrite", prefix)
+    ctl("user", "grant-role", user, user)
+    ctl("auth", "enable")
+    e.authenticate("root", "root-secret-pw")
+
+
+def test_lease_etcd_authentication_token_again_and_wrong_password_down(lease_cluster, tmp_path):
+    """[dcs] username and password_file against a real etcd with authentication on: with the right password
+    the primary takes the key and answers up; a token etcd revokes (the user's password set again) is replaced
+    by authenticating again; a wrong password makes 'primary' down #dcs-auth-failed, logged once, and the
+    password is in no log line, /status or /metrics. A password file others may read, or none, is refused by
+    the config check, naming the file, line and key."""
+    e = Etcd(tmp_path, args=("--bcrypt-cost", "4")).start()  # quick to check a password
+    good, wrong = "pgcheckd-etcd-pw-1f3c", "not-the-password-9d2e"
+    etcd_enable_auth(e, "pgcheckd", good, "/pgcheckd-lease/auth/")
+    pwfile = lease_cluster.tmp / "etcd-password"
+    pwfile.write_text(good + "\n")
+    os.chmod(pwfile, 0o600)
+    conf = lease_conf("pg0")
+    # authenticate goes through etcd's raft log: a deadline for a loaded machine (and a lease it fits in)
+    conf["dcs"].update({"endpoints": e.url, "scope": "auth", "username": "pgcheckd", "password_file": str(pwfile),
+                        "timeout_ms": "1000", "lease_ttl_s": "4"})
+    agent = cl.Pgcheckd(lease_cluster, lease_cluster.pg[0], cl.free_ports(1)[0], conf=conf, name="pgcheckd-auth")
+    try:
+        agent.start()
+        wait_answer(agent, "primary", lambda a: a.startswith("up"), "up, authenticated")
+        assert read_key(e, "/pgcheckd-lease/auth/leader")[0] == "pg0"
+        st = status(agent)["dcs"]
+        assert st["authenticated"] is True and st["authentications"] == 1 and st["auth_failures"] == 0, st
+        # the user's password set again: etcd revokes its tokens (401): pgcheckd authenticates again
+        r = subprocess.run([ETCDCTL, "--endpoints", e.url, "--user", "root:root-secret-pw", "user", "passwd",
+                            "pgcheckd", "--interactive=false"], input=(good + "\n").encode(), capture_output=True,
+                           timeout=20, env=cl._clean_env())
+        assert r.returncode == 0, r
+        cl.wait_until(lambda: status(agent)["dcs"]["authentications"] == 2, WAIT_S, desc="a second token")
+        time.sleep(0.5)
+        st = status(agent)["dcs"]
+        assert st["last_error"] == "ok" and st["authentications"] == 2 and st["auth_failures"] == 0, st
+        assert agent.ask("primary").startswith("up") and "auth-failed" not in agent.log()
+        # a wrong password: down, naming authentication; one log line, however many tries
+        pwfile.write_text(wrong + "\n")
+        agent.sighup()
+        wait_answer(agent, "primary", lambda a: a == "down #dcs-auth-failed", "down #dcs-auth-failed")
+        time.sleep(2.5)  # tries again after 1 s, then 2 s: still the same episode
+        assert agent.ask("primary") == "down #dcs-auth-failed"
+        st = status(agent)["dcs"]
+        assert st["last_error"] == "auth-failed" and st["authenticated"] is False and st["auth_failures"] >= 2, st
+        metrics = http_get(agent, "/metrics")
+        assert 'pgcheckd_dcs_last_error{error="auth-failed"} 1' in metrics
+        assert "pgcheckd_dcs_auth_failures_total " in metrics
+        log = agent.log()
+        assert log.count(": auth-failed (") == 1, log[-3000:]
+        assert "etcd refused user pgcheckd's name or password" in log
+        for secret in (good, wrong):
+            assert secret not in log and secret not in http_get(agent, "/status") and secret not in metrics
+        # the right one again: up
+        pwfile.write_text(good + "\n")
+        agent.sighup()
+        wait_answer(agent, "primary", lambda a: a.startswith("up"), "up with the right password again")
+        # the config check: a password file others may read, or none
+        line = agent.ini.read_text().splitlines().index(f"password_file = {pwfile}") + 1
+        os.chmod(pwfile, 0o640)
+        rc, _, err = agent.check_config()
+        assert rc == 2 and f"{agent.ini}:{line}: [dcs] password_file: " in err and str(pwfile) in err, err
+        assert good not in err
+        os.chmod(pwfile, 0o600)
+        pwfile.unlink()
+        rc, _, err = agent.check_config()
+        assert rc == 2 and f"{agent.ini}:{line}: [dcs] password_file: cannot open {pwfile}" in err, err
+    except Exception:
+        print(e.logs())
+        raise
+    finally:
+        agent.stop()
+        e.stop()
+
+
+# kill -9 of the leader's postmaster on a real Patroni cluster, pgcheckd in patroni mode and HAProxy on
+# conf/haproxy-patroni.cfg: the write backend only ever has the node the leader key names UP, never two
+PATRONI_HAPROXY_CFG = cl.REPO / "conf" / "haproxy-patroni.cfg"
+PATRONI_PREFIX = "/pgcheckd-it/"
+
+import psycopg2  # noqa: E402
+
+
+@pytest.fixture
+def patroni_cluster(etcd):
+    """A started PatroniCluster (two members, a pgcheckd each) on the module's etcd, its namespace wiped
+    first (an earlier cluster's `initialize` key would keep this one from bootstrapping)."""
+    end = PATRONI_PREFIX[:-1] + chr(ord(PATRONI_PREFIX[-1]) + 1)
+    etcd.call("/v3/kv/deleterange", {"key": b64(PATRONI_PREFIX), "range_end": b64(end)})
+    pc = PatroniCluster(etcd)
+    try:
+        pc.start()
+        yield pc
+    finally:
+        pc.close()
+
+
+def patroni_leader(etcd):
+    """The member the leader key names, None for no key, 'error' when etcd did not answer."""
+    try:
+        kvs = etcd.call("/v3/kv/range", {"key": b64(PATRONI_PREFIX + "it/leader")}).get("kvs", [])
+    except (OSError, ValueError):
+        return "error"
+    return base64.b64decode(kvs[0].get("value", "")).decode() if kvs else None
+
+
+def writable(port):
+    try:
+        con = psycopg2.connect(host="127.0.0.1", port=port, dbname="postgres", user=cl.PG_USER, connect_timeout=2)
+    except psycopg2.Error:
+        return False
+    try:
+        cur = con.cursor()
+        cur.execute("SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'")
+        return cur.fetchone()[0]
+    except psycopg2.Error:
+        return False
+    finally:
+        con.close()
+
+
+def test_patroni_leader_postmaster_killed_write_backend_has_only_the_leader(etcd, patroni_cluster):
+    pc = patroni_cluster
+    dead = cl.free_ports(2)
+    write, read, api = cl.free_ports(3)
+    mapping = {cl.DEMO_PORTS["write"]: write, cl.DEMO_PORTS["read"]: read, cl.DEMO_PORTS["api"]: api}
+    for i in range(3):  # the template has three nodes; the third is on dead ports
+        mapping[cl.DEMO_PORTS["pg"][i]] = pc.pg_ports[i] if i < 2 else dead[0]
+        mapping[cl.DEMO_PORTS["agent"][i]] = pc.agents[i].port if i < 2 else dead[1]
+    h = cl.Haproxy(pc, mapping, PATRONI_HAPROXY_CFG, name="haproxy-patroni")
+    server = {"p1": "node1", "p2": "node2"}
+    try:
+        h.start()
+
+        def write_up():
+            return sorted(s for s, (st, _) in h.states("primary").items() if st == "UP" or st.startswith("UP "))
+        # HAProxy starts every server UP until its first check (inter 3s): wait for it to be steady
+        cl.wait_until(lambda: write_up() == ["node1"] and h.status("primary", "node2") == "DOWN", 15,
+                      interval=0.1, desc="node1 alone UP in the write backend")
+        assert patroni_leader(etcd) == "p1"
+        pidfile = pc.node_dir(0) / "data" / "postmaster.pid"
+        old_pid = int(pidfile.read_text().split()[0])
+        os.kill(old_pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        samples, wrong, agents_wrong = 0, [], []
+        statuses = set()
+        leader, next_probe = None, 0.0
+        while True:
+            assert time.monotonic() - t0 < 25, (f"no writable leader UP in HAProxy 25 s after the kill; last "
+                                                f"leader {leader!r}, samples {samples}")
+            before = patroni_leader(etcd)
+            answers = {name: a.ask("primary") for name, a in zip(("p1", "p2"), pc.agents)}
+            st = {s: status for s, (status, _) in h.states("primary").items()}
+            after = patroni_leader(etcd)
+            samples += 1
+            named = {server.get(before), server.get(after)}
+            up = sorted(s for s, status in st.items() if status == "UP" or status.startswith("UP "))
+            statuses.add(st["node1"])
+            if len(up) > 1 or any(s not in named for s in up):
+                wrong.append((round(time.monotonic() - t0, 3), before, st, after))
+            agents_up = [server[n] for n, a in answers.items() if a.startswith("up")]
+            if len(agents_up) > 1 or any(s not in named for s in agents_up):
+                agents_wrong.append((round(time.monotonic() - t0, 3), before, answers, after))
+            leader = after if after == before else None
+            if leader in server and time.monotonic() >= next_probe:
+                next_probe = time.monotonic() + 0.1
+                if writable(pc.pg_ports[int(leader[1:]) - 1]) and st[server[leader]] == "UP":
+                    break
+            time.sleep(0.02)
+        assert not wrong, wrong[:10]
+        assert not agents_wrong, agents_wrong[:10]
+        new_pid = int(pidfile.read_text().split()[0]) if leader == "p1" else None
+        assert new_pid != old_pid, "the killed postmaster is still the leader's"
+        assert samples > 20, samples
+        print(f"leader after: {leader}, {samples} samples in {time.monotonic() - t0:.1f} s, "
+              f"node1's statuses: {sorted(statuses)}")
+    except Exception:
+        print(pc.logs())
+        print(h.log())
+        raise
+    finally:
+        h.stop()

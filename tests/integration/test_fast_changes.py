@@ -10,6 +10,7 @@
 Timings are measured in bench/ (bench/impact.py), never asserted here.
 """
 
+import os
 import re
 import shutil
 import signal
@@ -64,6 +65,38 @@ def test_watched_shutdowns(cluster):
     r.basebackup_from(c.pg[0])
     r.start()
     cl.wait_until(lambda: a.ask("replica").startswith("up"), 15, desc="the rebuilt replica up again")
+
+
+@pytest.mark.cluster_conf(replicas=1, haproxy=False)
+def test_a_data_directory_that_is_not_the_servers_is_named_and_not_watched(cluster):
+    """A [pg] data_directory that is not the server's data directory (none at all, or another cluster's):
+    its missing postmaster.pid must not read as a shutdown. pgcheckd compares the directory's pg_control
+    with the server's system identifier at the first good sample, says which it is, and polls alone."""
+    c = cluster
+    a = c.agents[1]
+    sysid = c.pg[1].sql1("SELECT system_identifier FROM pg_control_system()")
+    empty = c.tmp / "not-a-data-directory"
+    other = c.tmp / "another-cluster"
+    empty.mkdir()
+    (other / "global").mkdir(parents=True)
+    (other / "global" / "pg_control").write_bytes(((sysid + 1) % 2**64).to_bytes(8, "little") + bytes(8184))
+    os.chmod(c.tmp, 0o755)
+    for d in (empty, other):
+        os.chmod(d, 0o755)
+    os.chmod(other / "global", 0o755)
+    for d, said in ((empty, "has no readable global/pg_control"), (other, "is another cluster's (system identifier")):
+        a.write_conf({"pg": {"data_directory": str(d)}})
+        a.sighup()
+        cl.wait_until(lambda d=d, said=said: f"[pg] data_directory {d} {said}" in a.log(), 5,
+                      desc=f"pgcheckd to say that {d.name} is not the server's")
+        answers = [a.ask("replica") for _ in range(10)]
+        assert all(x.startswith("up") for x in answers), answers
+    # its own directory again: watched, and a shutdown is seen as such
+    a.write_conf({"pg": {"data_directory": str(c.pg[1].datadir)}})
+    a.sighup()
+    cl.wait_until(lambda: f"watching {c.pg[1].datadir}" in a.log(), 5)
+    c.pg[1].stop("fast")
+    assert a.ask("replica") == "down #pg-stopping"
 
 
 @pytest.mark.cluster_conf(common=cl.merge_conf(WATCHED, {"pg": {"poll_interval_ms": "60000",

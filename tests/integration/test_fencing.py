@@ -12,16 +12,21 @@ import time
 import psycopg2
 
 import cluster as cl
+from fake_peer import FakePeer
 
 
-def peered_cluster(replicas=2, extra_peers=None):
-    """A cluster whose pgcheckd list each other as peers (plus extra_peers), admin sockets in the temp dir."""
+def peered_cluster(replicas=2, extra_peers=None, push=False):
+    """A cluster whose pgcheckd list each other as peers (plus extra_peers), admin sockets in the temp dir;
+    with push, each takes itself out of HAProxy's backends at once when unfit (as the README advises)."""
     c = cl.Cluster(replicas=replicas)
     ports = c.ports["agent"]
     conf = {}
     for i in range(c.n):
         others = [f"127.0.0.1:{p}" for j, p in enumerate(ports) if j != i] + list(extra_peers or [])
         conf[i] = {"peers": {"addresses": ", ".join(others)}, "admin": {"socket": str(c.tmp / f"admin{i}.sock")}}
+        if push:
+            conf[i]["haproxy"] = {"runtime_api": f"127.0.0.1:{c.ports['api']}",
+                                  "push_servers": f"be_primary/node{i + 1}:primary, be_replicas/node{i + 1}:replica"}
     c.pgcheckd_conf = conf
     c.start()
     return c
@@ -57,12 +62,27 @@ class Writer(threading.Thread):
 
 
 def test_split_brain_old_primary_is_fenced_and_gets_no_writes(report):
-    c = peered_cluster()
+    """A replica promoted while the old primary runs on: the old one is fenced and pushed out of HAProxy,
+    the new one waits for that (handover), so that at no sample of HAProxy's state (every 20 ms) are
+    two servers UP in the write backend; no write reaches the old one once HAProxy shows it DOWN."""
+    c = peered_cluster(push=True)
+    routing, stop_sampling = [], threading.Event()
+
+    def sample_routing():
+        while not stop_sampling.is_set():
+            try:
+                st = c.haproxy.states("be_primary")
+                routing.append(sorted(n for n, (s, _) in st.items() if s.startswith("UP")))
+            except Exception:  # noqa: BLE001 - a missed sample is not a result
+                pass
+            time.sleep(0.02)
+    sampler = threading.Thread(target=sample_routing, daemon=True)
     try:
         c.through("write", "CREATE TABLE writes (port int, at timestamptz DEFAULT clock_timestamp())")
         cl.wait_until(lambda: c.pg[2].sql1("SELECT count(*) FROM pg_class WHERE relname = 'writes'") == 1, 10)
         writer = Writer(c, seconds=30)
         writer.start()
+        sampler.start()
         time.sleep(0.5)
         c.pg[1].promote()  # node1 keeps running: two primaries in PostgreSQL's eyes
         t_promoted = time.monotonic()
@@ -78,6 +98,8 @@ def test_split_brain_old_primary_is_fenced_and_gets_no_writes(report):
         cl.wait_until(lambda: writer.ok >= ok_before + 20, 10, desc="writes to continue on node2")
         writer.stop_flag.set()
         writer.join(10)
+        stop_sampling.set()
+        sampler.join(5)
         late = c.pg[0].sql1("SELECT count(*) FROM writes WHERE at > %s", (down_at,))
         on_node1_after_promote = c.pg[0].sql1(
             "SELECT count(*) FROM writes WHERE at > clock_timestamp() - %s * interval '1 second'",
@@ -85,8 +107,11 @@ def test_split_brain_old_primary_is_fenced_and_gets_no_writes(report):
         on_node2 = c.pg[1].sql1("SELECT count(*) FROM writes WHERE port = %s", (c.pg[1].port,))
         report(f"split brain: node1 fenced {1000 * (t_fenced - t_promoted):.0f} ms after pg_ctl promote returned; "
                f"{on_node1_after_promote} writes reached node1 after the promotion, {late} after HAProxy "
-               f"marked it down; {on_node2} on node2; writer ok={writer.ok} failed={writer.failed}")
+               f"marked it down; {on_node2} on node2; writer ok={writer.ok} failed={writer.failed}; "
+               f"two servers UP in be_primary in {sum(1 for up in routing if len(up) > 1)} of {len(routing)} samples")
         assert late == 0
+        dual = [up for up in routing if len(up) > 1]
+        assert routing and not dual, f"two write targets in {len(dual)} of {len(routing)} samples: {dual[:3]}"
         assert on_node2 >= 20
         assert c.agents[2].ask("replica").startswith("down #fork timeline 1 behind 2")
         st = status(c, 0)
@@ -94,6 +119,7 @@ def test_split_brain_old_primary_is_fenced_and_gets_no_writes(report):
         assert st["peers"]["fresh"] == 2 and st["peers"]["newest_primary_timeline"] == 2
         assert "refusing writes" in c.agents[0].log()
     finally:
+        stop_sampling.set()
         c.close()
 
 
@@ -176,3 +202,41 @@ def test_peer_from_another_cluster_is_ignored():
             c.close()
     finally:
         other.close()
+
+
+def test_promoted_primary_waits_until_the_superseded_one_fenced_itself():
+    """A promoted node whose peer list holds a primary on the older timeline that still says it takes
+    writes answers 'primary' down #handover (HAProxy would see two write targets), alerts it, and is up
+    as soon as that peer answers fenced. The old primary is a fake peer here, so that it can be made to
+    take its time: a real one fences itself within a peer read of the promotion."""
+    c = cl.Cluster(replicas=1)
+    fake_port = cl.free_ports(1)[0]
+    c.pgcheckd_conf = {1: {"peers": {"addresses": f"127.0.0.1:{fake_port}", "handover_ms": "20000"}}}
+    fenced = threading.Event()
+    fake = None
+    try:
+        c.start()
+        sysid = c.pg[0].sql1("SELECT system_identifier FROM pg_control_system()")
+        fake = FakePeer(fake_port, lambda line: f"state role=primary timeline=1 sysid={sysid} "
+                                                f"fenced={1 if fenced.is_set() else 0}\n")
+        fake.start()
+        cl.wait_until(lambda: c.agents[1].ask("replica").startswith("up"), 10, desc="node2 up as a replica")
+        c.pg[1].promote()
+        cl.wait_until(lambda: c.agents[1].ask("primary") != "down #is-replica", 5, interval=0.01,
+                      desc="node2's promotion seen")
+        t0 = time.monotonic()
+        answers = []
+        while time.monotonic() - t0 < 1.0:
+            answers.append(c.agents[1].ask("primary"))
+            time.sleep(0.05)
+        assert answers and all(a == "down #handover" for a in answers), sorted(set(answers))
+        assert any(r.startswith("peer-alert") for r in fake.requests), fake.requests[-5:]
+        assert "handover: a peer primary on an older timeline still takes writes" in c.agents[1].log()
+        fenced.set()
+        cl.wait_until(lambda: c.agents[1].ask("primary") == "up 100%", 3, interval=0.01,
+                      desc="up once the superseded primary answers fenced")
+        cl.wait_until(lambda: "handover: the superseded primary stepped down" in c.agents[1].log(), 3)
+    finally:
+        if fake is not None:
+            fake.stop()
+        c.close()

@@ -419,6 +419,85 @@ test_lease_mode_primary_up_only_while_held_before_the_margin(void **state)
 	assert_false(ask(&v, &p, REQUEST_PRIMARY).up);
 }
 
+#define BODY(s) s, strlen(s)
+static void
+test_auth_bodies_are_written_and_read(void **state)
+{
+	char out[256], token[DCS_TOKEN_MAX];
+	int64_t code = 0;
+	size_t n;
+
+	(void)state;
+	n = dcs_answer_auth_request("pgcheckd", "pa\"ss\\word", out, sizeof(out));
+	assert_string_equal(out, "{\"name\":\"pgcheckd\",\"password\":\"pa\\\"ss\\\\word\"}");
+	assert_int_equal(n, strlen(out));
+	assert_int_equal(dcs_answer_auth_request("pgcheckd", "tab\there", out, sizeof(out)), 0); /* conf refuses it */
+	assert_int_equal(out[0], '\0');
+	assert_int_equal(dcs_answer_auth_request("pgcheckd", "long password", out, 20), 0); /* does not fit: wiped */
+	for (size_t i = 0; i < 20; i++)
+		assert_int_equal(out[i], '\0');
+	strcpy(token, "untouched");
+	assert_int_equal(dcs_answer_auth(BODY("{" HEADER ",\"token\":\"boxfKUREqDbEvMye.14\"}"), token, sizeof(token)),
+	                 DCS_OK);
+	assert_string_equal(token, "boxfKUREqDbEvMye.14");
+	strcpy(token, "untouched");
+	assert_int_equal(dcs_answer_auth(BODY("{" HEADER ",\"token\":\"two words\"}"), token, sizeof(token)),
+	                 DCS_WRONG_TYPE); /* it would break the header line */
+	assert_int_equal(dcs_answer_auth(BODY("{" HEADER ",\"token\":\"a\\r\\nX-Evil: 1\"}"), token, sizeof(token)),
+	                 DCS_WRONG_TYPE);
+	assert_int_equal(dcs_answer_auth(BODY("{" HEADER ",\"token\":\"\"}"), token, sizeof(token)), DCS_WRONG_TYPE);
+	assert_int_equal(dcs_answer_auth(BODY("{" HEADER ",\"token\":7}"), token, sizeof(token)), DCS_WRONG_TYPE);
+	assert_int_equal(dcs_answer_auth(BODY("{\"token\":\"abc\"}"), token, sizeof(token)), DCS_WRONG_TYPE);
+	assert_int_equal(dcs_answer_auth(BODY("{" HEADER ",\"token\":\"abcdef\"}"), token, 4), DCS_WRONG_TYPE);
+	assert_int_equal(
+	    dcs_answer_auth(BODY("{\"error\":\"etcdserver: authentication failed, invalid user ID or password\","
+	                         "\"code\":3}"),
+	                    token, sizeof(token)),
+	    DCS_ETCD_ERROR);
+	assert_string_equal(token, "untouched");
+	assert_true(
+	    dcs_answer_error_code(BODY("{\"error\":\"etcdserver: invalid auth token\",\"message\":\"etcdserver: "
+	                               "invalid auth token\",\"code\":16}"),
+	                          &code));
+	assert_int_equal(code, 16);
+	assert_false(dcs_answer_error_code(BODY("{\"error\":\"x\"}"), &code));
+	assert_false(dcs_answer_error_code(BODY("not json"), &code));
+	assert_false(dcs_answer_error_code(BODY("{\"code\":\"x\"}"), &code));
+	assert_int_equal(code, 16);
+}
+#undef BODY
+
+static void
+test_auth_failure_is_its_own_reason(void **state)
+{
+	struct node_view v = writable_primary();
+	struct policy p = dcs_policy();
+	struct verdict vd;
+
+	(void)state;
+	v.dcs.age_ms = 3001;
+	v.dcs.last_error = DCS_AUTH;
+	vd = ask(&v, &p, REQUEST_PRIMARY);
+	assert_false(vd.up);
+	assert_int_equal(vd.why, REASON_DCS_AUTH);
+	assert_string_equal(vd.reason, "dcs-auth-failed");
+	v.dcs.heard = false; /* never authenticated */
+	assert_int_equal(ask(&v, &p, REQUEST_PRIMARY).why, REASON_DCS_AUTH);
+	/* lease mode: the lease still held, before its margin, is up whatever the last exchange said */
+	p.dcs_leader_required = false;
+	p.dcs_lease_required = true;
+	p.dcs_lease_margin_ms = 3000;
+	v.dcs.heard = true;
+	v.dcs.lease_mode = true;
+	v.dcs.holding = true;
+	v.dcs.lease_left_ms = 5000;
+	assert_true(ask(&v, &p, REQUEST_PRIMARY).up);
+	v.dcs.lease_left_ms = 2000;
+	assert_int_equal(ask(&v, &p, REQUEST_PRIMARY).why, REASON_DCS_AUTH);
+	v.dcs.holding = false;
+	assert_int_equal(ask(&v, &p, REQUEST_PRIMARY).why, REASON_DCS_AUTH);
+}
+
 static bool
 load(const char *text, char *err, size_t errlen)
 {
@@ -453,6 +532,14 @@ test_dcs_config_errors_name_line_and_key(void **state)
 	assert_true(load("[dcs]\nmode = lease\nscope = lab\nname = pg1\n", err, sizeof(err)));
 	assert_false(load("[dcs]\nmode = lease\nscope = lab\nname = pg1\nlease_ttl_s = 4\n", err, sizeof(err)));
 	assert_non_null(strstr(err, "t.ini:5: [dcs] lease_ttl_s: interval_ms + 2 x timeout_ms + lease_margin_ms"));
+	/* etcd's authentication: both keys, and a password file only its owner may read */
+	assert_false(load("[dcs]\nmode = lease\nscope = lab\nname = pg1\nusername = pgcheckd\n", err, sizeof(err)));
+	assert_string_equal(err, "t.ini:5: [dcs] username: password_file is empty: etcd's authentication needs both "
+	                         "username and password_file");
+	assert_false(load("[dcs]\nmode = lease\nscope = lab\nname = pg1\nusername = pgcheckd\n"
+	                  "password_file = /nonexistent/pw\n",
+	                  err, sizeof(err)));
+	assert_non_null(strstr(err, "t.ini:6: [dcs] password_file: cannot open /nonexistent/pw"));
 	/* without a mode the other keys are not checked */
 	assert_true(load("[dcs]\nendpoints = nonsense\n", err, sizeof(err)));
 }
@@ -477,6 +564,8 @@ main(void)
 	    cmocka_unit_test(test_replica_and_mode_off_ignore_the_dcs),
 	    cmocka_unit_test(test_dcs_config_errors_name_line_and_key),
 	    cmocka_unit_test(test_lease_answers_are_read_and_checked),
+	    cmocka_unit_test(test_auth_bodies_are_written_and_read),
+	    cmocka_unit_test(test_auth_failure_is_its_own_reason),
 	    cmocka_unit_test(test_lease_mode_primary_up_only_while_held_before_the_margin),
 	};
 

@@ -240,6 +240,70 @@ test_unknown_request_kind_is_down(void **state)
 	assert_int_equal(vd.why, REASON_BAD_REQUEST);
 }
 
+static void
+test_new_primary_waits_for_the_superseded_one_at_most_handover_ms(void **state)
+{
+	struct policy p = test_policy(0);
+	struct fencing f;
+	struct node_view v;
+	char reason[VERDICT_REASON_MAX];
+
+	(void)state;
+	p.handover_ms = 2000;
+	fencing_init(&f, 1000);
+	v = primary_view(5000);
+	v.peers.fresh = 1;
+	v.peers.newest_primary_timeline = 1;
+	v.peers.older_primaries_up = 1; /* the old primary on timeline 1 still takes writes */
+	assert_false(primary_up(&f, 5000, &v, &p, reason));
+	assert_string_equal(reason, "handover");
+	assert_false(primary_up(&f, 6999, &v, &p, NULL));
+	assert_int_equal(v.handover_ms, 1999);
+	assert_true(primary_up(&f, 7000, &v, &p, NULL)); /* at most handover_ms */
+	/* it fenced itself: up at once, and the next superseded primary counts from its own start */
+	v.peers.older_primaries_up = 0;
+	assert_true(primary_up(&f, 7100, &v, &p, NULL));
+	assert_int_equal(v.handover_ms, 0);
+	v.peers.older_primaries_up = 1;
+	assert_false(primary_up(&f, 8000, &v, &p, NULL));
+	v.peers.older_primaries_up = 0;
+	assert_true(primary_up(&f, 8010, &v, &p, NULL));
+	/* with a settle time: down that much longer after the step-down, for HAProxy to check the old one */
+	p.handover_settle_ms = 250;
+	v.peers.older_primaries_up = 1;
+	assert_false(primary_up(&f, 8100, &v, &p, NULL));
+	v.peers.older_primaries_up = 0;
+	assert_false(primary_up(&f, 8200, &v, &p, reason));
+	assert_string_equal(reason, "handover");
+	assert_false(primary_up(&f, 8449, &v, &p, NULL));
+	assert_true(primary_up(&f, 8450, &v, &p, NULL));
+	/* ... but not after a wait that ran out: it was up already, it does not go down again */
+	v.peers.older_primaries_up = 1;
+	assert_false(primary_up(&f, 10000, &v, &p, NULL));
+	assert_true(primary_up(&f, 12000, &v, &p, NULL));
+	v.peers.older_primaries_up = 0;
+	assert_true(primary_up(&f, 12010, &v, &p, NULL));
+	p.handover_settle_ms = 0;
+	/* 0: no wait */
+	p.handover_ms = 0;
+	v.peers.older_primaries_up = 1;
+	assert_true(primary_up(&f, 9000, &v, &p, NULL));
+	/* a replica holds nothing (and 'read-only' is not held) */
+	p.handover_ms = 2000;
+	v.sample.in_recovery = true;
+	fencing_apply(&f, 9100, &v);
+	assert_int_equal(v.handover_ms, 0);
+	{
+		struct request r = {.kind = REQUEST_READ_ONLY};
+		struct verdict vd;
+
+		v.sample.in_recovery = false;
+		fencing_apply(&f, 9200, &v);
+		verdict_for(&v, &r, &p, &vd);
+		assert_true(vd.up);
+	}
+}
+
 int
 main(void)
 {
@@ -252,6 +316,7 @@ main(void)
 	    cmocka_unit_test(test_reasons_render_from_their_codes),
 	    cmocka_unit_test(test_unknown_request_kind_is_down),
 	    cmocka_unit_test(test_primary_waits_for_its_peers_first_round),
+	    cmocka_unit_test(test_new_primary_waits_for_the_superseded_one_at_most_handover_ms),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

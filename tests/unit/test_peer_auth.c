@@ -308,11 +308,52 @@ test_rejected_answer_changes_nothing_is_counted_and_is_news_once(void **state)
 	ev_loop_destroy(loop);
 }
 
+static void
+test_superseded_primary_holds_a_handover_only_while_its_last_read_answered(void **state)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	int changes = 0;
+	struct peers *p = keyed_peers(loop, count_change, &changes);
+	int64_t now = monoclock_ms();
+	char line[256];
+	struct peer_summary s;
+
+	(void)state;
+	assert_non_null(p);
+	signed_answer(KEY, NONCE, "state role=primary timeline=1 sysid=42 fenced=0\n", line, sizeof(line));
+	assert_true(peers_record_answer(p, 0, NONCE, line, now));
+	peers_summary(p, now, 2000, 42, 2, &s); /* this node: primary on timeline 2 */
+	assert_int_equal(s.older_primaries_up, 1);
+	peers_summary(p, now, 2000, 42, 1, &s); /* the same timeline is a split, not a handover */
+	assert_int_equal(s.older_primaries_up, 0);
+	assert_int_equal(s.primaries_on_timeline, 1);
+	/* it fenced itself: it stepped down */
+	signed_answer(KEY, NONCE2, "state role=primary timeline=1 sysid=42 fenced=1\n", line, sizeof(line));
+	assert_true(peers_record_answer(p, 0, NONCE2, line, now + 10));
+	peers_summary(p, now + 10, 2000, 42, 2, &s);
+	assert_int_equal(s.older_primaries_up, 0);
+	assert_int_equal(s.newest_primary_timeline, 1);
+	/* up again, then the next read fails (nothing listens on port 1): still fresh, but no longer holding */
+	signed_answer(KEY, NONCE, "state role=primary timeline=1 sysid=42 fenced=0\n", line, sizeof(line));
+	assert_true(peers_record_answer(p, 0, NONCE, line, monoclock_ms()));
+	peers_summary(p, monoclock_ms(), 2000, 42, 2, &s);
+	assert_int_equal(s.older_primaries_up, 1);
+	peers_read_now(p, false);
+	for (int i = 0; i < 100 && peers_state(p, 0)->answered; i++)
+		ev_run(loop, EVRUN_ONCE);
+	peers_summary(p, monoclock_ms(), 2000, 42, 2, &s);
+	assert_int_equal(s.fresh, 1);
+	assert_int_equal(s.older_primaries_up, 0);
+	peers_free(p);
+	ev_loop_destroy(loop);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_signed_answer_to_our_nonce_is_believed),
+	    cmocka_unit_test(test_superseded_primary_holds_a_handover_only_while_its_last_read_answered),
 	    cmocka_unit_test(test_answer_with_a_wrong_key_is_rejected),
 	    cmocka_unit_test(test_replayed_answer_to_an_old_nonce_is_rejected),
 	    cmocka_unit_test(test_answer_without_mac_is_rejected_with_a_key_and_believed_without),
