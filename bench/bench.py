@@ -1774,8 +1774,9 @@ def impact_part(args):
     say(f"impact: {rounds} rounds of {', '.join(events)} for {', '.join(impact.CHECKERS)}")
     rows = impact.run(rounds, OUT, events, say=say)
     gs = impact.goals(rows)
-    broken = [f"{r['event']}/{r['checker']} round {r['round']}" for r in impact.LAST_ROUNDS
-              if not (r["reads"] and r["writes"] and r["stat_samples"]) or r["out_ms"] is None
+    broken = [f"{r['event']}/{r['checker']} round {r['round']}" + (f" ({r['error']})" if "error" in r else "")
+              for r in impact.LAST_ROUNDS
+              if "error" in r or not (r["reads"] and r["writes"] and r["stat_samples"]) or r["out_ms"] is None
               or r["failed_reads"] == r["reads"] or r["failed_writes"] == r["writes"]]
     if not args.smoke and not args.no_patroni:
         try:

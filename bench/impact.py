@@ -631,7 +631,7 @@ def run_round(event, checker, drain=False, watch=True, push=True, poll_ms=None):
         logs = {}
         if checker == "pgcheckd":  # what each pgcheckd logged from the event on (wall-clock ms)
             for a in c.agents:
-                logs[a.pg.name] = [f"{ms(t, t0)} ms: {msg[:160]}" for t, msg in log_lines(a, t0)][:15]
+                logs[a.pg.name] = [f"{ms(tl, t0)} ms: {msg[:160]}" for tl, msg in log_lines(a, t0)][:15]
         errors = {}
         for kind, log in (("read", rlog), ("write", wlog)):
             for x in log:
@@ -657,9 +657,12 @@ def run_round(event, checker, drain=False, watch=True, push=True, poll_ms=None):
             "slowest_ok_read_ms": max((round((x[1] - x[0]) * 1000) for x in rlog if x[2] == "ok"), default=None),
             "slowest_ok_write_ms": max((round((x[1] - x[0]) * 1000) for x in wlog if x[2] == "ok"), default=None),
             "steps_ms": {k: ms(v, t0) for k, v in t.items()},
-            "stat_samples": stat.calls, "stat_gaps_ms": [[ms(t, t0), round(g * 1000)] for t, g in stat.gaps if t >= t0][:20], "errors": errors,
+            "stat_samples": stat.calls,
+            "stat_gaps_ms": [[ms(tg, t0), round(g * 1000)] for tg, g in stat.gaps if tg >= t0][:20],
+            "errors": errors,
             "failures": [[kind, ms(x[0], t0), ms(x[1], t0), x[3][:80]] for kind, log in (("read", rlog), ("write", wlog))
-                         for x in log if x[2] != "ok"][:200], "haproxy": timeline(stat, t0), "pgcheckd_logs": logs,
+                         for x in log if x[2] != "ok"][:200],
+            "haproxy": timeline(stat, t0), "pgcheckd_logs": logs,
         }
         return res
     finally:
@@ -684,7 +687,10 @@ def _mm_txt(xs, what):
 
 
 def aggregate(event, checker, rounds):
-    """One row (ROW_KEYS) from the rounds of one event and checker."""
+    """One row (ROW_KEYS) from the rounds of one event and checker (a round that failed is left out of
+    the figures and named in the notes)."""
+    failed = [r for r in rounds if "error" in r]
+    rounds = [r for r in rounds if "error" not in r]
     primary_event = event in ("switchover", "crash", "split_brain")
     fw = [r["first_write_ms"] for r in rounds]
     out = [r["out_ms"] for r in rounds]
@@ -719,6 +725,8 @@ def aggregate(event, checker, rounds):
             errors[k] = errors.get(k, 0) + v
     for k, v in sorted(errors.items(), key=lambda kv: -kv[1])[:2]:
         notes.append(f"{v}x '{k[:60]}'")
+    if failed:
+        notes.append(f"{len(failed)} rounds did not run to the end: {failed[0]['error'][:200]}")
     return {"event": event, "checker": checker, "rounds": len(rounds),
             "failed_reads": sum(r["failed_reads"] for r in rounds),
             "failed_writes": sum(r["failed_writes"] for r in rounds),
@@ -744,12 +752,18 @@ def run(rounds, out_dir, events=EVENTS, checkers=CHECKERS, drain=False, watch=Tr
         for k in range(rounds):
             for e in events:
                 for ch in checkers:
-                    r = run_round(e, ch, drain=drain, watch=watch, push=push, poll_ms=poll_ms)
+                    try:
+                        r = run_round(e, ch, drain=drain, watch=watch, push=push, poll_ms=poll_ms)
+                    except Exception as ex:  # noqa: BLE001 - one broken round leaves the others standing
+                        r = {"event": e, "checker": ch, "error": first_line(ex)}
+                        say(f"impact round {k + 1} {e} {ch} failed: {ex}")
                     r["round"] = k + 1
                     per[(e, ch)].append(r)
                     LAST_ROUNDS.append(r)
                     f.write(json.dumps(r) + "\n")
                     f.flush()
+                    if "error" in r:
+                        continue
                     say(f"impact round {k + 1} {e:15s} {ch:8s}: failed reads {r['failed_reads']}/{r['reads']}, "
                         f"writes {r['failed_writes']}/{r['writes']}, read-only {r['read_only_errors']}, "
                         f"lost {r['lost_acked_writes']}, first write {r['first_write_ms']} ms "
@@ -763,7 +777,7 @@ def goals(rows, rounds=None):
     """Issue 13's goals against pgcheckd's rows: [(goal, measured, 'met' / 'MISSED' / 'n/a')]."""
     rounds = LAST_ROUNDS if rounds is None else rounds
     mine = {r["event"]: r for r in rows if r["checker"] == "pgcheckd"}
-    rd = [r for r in rounds if r["checker"] == "pgcheckd"]
+    rd = [r for r in rounds if r["checker"] == "pgcheckd" and "error" not in r]
     out = []
 
     def goal(name, measured, ok):
