@@ -1,12 +1,16 @@
 # bench/bench.mk: the benchmark against the health checkers users run today (included by the Makefile).
-#   make bench          full run (~12 minutes on 2 CPUs): prints a table, writes build/bench/results.csv and .txt
-#   make bench BENCH_SECONDS=3   shorter load phases (and fewer HAProxy rounds with BENCH_ROUNDS=N)
+#   make bench          full run (~17 minutes on 2 CPUs): prints the tables, writes build/bench/results.csv
+#                       and .txt, and the impact table (bench/impact.py) in build/bench/impact.csv and .txt
+#   make bench BENCH_SECONDS=3   shorter load phases (and fewer HAProxy rounds with BENCH_ROUNDS=N,
+#                                fewer impact rounds with BENCH_IMPACT_ROUNDS=N)
 #   make bench BENCH_ONLY=tls    only constd and pgcheckd, plain and with TLS (into build/bench/tls/)
-#   make bench-smoke    a tiny run (< 60 s) that checks the harness works; asserts nothing about speed
+#   make bench BENCH_ONLY=impact only the impact table (~5 minutes; into build/bench/impact/)
+#   make bench-smoke    a tiny run (< 90 s) that checks the harness works; asserts nothing about speed
 #                       (its output goes to build/bench/smoke/)
 BENCH_SECONDS ?= 10
 BENCH_ROUNDS ?= 10
 BENCH_ONLY ?= all
+BENCH_IMPACT_ROUNDS ?= 3
 BENCH_TOOLS := build/bench/agentload build/bench/constd build/bench/conncheck
 BENCH_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror
 
@@ -28,7 +32,8 @@ bench-deps:
 	bash bench/install-bench-deps
 
 bench: deps bench-deps build/pgcheckd bench-tools
-	$(PYTHON) bench/bench.py --seconds $(BENCH_SECONDS) --rounds $(BENCH_ROUNDS) --only $(BENCH_ONLY)
+	$(PYTHON) bench/bench.py --seconds $(BENCH_SECONDS) --rounds $(BENCH_ROUNDS) --only $(BENCH_ONLY) \
+		--impact-rounds $(BENCH_IMPACT_ROUNDS)
 
 # For `make check`: only what scripts/install-deps installs is needed (wrk, xinetd, Patroni and etcd
 # are used when present and reported as missing otherwise).

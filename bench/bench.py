@@ -62,8 +62,6 @@ OUT = REPO / "build" / "bench"
 TOOLS = OUT  # agentload, constd, conncheck are built here by bench/bench.mk
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 WRK = shutil.which("wrk")
-XINETD = shutil.which("xinetd") or ("/usr/sbin/xinetd" if os.path.exists("/usr/sbin/xinetd") else None)
-SOCAT = shutil.which("socat")
 PATRONI = shutil.which("patroni") or ("/usr/bin/patroni" if os.path.exists("/usr/bin/patroni") else None)
 ETCD = shutil.which("etcd")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -81,6 +79,9 @@ def load_cluster_module():
 
 
 cl = load_cluster_module()
+sys.path.insert(0, str(BENCH))
+import impact  # noqa: E402 - bench/impact.py: the impact table, pgsqlchk under xinetd, table()
+from impact import Pgsqlchk, table  # noqa: E402
 
 T_START = time.monotonic()
 
@@ -525,61 +526,6 @@ def measure_slice(series, seconds, settle=0.3):
         series.pss_kb = max(series.pss_kb, sum(smaps_rollup_kb(p, "Pss") for p in tree_pids(root, ch.exclude_fn())))
         series.maps = rss_by_mapping(root)
     return res
-
-
-# ---------------------------------------------------------------------------------------------------
-# pgsqlchk under xinetd (or socat)
-
-
-class Pgsqlchk:
-    """One xinetd (one service per node) serving bench/pgsqlchk; socat per node when xinetd is missing."""
-
-    def __init__(self, tmp, pg_ports):
-        self.tmp = tmp
-        self.pg_ports = pg_ports
-        self.ports = cl.free_ports(len(pg_ports))
-        self.procs = []
-        self.server = None
-
-    def start(self):
-        script = BENCH / "pgsqlchk"
-        if XINETD:
-            self.server = "xinetd"
-            conf = self.tmp / "xinetd.conf"
-            parts = ["defaults\n{\n"
-                     # xinetd's defaults (cps = 50 10: a service over 50 connections/s is switched off
-                     # for 10 s) would measure xinetd's limiter, not the check: lifted here
-                     "\tinstances = UNLIMITED\n\tper_source = UNLIMITED\n\tcps = 100000 1\n"
-                     f"\tlog_type = FILE {self.tmp / 'xinetd-services.log'}\n\tlog_on_success =\n"
-                     "\tlog_on_failure = HOST\n}\n"]
-            for i, (port, pgport) in enumerate(zip(self.ports, self.pg_ports)):
-                parts.append(f"service pgsqlchk{i + 1}\n{{\n\ttype = UNLISTED\n\tid = pgsqlchk{i + 1}\n"
-                             f"\tport = {port}\n\tbind = 127.0.0.1\n\tsocket_type = stream\n\tprotocol = tcp\n"
-                             f"\twait = no\n\tuser = nobody\n\tserver = {script}\n\tserver_args = {pgport}\n"
-                             "\tflags = REUSE\n\tdisable = no\n}\n")
-            conf.write_text("".join(parts))
-            p = start_proc([XINETD, "-dontfork", "-f", conf, "-pidfile", self.tmp / "xinetd.pid"],
-                           self.tmp / "xinetd.log")
-            self.procs = [p]
-        elif SOCAT:
-            self.server = "socat"
-            for port, pgport in zip(self.ports, self.pg_ports):
-                self.procs.append(start_proc(
-                    [SOCAT, f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,backlog=128",
-                     f"EXEC:{script} {pgport},nofork"], self.tmp / f"socat-{port}.log"))
-        else:
-            raise RuntimeError("neither xinetd nor socat is installed")
-        for port in self.ports:
-            wait_port(port, 10, self.procs[0], what=self.server)
-        return self
-
-    def root(self, i=0):
-        p = self.procs[min(i, len(self.procs) - 1)]
-        return p.pid if p.poll() is None else None
-
-    def stop(self):
-        for p in self.procs:
-            stop_proc(p)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1071,27 +1017,6 @@ def haproxy_phase(c, v, roles, rounds, freeze_rounds, stop_rounds, results):
     v.wait_routing(c, roles[0], roles[1:], timeout=30)
 
 
-def start_pgsqlchk_haproxy(c, chk, tmp):
-    """A second HAProxy: conf/haproxy.cfg's frontends and timings, with pgsqlchk (HTTP) as the check."""
-    ports = cl.free_ports(3)
-    mapping = {cl.DEMO_PORTS["write"]: ports[0], cl.DEMO_PORTS["read"]: ports[1], cl.DEMO_PORTS["api"]: ports[2]}
-    for i in range(3):
-        mapping[cl.DEMO_PORTS["pg"][i]] = c.pg[i].port
-        mapping[15580 + i] = chk.ports[i]
-    d = tmp / "haproxy-pgsqlchk"
-    d.mkdir(exist_ok=True)
-
-    class Owner:  # what cl.Haproxy needs of a cluster: a directory and a list of processes
-        pass
-    owner = Owner()
-    owner.tmp = d
-    owner._procs = []
-    h = cl.Haproxy(owner, mapping, BENCH / "haproxy-pgsqlchk.cfg")
-    h.start()
-    _started.extend(owner._procs)
-    return h, ports
-
-
 # ---------------------------------------------------------------------------------------------------
 # report
 
@@ -1110,18 +1035,6 @@ def fmt(v, nd=1):
     if abs(v) >= 0.1:
         return f"{v:.{nd + 1}f}" if nd else f"{v:.0f}"
     return f"{v:.3g}"
-
-
-def table(headers, rows, align=None):
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h)) for i, h in enumerate(headers)]
-    align = align or (["<"] + [">"] * (len(headers) - 1))
-    out = []
-    line = "  ".join(f"{str(h):{a}{w}}" for h, w, a in zip(headers, widths, align))
-    out.append(line)
-    out.append("  ".join("-" * w for w in widths))
-    for r in rows:
-        out.append("  ".join(f"{str(x):{a}{w}}" for x, w, a in zip(r, widths, align)))
-    return "\n".join(out)
 
 
 def median(xs):
@@ -1589,16 +1502,19 @@ def main():
     ap.add_argument("--pin", action="store_true",
                     help="pin the load generator to the last CPU and constd/pgcheckd to the first (default: "
                          "the scheduler decides, as in production)")
-    ap.add_argument("--only", choices=("all", "tls"), default=os.environ.get("BENCH_ONLY", "all"),
+    ap.add_argument("--only", choices=("all", "tls", "impact"), default=os.environ.get("BENCH_ONLY", "all"),
                     help="tls: only constd and pgcheckd, plain and with TLS (no conncheck, pgsqlchk, Patroni, "
-                         "perf or HAProxy phase); default all (or $BENCH_ONLY)")
+                         "perf or HAProxy phase); impact: only the impact table (bench/impact.py); default all "
+                         "(or $BENCH_ONLY)")
+    ap.add_argument("--impact-rounds", type=int, default=int(os.environ.get("BENCH_IMPACT_ROUNDS", 3)),
+                    help="rounds per event and checker of the impact table (default 3, or $BENCH_IMPACT_ROUNDS)")
     ap.add_argument("--smoke", action="store_true",
                     help="tiny run for `make check`: 1 s per series, 4 clients, one round, no Patroni")
     args = ap.parse_args()
     concurrencies = [int(x) for x in args.clients.split(",")]
     freeze_rounds = stop_rounds = max(1, args.rounds // 2)
     full = args.only == "all"
-    if not full:
+    if args.only == "tls":
         args.no_patroni, args.perf = True, False
         OUT = OUT / args.only  # a partial run leaves a full run's results alone
     if args.smoke:
@@ -1613,6 +1529,10 @@ def main():
         LOAD_CPU, SERVER_CPU = cpus[-1], cpus[0]
     if os.geteuid() != 0:
         sys.exit("bench.py runs PostgreSQL as the postgres user and xinetd services as nobody: run it as root")
+    if args.only == "impact":
+        OUT = OUT / "impact"  # a partial run leaves a full run's results alone
+        impact_part(args)
+        return
     for tool in ("agentload", "constd", "conncheck"):
         if not os.access(TOOLS / tool, os.X_OK):
             sys.exit(f"{TOOLS / tool} is missing: run `make bench-tools`")
@@ -1677,7 +1597,7 @@ def main():
         agent_tls = start_tls_pgcheckd(c, node1, pki)
         agent_mtls = start_tls_pgcheckd(c, node1, pki, verify_client=True)
         if full:
-            pgsql = Pgsqlchk(tmp, [n.port for n in c.pg]).start()
+            pgsql = Pgsqlchk(tmp, [n.port for n in c.pg], start_proc, stop_proc).start()
             settings["pgsqlchk_server"] = pgsql.server
             if pgsql.server != "xinetd":
                 note("xinetd is not installed: pgsqlchk is served by socat (fork per connection, the same model)")
@@ -1805,12 +1725,13 @@ def main():
                             agent_probe)
         haproxy_phase(c, v1, roles, args.rounds, freeze_rounds, stop_rounds, hap)
         if not args.smoke:
-            h2, h2ports = start_pgsqlchk_haproxy(c, pgsql, tmp)
+            h2 = impact.pgsqlchk_haproxy(c, pgsql)
 
             def chk_probe(idx, seconds):
                 return run_agentload(pgsql.ports[idx], 1, seconds, http_path="/health", pause_ms=10, timeout_ms=1000,
                                      pin=False)
-            v2 = HaproxyVariant("pgsqlchk", "pgsqlchk (same timings, httpchk)", h2, h2ports[0], h2ports[1], chk_probe)
+            v2 = HaproxyVariant("pgsqlchk", "pgsqlchk (same timings, httpchk)", h2, h2.write_port, h2.read_port,
+                                chk_probe)
             try:
                 haproxy_phase(c, v2, roles, args.rounds, freeze_rounds, stop_rounds, hap)
             finally:
@@ -1836,6 +1757,48 @@ def main():
             c.close()
         _stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
+    if full:
+        impact_part(args)
+
+
+SMOKE_IMPACT_EVENTS = ("replica_restart", "switchover")
+
+
+def impact_part(args):
+    """The impact table (bench/impact.py; bench/impact_patroni.py's rows too when it is there): every event
+    for pgcheckd and pgsqlchk on fresh clusters of their own, after everything above has stopped. Smoke:
+    one round of two events, and a failure if a round measured nothing (no timing is asserted)."""
+    t0 = time.monotonic()
+    events = SMOKE_IMPACT_EVENTS if args.smoke else impact.EVENTS
+    rounds = 1 if args.smoke else args.impact_rounds
+    say(f"impact: {rounds} rounds of {', '.join(events)} for {', '.join(impact.CHECKERS)}")
+    rows = impact.run(rounds, OUT, events, say=say)
+    gs = impact.goals(rows)
+    broken = [f"{r['event']}/{r['checker']} round {r['round']}" + (f" ({r['error']})" if "error" in r else "")
+              for r in impact.LAST_ROUNDS
+              if "error" in r or not (r["reads"] and r["writes"] and r["stat_samples"]) or r["out_ms"] is None
+              or r["failed_reads"] == r["reads"] or r["failed_writes"] == r["writes"]]
+    if not args.smoke and not args.no_patroni:
+        try:
+            import impact_patroni
+        except ImportError as e:
+            note(f"impact: no Patroni rows ({e})")
+        else:
+            try:
+                rows += impact_patroni.run(rounds, OUT)
+            except Exception as e:  # noqa: BLE001 - pgcheckd's rows stand without Patroni's
+                note(f"impact: Patroni rows failed: {str(e).splitlines()[0][:300] if str(e) else repr(e)}")
+    text = (f"{impact.EXPLAIN}\n{impact.format_rows(rows)}\n\n{impact.format_goals(gs)}\n"
+            f"impact part: {time.monotonic() - t0:.0f} s; every round in {OUT / 'impact-rounds.jsonl'}")
+    print()
+    print(text)
+    (OUT / "impact.txt").write_text(text + "\n")
+    impact.write_csv(rows, OUT / "impact.csv")
+    say(f"wrote {OUT / 'impact.txt'} and {OUT / 'impact.csv'}")
+    if args.smoke:
+        if broken or len(rows) != len(events) * len(impact.CHECKERS):
+            sys.exit(f"bench-smoke: the impact harness measured nothing in {broken or 'some rows'}")
+        print("bench-smoke: impact harness ran, output written (no timing is asserted)")
 
 
 if __name__ == "__main__":

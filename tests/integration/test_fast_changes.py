@@ -7,7 +7,7 @@
 - [haproxy] push_servers: a transition to unfit is pushed ("set server B/S health down") to every runtime
   API; nothing is pushed on the way up (HAProxy's check brings the node back); an API that refuses or hangs
   is retried on its own thread, logged once, and neither the checks nor the other HAProxy wait for it.
-Timings are measured in bench/ (bench/fastchanges.py), never asserted here.
+Timings are measured in bench/ (bench/impact.py), never asserted here.
 """
 
 import os
