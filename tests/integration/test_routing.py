@@ -133,3 +133,20 @@ def test_reads_follow_agent_weights_in_proportion(cluster, report):
     assert set(counts) <= {"node2", "node3"}, f"reads went elsewhere: {counts}"
     assert abs(counts.get("node3", 0) - expect3) <= max(2, 0.25 * expect3), \
         f"reads {counts} do not follow the weights node2={w2} node3={w3}"
+
+
+def test_reads_fall_back_to_the_primary_while_no_replica_is_up():
+    """conf/haproxy.cfg never empties the read pool: with every replica down, fe_read sends reads to the
+    node that answers 'read-only' up (the primary), and back to the replicas once one is up again."""
+    c = cl.Cluster(replicas=1)
+    try:
+        c.start()
+        c.wait_routing(primary=0, replicas=[1], timeout=10)
+        assert c.where("read")[0] == "node2"
+        c.pg[1].stop("fast")
+        cl.wait_until(lambda: c.haproxy.status("be_replicas", "node2").startswith("DOWN"), 5, interval=0.02)
+        assert c.where("read") == ("node1", False)  # the primary, not in recovery
+        c.pg[1].start()
+        cl.wait_until(lambda: c.where("read")[0] == "node2", 10, desc="reads back on the replica")
+    finally:
+        c.close()
