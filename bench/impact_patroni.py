@@ -128,53 +128,8 @@ class Stack:
         return str(self.node_dir(i) / "patroni.yml")
 
     def patroni_config(self, i):
-        d = self.node_dir(i)
-        return f"""scope: {SCOPE}
-namespace: {NAMESPACE}
-name: p{i + 1}
-log:
-  level: WARNING
-restapi:
-  listen: 127.0.0.1:{self.rest[i]}
-  connect_address: 127.0.0.1:{self.rest[i]}
-etcd3:
-  hosts: 127.0.0.1:{self.etcd_port}
-bootstrap:
-  dcs:
-    ttl: 10
-    loop_wait: 1
-    retry_timeout: 4
-    postgresql:
-      use_pg_rewind: false
-      parameters:
-        max_connections: 100
-        wal_level: replica
-        hot_standby: "on"
-  initdb:
-    - encoding: UTF8
-    - locale: C
-    - auth: trust
-postgresql:
-  listen: 127.0.0.1:{self.pg_ports[i]}
-  connect_address: 127.0.0.1:{self.pg_ports[i]}
-  data_dir: {d / 'data'}
-  bin_dir: {cl.PG_BIN}
-  pgpass: {d / 'pgpass'}
-  authentication:
-    superuser:
-      username: postgres
-    replication:
-      username: postgres
-  parameters:
-    unix_socket_directories: '{d}'
-    fsync: "off"
-    shared_buffers: 16MB
-  pg_hba:
-    - local all all trust
-    - local replication all trust
-    - host all all 127.0.0.1/32 trust
-    - host replication all 127.0.0.1/32 trust
-"""
+        return cl.patroni_yml(SCOPE, NAMESPACE, f"p{i + 1}", self.rest[i], self.etcd_port, self.pg_ports[i],
+                              self.node_dir(i), ttl=10, retry_timeout=4, max_connections=100)
 
     # -- etcd
 

@@ -1080,3 +1080,56 @@ class Cluster:
             _live_clusters.discard(self)
         if findings:
             raise ClusterError("a sanitizer reported an error in pgcheckd:\n" + "\n".join(findings))
+
+
+def patroni_yml(scope, namespace, name, rest_port, etcd_port, pg_port, node_dir, ttl=20, retry_timeout=5,
+                max_connections=50):
+    """A Patroni 3 member's configuration on loopback: its REST API, etcd v3, its PostgreSQL (trust
+    authentication, the socket in node_dir, fsync off) with loop_wait 1 and the given ttl/retry_timeout."""
+    d = Path(node_dir)
+    return f"""scope: {scope}
+namespace: {namespace}
+name: {name}
+log:
+  level: WARNING
+restapi:
+  listen: 127.0.0.1:{rest_port}
+  connect_address: 127.0.0.1:{rest_port}
+etcd3:
+  hosts: 127.0.0.1:{etcd_port}
+bootstrap:
+  dcs:
+    ttl: {ttl}
+    loop_wait: 1
+    retry_timeout: {retry_timeout}
+    postgresql:
+      use_pg_rewind: false
+      parameters:
+        max_connections: {max_connections}
+        wal_level: replica
+        hot_standby: "on"
+  initdb:
+    - encoding: UTF8
+    - locale: C
+    - auth: trust
+postgresql:
+  listen: 127.0.0.1:{pg_port}
+  connect_address: 127.0.0.1:{pg_port}
+  data_dir: {d / 'data'}
+  bin_dir: {PG_BIN}
+  pgpass: {d / 'pgpass'}
+  authentication:
+    superuser:
+      username: postgres
+    replication:
+      username: postgres
+  parameters:
+    unix_socket_directories: '{d}'
+    fsync: "off"
+    shared_buffers: 16MB
+  pg_hba:
+    - local all all trust
+    - local replication all trust
+    - host all all 127.0.0.1/32 trust
+    - host replication all 127.0.0.1/32 trust
+"""

@@ -401,53 +401,8 @@ class PatroniCluster:
         return self.tmp / f"p{i + 1}"
 
     def config(self, i):
-        d = self.node_dir(i)
-        return f"""scope: it
-namespace: /pgcheckd-it/
-name: p{i + 1}
-log:
-  level: WARNING
-restapi:
-  listen: 127.0.0.1:{self.rest[i]}
-  connect_address: 127.0.0.1:{self.rest[i]}
-etcd3:
-  hosts: 127.0.0.1:{self.etcd.port}
-bootstrap:
-  dcs:
-    ttl: 20
-    loop_wait: 1
-    retry_timeout: 5
-    postgresql:
-      use_pg_rewind: false
-      parameters:
-        max_connections: 50
-        wal_level: replica
-        hot_standby: "on"
-  initdb:
-    - encoding: UTF8
-    - locale: C
-    - auth: trust
-postgresql:
-  listen: 127.0.0.1:{self.pg_ports[i]}
-  connect_address: 127.0.0.1:{self.pg_ports[i]}
-  data_dir: {d / 'data'}
-  bin_dir: {cl.PG_BIN}
-  pgpass: {d / 'pgpass'}
-  authentication:
-    superuser:
-      username: postgres
-    replication:
-      username: postgres
-  parameters:
-    unix_socket_directories: '{d}'
-    fsync: "off"
-    shared_buffers: 16MB
-  pg_hba:
-    - local all all trust
-    - local replication all trust
-    - host all all 127.0.0.1/32 trust
-    - host replication all 127.0.0.1/32 trust
-"""
+        return cl.patroni_yml("it", "/pgcheckd-it/", f"p{i + 1}", self.rest[i], self.etcd.port, self.pg_ports[i],
+                              self.node_dir(i))
 
     def rest_status(self, i, path):
         try:
