@@ -239,6 +239,7 @@ daemon_roles(struct daemon *d)
 	}
 	if (d->pusher != NULL) {
 		unsigned unfit = 0;
+		int weight_pct[REQUEST_KIND_COUNT];
 
 		for (int k = 0; k < REQUEST_KIND_COUNT; k++) {
 			struct request r = {.kind = (enum request_kind)k};
@@ -246,8 +247,9 @@ daemon_roles(struct daemon *d)
 			verdict_for(&v, &r, &d->policy, &vd);
 			if (!vd.up)
 				unfit |= 1u << k;
+			weight_pct[k] = vd.up ? vd.weight_pct : PUSHER_WEIGHT_NONE;
 		}
-		pusher_update(d->pusher, unfit); /* hands over, never waits for HAProxy */
+		pusher_update(d->pusher, unfit, weight_pct); /* hands over, never waits for HAProxy */
 	}
 	if (fencing_began && d->peers != NULL)
 		peers_read_now(d->peers, true); /* a new primary waiting for this one to step down hears it now */

@@ -191,7 +191,9 @@
 	  "B/S health down' on every runtime_api) when it becomes unfit for REQUEST; SERVER '*' is "  \
 	  "the server there with this node's advertise_addr and advertise_pg_port (a registered "    \
 	  "template slot), e.g. 'be_primary/node1:primary, be_replicas/*:replica'. dynamic_backends "  \
-	  "are pushed too. HAProxy's own check brings the server back; a push never does.")         \
+	  "are pushed too. HAProxy's own check brings the server back; a push never does. A weight " \
+	  "answered for REQUEST that drops to 0 or by [weight] step_pct or more is pushed too ('set " \
+	  "server B/S weight N%', where HAProxy shows more); a raise never is (the agent check).")   \
 	X(haproxy, advertise_addr, STR, "", 0, 0, true, NULL,                                      \
 	  "The literal IP address HAProxy reaches this node at (required to register, and for "    \
 	  "'ctl drain --wait': HAProxy's servers at this address and advertise_pg_port).")          \

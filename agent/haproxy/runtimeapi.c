@@ -256,15 +256,19 @@ runtimeapi_parse_state(const char *text, const char *backend, struct runtimeapi_
 		C_CHECK_PORT,
 		C_AGENT_ADDR,
 		C_AGENT_PORT,
-		C_COUNT
+		C_COUNT,
+		C_UWEIGHT = C_COUNT, /* optional columns */
+		C_IWEIGHT,
+		C_ALL
 	};
 	static const char *const names[C_COUNT] = {"be_name",        "srv_id",          "srv_name", "srv_addr",
 	                                           "srv_op_state",   "srv_admin_state", "srv_port", "srv_check_port",
 	                                           "srv_agent_addr", "srv_agent_port"};
-	int col[C_COUNT], count = 0, last = 0;
+	static const char *const optional[C_ALL - C_COUNT] = {"srv_uweight", "srv_iweight"};
+	int col[C_ALL], count = 0, last = 0;
 	const char *line = text, *header = NULL;
 
-	for (int i = 0; i < C_COUNT; i++)
+	for (int i = 0; i < C_ALL; i++)
 		col[i] = -1;
 	/* the header line: "# be_id be_name srv_id ..." */
 	while (*line != '\0') {
@@ -286,9 +290,12 @@ runtimeapi_parse_state(const char *text, const char *backend, struct runtimeapi_
 		while (*p != '\0' && *p != '\n') {
 			size_t n = strcspn(p, " \n");
 
-			for (int i = 0; i < C_COUNT; i++)
-				if (strlen(names[i]) == n && strncmp(p, names[i], n) == 0)
+			for (int i = 0; i < C_ALL; i++) {
+				const char *name = i < C_COUNT ? names[i] : optional[i - C_COUNT];
+
+				if (strlen(name) == n && strncmp(p, name, n) == 0)
 					col[i] = idx;
+			}
 			idx++;
 			p += n;
 			while (*p == ' ')
@@ -303,6 +310,9 @@ runtimeapi_parse_state(const char *text, const char *backend, struct runtimeapi_
 	}
 	if (last >= RUNTIMEAPI_FIELDS_MAX)
 		return -1; /* a column it needs lies past the fields it keeps of a line */
+	for (int i = C_COUNT; i < C_ALL; i++)
+		if (col[i] >= RUNTIMEAPI_FIELDS_MAX)
+			col[i] = -1; /* optional: past the fields kept of a line, unknown */
 	line = strchr(header, '\n');
 	while (line != NULL && *++line != '\0') {
 		char fields[RUNTIMEAPI_FIELDS_MAX][64];
@@ -334,6 +344,8 @@ runtimeapi_parse_state(const char *text, const char *backend, struct runtimeapi_
 		s->check_port = runtimeapi_int(fields[col[C_CHECK_PORT]]);
 		snprintf(s->agent_addr, sizeof(s->agent_addr), "%s", fields[col[C_AGENT_ADDR]]);
 		s->agent_port = runtimeapi_int(fields[col[C_AGENT_PORT]]);
+		s->uweight = col[C_UWEIGHT] >= 0 && col[C_UWEIGHT] < nf ? runtimeapi_int(fields[col[C_UWEIGHT]]) : -1;
+		s->iweight = col[C_IWEIGHT] >= 0 && col[C_IWEIGHT] < nf ? runtimeapi_int(fields[col[C_IWEIGHT]]) : -1;
 		if (line == NULL)
 			break;
 	}

@@ -22,6 +22,8 @@ struct runtimeapi_server {
 	int check_port;
 	char agent_addr[64];
 	int agent_port;
+	int uweight; /* the weight now (srv_uweight); -1 when the answer has no such column */
+	int iweight; /* the configured weight (srv_iweight), which "N%" is relative to; -1 likewise */
 };
 
 /*

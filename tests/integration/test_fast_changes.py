@@ -7,6 +7,8 @@
 - [haproxy] push_servers: a transition to unfit is pushed ("set server B/S health down") to every runtime
   API; nothing is pushed on the way up (HAProxy's check brings the node back); an API that refuses or hangs
   is retried on its own thread, logged once, and neither the checks nor the other HAProxy wait for it.
+  A weight that drops to 0 (drain) is pushed too ("set server B/S weight 0%"); a raise never is (the agent
+  check brings it), and a weight push leaves a DOWN server DOWN.
 Timings are measured in bench/ (bench/impact.py), never asserted here.
 """
 
@@ -203,6 +205,70 @@ def test_push_that_fails_falls_back_to_the_check(cluster):
                       desc="node3 back UP through HAProxy's check")
     finally:
         hung.close()
+
+
+UNLOADED = {"weight": {"load_low_per_cpu": "500", "load_high_per_cpu": "1000"}}  # a busy CI host: no load drops
+
+
+@pytest.mark.cluster_conf(common=UNLOADED, haproxy=False)
+def test_weight_push_lowers_at_once_and_never_raises(cluster):
+    """The agent checks of be_replicas are disabled here once the servers are up (a long agent-inter
+    would not do: HAProxy spreads the first health checks over the longest interval), so only a push can
+    explain a weight of 0 after 'ctl drain'; 'ctl ready' pushes nothing (the weight stays 0 until the agent
+    is enabled and asked again). node3's health check goes to a dead port: DOWN, and its weight push
+    (drained too) leaves it DOWN."""
+    c = cluster
+    dead = cl.free_ports(1)[0]
+    a3 = c.ports["agent"][2]
+
+    def edit(text):
+        line = f"server node3 127.0.0.1:{c.ports['pg'][2]} port {a3} agent-port {a3}"
+        assert text.count(line) == 2, "conf/haproxy.cfg's node3 lines changed"
+        i = text.index("backend be_replicas")
+        return text[:i] + text[i:].replace(line, f"server node3 127.0.0.1:{c.ports['pg'][2]} port {dead} "
+                                                   f"agent-port {a3}")
+    hap = c.extra_haproxy(name="haproxy", edit=edit)
+
+    def uweight(server):
+        return next(int(r["srv_uweight"]) for r in hap.show_servers_state()
+                    if r["be_name"] == "be_replicas" and r["srv_name"] == server)
+
+    cl.wait_until(lambda: hap.status("be_replicas", "node2").startswith("UP")
+                  and hap.status("be_replicas", "node3").startswith("DOWN"), 10,
+                  desc="node2 UP and node3 DOWN (its check on a dead port) in be_replicas")
+    for server in ("node2", "node3"):
+        assert hap.api(f"disable agent be_replicas/{server}").strip() == ""
+        assert uweight(server) == 100
+    api = f"127.0.0.1:{hap.api_port}"
+    _push_conf(c, 1, [api], "be_replicas/node2:replica")
+    _push_conf(c, 2, [api], "be_replicas/node3:replica")
+    time.sleep(0.3)  # the reload is applied on the loop's next turn
+
+    assert ctl(c, 1, "ctl", "drain") == (0, "ok drain\n")
+    assert c.agents[1].ask("replica") == "up 0%"
+    cl.wait_until(lambda: uweight("node2") == 0, 3, interval=0.01, desc="node2's weight 0 in be_replicas")
+    assert "lowered this node's weight in be_replicas/node2 from 100 to 0% of 100" in c.agents[1].log()
+    assert hap.status("be_replicas", "node2").startswith("UP")  # drained, not taken out
+
+    # ready: up 100% again, and nothing pushed: HAProxy keeps 0 until its agent check asks
+    assert ctl(c, 1, "ctl", "ready") == (0, "ok ready\n")
+    assert c.agents[1].ask("replica") == "up 100%"
+    time.sleep(1.0)
+    assert uweight("node2") == 0, "a weight raised by push"
+    hap.api("enable agent be_replicas/node2")
+    cl.wait_until(lambda: uweight("node2") == 100, 5, interval=0.02, desc="the agent check raising node2's weight")
+
+    # a DOWN server: its weight is lowered, and it stays DOWN
+    assert ctl(c, 2, "ctl", "drain") == (0, "ok drain\n")
+    cl.wait_until(lambda: uweight("node3") == 0, 3, interval=0.01, desc="node3's weight 0 in be_replicas")
+    assert hap.status("be_replicas", "node3").startswith("DOWN")
+    time.sleep(0.5)
+    assert hap.status("be_replicas", "node3").startswith("DOWN")
+    # one push each: never a raise, never a health push (both stayed fit)
+    for i in (1, 2):
+        log = c.agents[i].log()
+        assert log.count("lowered this node's weight") == 1, log
+        assert "took this node out" not in log, log
 
 
 def test_promotion_alerts_the_old_primary():

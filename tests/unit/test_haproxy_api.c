@@ -1,6 +1,7 @@
 /*
  * test_haproxy_api.c: what pgcheckd reads from HAProxy's runtime API ("show servers state",
- * "show stat"), which slot a node tries first, and the scale-out decision, edge by edge.
+ * "show stat"), which slot a node tries first, the scale-out decision and which weights are pushed,
+ * edge by edge.
  */
 #include <limits.h>
 #include <setjmp.h>
@@ -25,7 +26,7 @@ static const char servers_state[] =
     "srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port "
     "srv_check_addr srv_agent_addr srv_agent_port\n"
     "2 be_replicas 1 pg1 127.0.0.1 0 5 100 100 1 1 0 0 14 22 0 0 - 1 - 0 1 - - 1\n"
-    "2 be_replicas 2 pg2 127.0.0.1 0 4 100 100 1 8 2 0 6 22 0 0 - 25432 - 0 25480 - 127.0.0.1 25480\n"
+    "2 be_replicas 2 pg2 127.0.0.1 0 4 40 100 1 8 2 0 6 22 0 0 - 25432 - 0 25480 - 127.0.0.1 25480\n"
     "3 be_primary 1 pg1 127.0.0.1 0 5 100 100 1 1 0 0 14 22 0 0 - 1 - 0 1 - - 1\n"
     "\n";
 
@@ -46,6 +47,8 @@ test_servers_state_is_read_by_column_name(void **state)
 	assert_int_equal(s[1].check_port, 25480);
 	assert_string_equal(s[1].agent_addr, "127.0.0.1");
 	assert_int_equal(s[1].agent_port, 25480);
+	assert_int_equal(s[1].uweight, 40);
+	assert_int_equal(s[1].iweight, 100);
 	assert_int_equal(runtimeapi_parse_state(servers_state, "be_primary", s, 8), 1);
 	assert_int_equal(runtimeapi_parse_state(servers_state, "be_nothing", s, 8), 0);
 	assert_int_equal(runtimeapi_parse_state(servers_state, "be_replicas", s, 1), 1); /* bounded */
@@ -306,6 +309,119 @@ test_push_targets_name_a_backend_a_server_and_a_request(void **state)
 	assert_false(pusher_parse_targets("be/node1", t, PUSHER_TARGETS_MAX, &n));           /* no request */
 }
 
+static void
+test_servers_state_without_weight_columns_has_unknown_weights(void **state)
+{
+	struct runtimeapi_server s[2];
+	static const char text[] = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state "
+	                           "srv_port srv_check_port srv_agent_addr srv_agent_port\n"
+	                           "2 be 1 pg1 127.0.0.1 2 0 5432 5480 127.0.0.1 5480\n";
+
+	(void)state;
+	assert_int_equal(runtimeapi_parse_state(text, "be", s, 2), 1);
+	assert_int_equal(s[0].uweight, -1);
+	assert_int_equal(s[0].iweight, -1);
+}
+
+#define NONE PUSHER_WEIGHT_NONE
+
+/* one request (kind 0) through pusher_weight_plan: what is pushed, and what HAProxy is then held to hold */
+static int
+weight_step_of(int *held, int answered, int step_pct)
+{
+	int push;
+
+	pusher_weight_plan(held, &answered, 1, step_pct, &push);
+	return push;
+}
+
+static void
+test_weight_push_is_a_drop_to_zero_or_of_a_step(void **state)
+{
+	int held = 100;
+
+	(void)state;
+	assert_int_equal(weight_step_of(&held, 100, 10), NONE); /* steady */
+	assert_int_equal(weight_step_of(&held, 0, 10), 0);      /* drained: pushed at once */
+	assert_int_equal(held, 0);
+	assert_int_equal(weight_step_of(&held, 0, 10), NONE); /* told already */
+	held = 100;
+	assert_int_equal(weight_step_of(&held, 95, 10), NONE); /* less than a step: the agent check's to tell */
+	assert_int_equal(held, 100);
+	assert_int_equal(weight_step_of(&held, 90, 10), 90); /* small drops that add up to a step */
+	assert_int_equal(held, 90);
+	assert_int_equal(weight_step_of(&held, 50, 10), 50); /* steep (load) */
+	assert_int_equal(weight_step_of(&held, 45, 10), NONE);
+	assert_int_equal(weight_step_of(&held, 5, 10), 5); /* not 0, but 45 points below what was told */
+	assert_int_equal(weight_step_of(&held, 1, 10), NONE);
+	assert_int_equal(weight_step_of(&held, 0, 10), 0); /* 0 always goes, however small the drop */
+	held = 100;
+	assert_int_equal(weight_step_of(&held, 99, 1), 99); /* step_pct 1: every point */
+}
+
+static void
+test_weight_push_never_raises(void **state)
+{
+	int held = 100;
+
+	(void)state;
+	assert_int_equal(weight_step_of(&held, 0, 10), 0);
+	assert_int_equal(weight_step_of(&held, 100, 10), NONE); /* ready: the agent check raises it */
+	assert_int_equal(held, 100);
+	assert_int_equal(weight_step_of(&held, 60, 10), 60); /* a drop from there again */
+	assert_int_equal(weight_step_of(&held, 80, 10), NONE);
+	assert_int_equal(held, 80);
+	/* down: the health push takes it out, no weight; what HAProxy holds afterwards is not known */
+	assert_int_equal(weight_step_of(&held, NONE, 10), NONE);
+	assert_int_equal(held, 100);
+	assert_int_equal(weight_step_of(&held, 0, 10), 0); /* back up drained: its weight pushed */
+	held = 100;
+	assert_int_equal(weight_step_of(&held, NONE, 10), NONE);
+	assert_int_equal(weight_step_of(&held, 100, 10), NONE); /* back up at full weight: nothing */
+}
+
+static void
+test_weight_plan_treats_each_request_alone(void **state)
+{
+	int held[3] = {100, 100, 100}, answered[3] = {100, 0, NONE}, push[3];
+
+	(void)state;
+	pusher_weight_plan(held, answered, 3, 10, push);
+	assert_int_equal(push[0], NONE);
+	assert_int_equal(push[1], 0);
+	assert_int_equal(push[2], NONE);
+}
+
+static void
+test_weight_pending_keeps_the_latest_and_drops_one_overtaken_by_a_rise(void **state)
+{
+	(void)state;
+	assert_int_equal(pusher_weight_pending(NONE, 50, 50), 50);
+	assert_int_equal(pusher_weight_pending(50, 0, 0), 0);      /* the latest wins */
+	assert_int_equal(pusher_weight_pending(50, NONE, 45), 50); /* a small drop after: still due */
+	assert_int_equal(pusher_weight_pending(50, NONE, 50), 50);
+	assert_int_equal(pusher_weight_pending(0, NONE, 100), NONE); /* ready before it went: not pushed */
+	assert_int_equal(pusher_weight_pending(0, NONE, NONE), 0);   /* down: lowering stays harmless */
+	assert_int_equal(pusher_weight_pending(NONE, NONE, 100), NONE);
+}
+
+static void
+test_weight_push_is_sent_only_where_it_lowers(void **state)
+{
+	(void)state;
+	assert_true(pusher_weight_lowers(100, 100, 0));
+	assert_true(pusher_weight_lowers(100, 100, 90));
+	assert_false(pusher_weight_lowers(0, 100, 0));   /* drained already */
+	assert_false(pusher_weight_lowers(0, 100, 50));  /* would raise: an earlier push is still in effect */
+	assert_false(pusher_weight_lowers(50, 100, 50)); /* as low already */
+	assert_true(pusher_weight_lowers(200, 200, 50)); /* relative to the configured weight: 100 */
+	assert_false(pusher_weight_lowers(100, 200, 50));
+	assert_true(pusher_weight_lowers(1, 1, 50)); /* weight 1 configured: 50% is 0 (as the agent's 50%) */
+	assert_false(pusher_weight_lowers(1, 1, 100));
+	assert_false(pusher_weight_lowers(-1, 100, 0)); /* unknown: nothing that might raise is sent */
+	assert_false(pusher_weight_lowers(100, -1, 0));
+}
+
 int
 main(void)
 {
@@ -325,6 +441,12 @@ main(void)
 	    cmocka_unit_test(test_pool_never_grows_past_its_maximum),
 	    cmocka_unit_test(test_pool_shrinks_only_with_a_command_and_above_its_minimum),
 	    cmocka_unit_test(test_push_targets_name_a_backend_a_server_and_a_request),
+	    cmocka_unit_test(test_servers_state_without_weight_columns_has_unknown_weights),
+	    cmocka_unit_test(test_weight_push_is_a_drop_to_zero_or_of_a_step),
+	    cmocka_unit_test(test_weight_push_never_raises),
+	    cmocka_unit_test(test_weight_plan_treats_each_request_alone),
+	    cmocka_unit_test(test_weight_pending_keeps_the_latest_and_drops_one_overtaken_by_a_rise),
+	    cmocka_unit_test(test_weight_push_is_sent_only_where_it_lowers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
