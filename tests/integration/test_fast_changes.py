@@ -223,10 +223,11 @@ def test_weight_push_lowers_at_once_and_never_raises(cluster):
 
     def edit(text):
         line = f"server node3 127.0.0.1:{c.ports['pg'][2]} port {a3} agent-port {a3}"
-        assert text.count(line) == 2, "conf/haproxy.cfg's node3 lines changed"
-        i = text.index("backend be_replicas")
-        return text[:i] + text[i:].replace(line, f"server node3 127.0.0.1:{c.ports['pg'][2]} port {dead} "
-                                                   f"agent-port {a3}")
+        assert text.count(line) == 3, "conf/haproxy.cfg's node3 lines changed"
+        i = text.index("\nbackend be_replicas")
+        j = text.index("\nbackend", i + 1)  # be_read_any: left as it is
+        return text[:i] + text[i:j].replace(line, f"server node3 127.0.0.1:{c.ports['pg'][2]} port {dead} "
+                                                   f"agent-port {a3}") + text[j:]
     hap = c.extra_haproxy(name="haproxy", edit=edit)
 
     def uweight(server):
