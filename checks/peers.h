@@ -43,14 +43,14 @@ struct peer_ext {
 	bool have_lag;
 	int64_t lag_bytes; /* lag= */
 	bool have_lag_ms;
-	int64_t lag_ms;     /* lag_ms= */
-	int pg_port;        /* pg_port=: PostgreSQL's port on the peer's host; 0 not said */
-	char reason[32];    /* reason=: its answer's reason, spaces as '-'; "" none */
-	bool have_tl_from;  /* tl_from=T:LSN: a primary seen promoted from timeline T (its own - 1) ... */
+	int64_t lag_ms;    /* lag_ms= */
+	int pg_port;       /* pg_port=: PostgreSQL's port on the peer's host; 0 not said */
+	char reason[32];   /* reason=: its answer's reason, spaces as '-'; "" none */
+	bool have_tl_from; /* tl_from=T:LSN: a primary seen promoted from timeline T (its own - 1) ... */
 	uint32_t tl_from_timeline;
 	uint64_t tl_from_lsn; /* ... after replaying that far on T: T's switch point is at or after it */
-	int standbys_total; /* sync_n=: a primary's streaming standbys; -1 not said */
-	int standby_count;  /* sb=NAME:S (s sync, q quorum, p potential, a async), in the answer's order */
+	int standbys_total;   /* sync_n=: a primary's streaming standbys; -1 not said */
+	int standby_count;    /* sb=NAME:S (s sync, q quorum, p potential, a async), in the answer's order */
 	struct sample_standby standby[SAMPLE_STANDBYS_MAX];
 };
 

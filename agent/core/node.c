@@ -252,7 +252,8 @@ node_floor_update(struct node *n, const struct sample *s)
 	}
 	if (s->in_recovery) {
 		if (!n->floor_tracking) {
-			node_floor_forget(n); /* a primary that went back into recovery (it was restarted: new connection) */
+			node_floor_forget(
+			    n); /* a primary that went back into recovery (it was restarted: new connection) */
 			n->floor_tracking = true;
 		}
 		if (s->timeline > 0)
@@ -264,13 +265,15 @@ node_floor_update(struct node *n, const struct sample *s)
 	if (n->floor_tracking) {
 		/* the first sample out of recovery: promoted to exactly the next timeline, or no floor */
 		n->floor_tracking = false;
-		n->have_floor = n->floor_rec_timeline > 0 && n->floor_rec_replay > 0 && s->timeline == n->floor_rec_timeline + 1;
+		n->have_floor =
+		    n->floor_rec_timeline > 0 && n->floor_rec_replay > 0 && s->timeline == n->floor_rec_timeline + 1;
 		if (n->have_floor) {
 			n->floor_timeline = s->timeline;
 			n->floor_parent = n->floor_rec_timeline;
 			n->floor_lsn = n->floor_rec_replay;
-			log_info("promoted from timeline %d to %d: timeline %d's switch point is at or after %X/%X", n->floor_parent,
-			         n->floor_timeline, n->floor_parent, (unsigned)(n->floor_lsn >> 32), (unsigned)n->floor_lsn);
+			log_info("promoted from timeline %d to %d: timeline %d's switch point is at or after %X/%X",
+			         n->floor_parent, n->floor_timeline, n->floor_parent, (unsigned)(n->floor_lsn >> 32),
+			         (unsigned)n->floor_lsn);
 		}
 		return;
 	}

@@ -147,8 +147,8 @@ render_json(const struct node_view *v, const struct policy *p, const struct requ
 		} else {
 			render_add(&b, ",\"streaming_replicas\":%d", s->streaming_replicas);
 			if (v->have_tl_floor)
-				render_add(&b, ",\"tl_from\":\"%d:%X/%X\"", v->tl_floor_parent, (unsigned)(v->tl_floor_lsn >> 32),
-				           (unsigned)v->tl_floor_lsn);
+				render_add(&b, ",\"tl_from\":\"%d:%X/%X\"", v->tl_floor_parent,
+				           (unsigned)(v->tl_floor_lsn >> 32), (unsigned)v->tl_floor_lsn);
 		}
 		render_add(&b, ",\"client_backends\":%d,\"active_backends\":%d,\"max_connections\":%d,",
 		           s->client_backends, s->active_backends, s->max_connections);
@@ -248,8 +248,8 @@ render_peer_line(const struct node_view *v, const struct policy *p, char *buf, s
 	n = (size_t)m;
 	/* first, so that it always fits: a replica left behind on the parent timeline needs it to stay up */
 	if (fresh && !s->in_recovery && v->have_tl_floor)
-		render_peer_field(buf, &n, budget, "tl_from=%d:%X/%X", v->tl_floor_parent, (unsigned)(v->tl_floor_lsn >> 32),
-		                  (unsigned)v->tl_floor_lsn);
+		render_peer_field(buf, &n, budget, "tl_from=%d:%X/%X", v->tl_floor_parent,
+		                  (unsigned)(v->tl_floor_lsn >> 32), (unsigned)v->tl_floor_lsn);
 	/* what else it knows, for the read rules and /cluster: each field only while it fits */
 	if (s->name[0] != '\0')
 		render_peer_field(buf, &n, budget, "name=%s", s->name);
