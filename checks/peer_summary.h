@@ -25,11 +25,19 @@ extern const char *const peers_reject_names[PEERS_REJECT_COUNT];
 
 /* What verdict_for() needs from the peers, as seen at one moment. */
 struct peer_summary {
-	int configured;                        /* peers in the list */
-	int unheard;                           /* read since the start but not yet tried once (answer or failure) */
-	int fresh;                             /* answered within the freshness limit, same cluster */
-	int foreign;                           /* answered, but another system identifier: ignored */
-	int newest_primary_timeline;           /* highest timeline of a fresh, unfenced peer primary; 0 none */
+	int configured;              /* peers in the list */
+	int unheard;                 /* read since the start but not yet tried once (answer or failure) */
+	int fresh;                   /* answered within the freshness limit, same cluster */
+	int foreign;                 /* answered, but another system identifier: ignored */
+	int newest_primary_timeline; /* highest timeline of a fresh, unfenced peer primary; 0 none */
+	/*
+	 * The fork floor of newest_primary_timeline: known only when every fresh peer primary on it says
+	 * the same tl_from, on the timeline just before its own. A replica on floor_timeline that replayed
+	 * no further than floor_lsn holds a prefix of the newest timeline (stale, not forked).
+	 */
+	bool have_floor;
+	int floor_timeline; /* the newest primaries' parent timeline (newest_primary_timeline - 1) */
+	uint64_t floor_lsn;
 	int primaries_on_timeline;             /* fresh peer primaries on the timeline given to peers_summary */
 	int older_primaries_up;                /* fresh, unfenced peer primaries on an older timeline whose
 	                                          last read answered: not yet stepped down (handover) */

@@ -265,6 +265,16 @@ peers_parse_ext(const char *key, size_t keylen, const char *value, size_t valuel
 			memcpy(ext->reason, value, valuelen); /* printable, no space: checked by the caller */
 			ext->reason[valuelen] = '\0';
 		}
+	} else if (PEERS_KEY_IS("tl_from")) {
+		/* T:LSN, T a plain decimal timeline */
+		const char *colon = memchr(value, ':', valuelen);
+		size_t tlen = colon != NULL ? (size_t)(colon - value) : 0;
+
+		if (ext->have_tl_from || colon == NULL || !peers_parse_number(value, tlen, UINT32_MAX, &number) ||
+		    number == 0 || !peers_parse_lsn(colon + 1, valuelen - tlen - 1, &ext->tl_from_lsn))
+			return;
+		ext->tl_from_timeline = (uint32_t)number;
+		ext->have_tl_from = true;
 	} else if (PEERS_KEY_IS("sync_n")) {
 		if (ext->standbys_total < 0 && peers_parse_number(value, valuelen, INT32_MAX, &number))
 			ext->standbys_total = (int)number;
@@ -1160,8 +1170,20 @@ peers_count_primary(const struct peer_state *st, int my_timeline, bool read_stil
 
 	if (!st->primary)
 		return; /* a fenced peer primary still counts: two fenced primaries stay fenced */
-	if (tl > out->newest_primary_timeline)
+	/* the newest primaries' floor: said by each, the same, from the timeline just before theirs */
+	bool floor = st->ext.have_tl_from && tl < INT_MAX && st->ext.tl_from_timeline + 1 == st->timeline;
+
+	if (tl > out->newest_primary_timeline) {
 		out->newest_primary_timeline = tl;
+		out->have_floor = floor;
+		out->floor_timeline = floor ? tl - 1 : 0;
+		out->floor_lsn = floor ? st->ext.tl_from_lsn : 0;
+	} else if (tl == out->newest_primary_timeline && out->have_floor &&
+	           (!floor || st->ext.tl_from_lsn != out->floor_lsn)) {
+		out->have_floor = false; /* two primaries on it that do not agree: which one is right? */
+		out->floor_timeline = 0;
+		out->floor_lsn = 0;
+	}
 	if (tl == my_timeline)
 		out->primaries_on_timeline++;
 	/* a primary this node superseded that still takes writes, as its latest answer says (only a peer

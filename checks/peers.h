@@ -43,11 +43,14 @@ struct peer_ext {
 	bool have_lag;
 	int64_t lag_bytes; /* lag= */
 	bool have_lag_ms;
-	int64_t lag_ms;     /* lag_ms= */
-	int pg_port;        /* pg_port=: PostgreSQL's port on the peer's host; 0 not said */
-	char reason[32];    /* reason=: its answer's reason, spaces as '-'; "" none */
-	int standbys_total; /* sync_n=: a primary's streaming standbys; -1 not said */
-	int standby_count;  /* sb=NAME:S (s sync, q quorum, p potential, a async), in the answer's order */
+	int64_t lag_ms;    /* lag_ms= */
+	int pg_port;       /* pg_port=: PostgreSQL's port on the peer's host; 0 not said */
+	char reason[32];   /* reason=: its answer's reason, spaces as '-'; "" none */
+	bool have_tl_from; /* tl_from=T:LSN: a primary seen promoted from timeline T (its own - 1) ... */
+	uint32_t tl_from_timeline;
+	uint64_t tl_from_lsn; /* ... after replaying that far on T: T's switch point is at or after it */
+	int standbys_total;   /* sync_n=: a primary's streaming standbys; -1 not said */
+	int standby_count;    /* sb=NAME:S (s sync, q quorum, p potential, a async), in the answer's order */
 	struct sample_standby standby[SAMPLE_STANDBYS_MAX];
 };
 
@@ -162,7 +165,7 @@ const struct peer_state *peers_state(const struct peers *p, int i);
  * primary), sysid 0..UINT64_MAX, fenced 0 or 1; numbers are plain decimal digits. Fields it does not
  * know (a newer version's) are skipped if well-formed. False for anything else, and st is unchanged.
  * The optional fields (struct peer_ext: name, read, weight, lsn, flush, lag, lag_ms, pg_port, reason,
- * sync_n, sb) go into st->ext, which every answer sets anew; one that does not read is left out, never
+ * sync_n, sb, tl_from) go into st->ext, which every answer sets anew; one that does not read is left out, never
  * the answer.
  */
 bool peers_parse_line(const char *line, struct peer_state *st);

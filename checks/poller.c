@@ -122,6 +122,7 @@ struct poller {
 	bool overdue;               /* past its deadline and reported down; kept until it ends or is abandoned */
 	int sent_timeout_ms;        /* statement_timeout of this session */
 	uint64_t system_identifier; /* read with the session's setup */
+	uint64_t connections;       /* connections started: the samples of one carry its number */
 	/* the data directory, watched with inotify: only ever a reason to sample at once, or to be down */
 	char *datadir;
 	int ino_fd; /* -1: not watching */
@@ -395,6 +396,7 @@ poller_read_sample(struct poller *p, const PGresult *res, struct sample *s)
 	s->poll_duration_ms = s->taken_ms - p->query_started_ms;
 	s->server_version_num = PQserverVersion(p->conn);
 	s->system_identifier = p->system_identifier;
+	s->connection = p->connections;
 	s->in_recovery = poller_bool(res, COL_IN_RECOVERY);
 	s->read_only = poller_bool(res, COL_READ_ONLY);
 	s->default_read_only = poller_bool(res, COL_DEFAULT_READ_ONLY);
@@ -601,6 +603,7 @@ poller_connect(struct poller *p)
 	if (p->rewatch && poller_watch(p))
 		p->rewatch = false;
 	p->state = PS_CONNECTING;
+	p->connections++;
 	p->conn = PQconnectStartParams(keys, values, 1);
 	if (p->conn == NULL) {
 		poller_failed(p, POLL_CONNECT_FAILED, "out of memory");

@@ -29,6 +29,7 @@ struct sample {
 	bool default_read_only;     /* default_transaction_read_only: a fenced primary */
 	int timeline;               /* primary: from the current WAL file; replica: received_tli; 0 unknown */
 	uint64_t system_identifier; /* pg_control_system(), read once per connection */
+	uint64_t connection;        /* which of the poller's connections took it: 1, 2, ...; 0 not said */
 	/* replica only */
 	bool replay_paused;
 	bool receiver_streaming; /* pg_stat_wal_receiver.status = 'streaming' */

@@ -218,6 +218,69 @@ node_lag_seconds(struct node *n, struct sample *s)
 	s->lag_s = lag_s;
 }
 
+/* node_floor_forget drops what was seen towards a fork floor (and the floor): unknown from here on. */
+static void
+node_floor_forget(struct node *n)
+{
+	n->floor_tracking = false;
+	n->floor_rec_timeline = 0;
+	n->floor_rec_replay = 0;
+	n->have_floor = false;
+}
+
+/*
+ * node_floor_update keeps the fork floor (struct node): a promoted node's new timeline T + 1 has its
+ * switch point from T at or after every position this node replayed on T (replay only goes forward,
+ * and a promotion first replays all the WAL it has), so a replica on T that replayed no further than
+ * the highest one sampled holds a prefix of T + 1. Only samples of one connection count: another
+ * (a restart of PostgreSQL, whose data directory may have been replaced, or of the session) starts
+ * over, and a sample that does not say its connection, a failed poll, a jump past T + 1 or a primary
+ * first seen as one leave no floor. A timeline unknown in recovery (no WAL receiver) does not change
+ * the last one known: the new timeline's number then tells whether another was replayed meanwhile
+ * (a node that saw T + 1's history would be promoted to T + 2 or later).
+ */
+static void
+node_floor_update(struct node *n, const struct sample *s)
+{
+	if (s->connection == 0 || s->connection != n->floor_connection || !n->have_sample ||
+	    s->system_identifier != n->sample.system_identifier) {
+		node_floor_forget(n);
+		n->floor_connection = s->connection;
+		if (s->connection == 0)
+			return;
+		n->floor_tracking = s->in_recovery; /* a primary already: its promotion was not seen */
+	}
+	if (s->in_recovery) {
+		if (!n->floor_tracking) {
+			node_floor_forget(
+			    n); /* a primary that went back into recovery (it was restarted: new connection) */
+			n->floor_tracking = true;
+		}
+		if (s->timeline > 0)
+			n->floor_rec_timeline = s->timeline;
+		if (s->replay_lsn > n->floor_rec_replay)
+			n->floor_rec_replay = s->replay_lsn;
+		return;
+	}
+	if (n->floor_tracking) {
+		/* the first sample out of recovery: promoted to exactly the next timeline, or no floor */
+		n->floor_tracking = false;
+		n->have_floor =
+		    n->floor_rec_timeline > 0 && n->floor_rec_replay > 0 && s->timeline == n->floor_rec_timeline + 1;
+		if (n->have_floor) {
+			n->floor_timeline = s->timeline;
+			n->floor_parent = n->floor_rec_timeline;
+			n->floor_lsn = n->floor_rec_replay;
+			log_info("promoted from timeline %d to %d: timeline %d's switch point is at or after %X/%X",
+			         n->floor_parent, n->floor_timeline, n->floor_parent, (unsigned)(n->floor_lsn >> 32),
+			         (unsigned)n->floor_lsn);
+		}
+		return;
+	}
+	if (n->have_floor && s->timeline != n->floor_timeline)
+		n->have_floor = false; /* promoted again, unseen: this floor is another timeline's */
+}
+
 void
 node_sample(struct node *n, const struct sample *taken)
 {
@@ -232,6 +295,7 @@ node_sample(struct node *n, const struct sample *taken)
 		log_info("PostgreSQL answers again");
 		n->logged_failing = false;
 	}
+	node_floor_update(n, s);
 	node_log_role(n, s);
 	node_lag_update(n, s);
 	if (n->replica_weight_pct < 0) {
@@ -264,6 +328,8 @@ node_fail(struct node *n, enum poll_result r, const char *detail)
 	n->logged_failing = true;
 	n->logged_failure = r;
 	n->failing = true;
+	/* a promotion until the next good sample would not be seen: none is taken for one (a floor stays) */
+	n->floor_tracking = false;
 	n->failure = r;
 	if ((unsigned)r < POLL_RESULT_COUNT)
 		n->polls[r]++;
@@ -297,6 +363,11 @@ node_view(const struct node *n, int64_t now_ms, struct node_view *out)
 	}
 	out->replica_weight_pct = n->replica_weight_pct < 0 ? 0 : n->replica_weight_pct;
 	out->load_weight_pct = n->load_weight_pct < 0 ? 0 : n->load_weight_pct;
+	if (n->have_sample && !n->sample.in_recovery && n->have_floor && n->sample.timeline == n->floor_timeline) {
+		out->have_tl_floor = true;
+		out->tl_floor_parent = n->floor_parent;
+		out->tl_floor_lsn = n->floor_lsn;
+	}
 	out->override = n->override;
 	out->shutting_down = n->shutting_down;
 	memcpy(out->polls, n->polls, sizeof(out->polls));

@@ -46,6 +46,19 @@ struct node {
 	int64_t lag_reached_ms; /* last_ms of the newest mark replay has reached; 0 none yet */
 	uint64_t lag_system_id; /* the node these marks are about */
 	int lag_timeline;       /* the timeline they were last checked against */
+	/*
+	 * The fork floor (node_floor_update): while in recovery, the highest replay position sampled on one
+	 * connection, and once promoted from timeline T to exactly T + 1 on that same connection, that
+	 * position as the new timeline's floor (its switch point from T is at or after it).
+	 */
+	uint64_t floor_connection; /* the sample's connection the rest is about */
+	bool floor_tracking;       /* in recovery since that connection's first sample */
+	int floor_rec_timeline;    /* the last timeline seen in recovery; 0 none yet */
+	uint64_t floor_rec_replay; /* the highest replay position sampled in recovery; 0 none */
+	bool have_floor;           /* promoted as above: the floor of floor_timeline */
+	int floor_timeline;        /* the timeline it was promoted to */
+	int floor_parent;          /* the one it left (floor_timeline - 1) */
+	uint64_t floor_lsn;
 	/* settings */
 	struct weight_policy wp;
 	int recover_pct;

@@ -309,6 +309,22 @@ verdict_sync(const struct node_view *v, const struct request *r, struct verdict 
 	}
 }
 
+/*
+ * verdict_before_floor tells whether this replica, on a timeline the newest peer primary has left, is
+ * only behind it, not forked: that primary's timeline is the next one, and its floor (every fresh
+ * primary on it says the same) shows it replayed at least as far on this replica's timeline as this
+ * replica has, so the replica's data is a prefix of the newest timeline. Anything unknown: false (fork).
+ */
+static bool
+verdict_before_floor(const struct node_view *v)
+{
+	const struct sample *s = &v->sample;
+
+	return v->peers.have_floor && v->peers.floor_timeline == s->timeline &&
+	       v->peers.newest_primary_timeline == s->timeline + 1 && s->replay_lsn > 0 &&
+	       s->replay_lsn <= v->peers.floor_lsn;
+}
+
 static void
 verdict_replica(const struct node_view *v, const struct request *r, const struct policy *p, struct verdict *out)
 {
@@ -318,8 +334,8 @@ verdict_replica(const struct node_view *v, const struct request *r, const struct
 		verdict_down(out, REASON_IS_PRIMARY);
 		return;
 	}
-	if (s->timeline > 0 && v->peers.newest_primary_timeline > s->timeline) {
-		/* replaying a timeline the newest primary has left: behind a fork */
+	if (s->timeline > 0 && v->peers.newest_primary_timeline > s->timeline && !verdict_before_floor(v)) {
+		/* replaying a timeline the newest primary has left, maybe past where it left: behind a fork */
 		out->timeline = s->timeline;
 		out->other_timeline = v->peers.newest_primary_timeline;
 		verdict_down(out, REASON_FORK);

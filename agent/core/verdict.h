@@ -33,6 +33,10 @@ struct node_view {
 	int64_t not_streaming_ms; /* ... this long ago: its data is at most about that old */
 	int replica_weight_pct;   /* smoothed and stepped, from load and lag */
 	int load_weight_pct;      /* the same from load alone (for the primary's read weight) */
+	/* a primary this pgcheckd saw promoted from tl_floor_parent to its timeline (node_floor_update) */
+	bool have_tl_floor;
+	int tl_floor_parent;   /* the timeline it left: its own timeline - 1 */
+	uint64_t tl_floor_lsn; /* it had replayed that far on the parent: the switch point is at or after */
 	enum node_override override;
 	bool shutting_down;
 	/* fencing */

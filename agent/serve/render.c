@@ -146,6 +146,9 @@ render_json(const struct node_view *v, const struct policy *p, const struct requ
 			           s->replay_paused ? "true" : "false");
 		} else {
 			render_add(&b, ",\"streaming_replicas\":%d", s->streaming_replicas);
+			if (v->have_tl_floor)
+				render_add(&b, ",\"tl_from\":\"%d:%X/%X\"", v->tl_floor_parent,
+				           (unsigned)(v->tl_floor_lsn >> 32), (unsigned)v->tl_floor_lsn);
 		}
 		render_add(&b, ",\"client_backends\":%d,\"active_backends\":%d,\"max_connections\":%d,",
 		           s->client_backends, s->active_backends, s->max_connections);
@@ -188,6 +191,9 @@ render_json(const struct node_view *v, const struct policy *p, const struct requ
 			render_json_string(&b, "no peer reachable: fencing inactive");
 		else
 			render_json_string(&b, "fencing active");
+		if (v->peers.have_floor)
+			render_add(&b, ",\"newest_primary_tl_from\":\"%d:%X/%X\"", v->peers.floor_timeline,
+			           (unsigned)(v->peers.floor_lsn >> 32), (unsigned)v->peers.floor_lsn);
 		render_add(&b, "},");
 		render_dcs_json(&b, &v->dcs);
 	}
@@ -240,6 +246,10 @@ render_peer_line(const struct node_view *v, const struct policy *p, char *buf, s
 	if (m <= 0 || (size_t)m >= budget)
 		return 0;
 	n = (size_t)m;
+	/* first, so that it always fits: a replica left behind on the parent timeline needs it to stay up */
+	if (fresh && !s->in_recovery && v->have_tl_floor)
+		render_peer_field(buf, &n, budget, "tl_from=%d:%X/%X", v->tl_floor_parent,
+		                  (unsigned)(v->tl_floor_lsn >> 32), (unsigned)v->tl_floor_lsn);
 	/* what else it knows, for the read rules and /cluster: each field only while it fits */
 	if (s->name[0] != '\0')
 		render_peer_field(buf, &n, budget, "name=%s", s->name);

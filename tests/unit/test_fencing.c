@@ -388,6 +388,111 @@ test_peer_line_stays_within_what_an_older_reader_takes(void **state)
 	assert_true(st.replica && st.ext.read == PEER_READ_LAG);
 }
 
+static void
+test_replica_on_the_parent_timeline_at_or_below_the_floor_is_no_fork(void **state)
+{
+	struct node_view v = replica_on(1);
+	struct policy p = policy();
+	struct verdict out;
+
+	(void)state;
+	v.sample.replay_lsn = 0x3000148;
+	v.peers.newest_primary_timeline = 2;
+	v.peers.have_floor = true;
+	v.peers.floor_timeline = 1;
+	v.peers.floor_lsn = 0x3000148;
+	assert_true(ask(&v, &p, REQUEST_REPLICA).up); /* replayed exactly as far: a prefix of timeline 2 */
+	assert_true(ask(&v, &p, REQUEST_READ_ONLY).up);
+	v.sample.replay_lsn = 0x3000000;
+	assert_true(ask(&v, &p, REQUEST_REPLICA).up);
+	/* its upstream went away: judged as any replica that stopped streaming (within the lag limit: up) */
+	v.sample.receiver_streaming = false;
+	v.was_streaming = true;
+	v.not_streaming_ms = 2000;
+	assert_true(ask(&v, &p, REQUEST_REPLICA).up);
+	v.not_streaming_ms = 11000;
+	out = ask(&v, &p, REQUEST_REPLICA);
+	assert_false(out.up);
+	assert_string_equal(out.reason, "disconnected");
+	/* the lag limits still apply */
+	v.sample.receiver_streaming = true;
+	v.lag_over = true;
+	out = ask(&v, &p, REQUEST_REPLICA);
+	assert_false(out.up);
+	assert_true(strncmp(out.reason, "lag ", 4) == 0);
+}
+
+static void
+test_replica_past_the_floor_or_without_one_is_a_fork(void **state)
+{
+	struct node_view v = replica_on(1);
+	struct policy p = policy();
+	struct verdict out;
+
+	(void)state;
+	v.sample.replay_lsn = 0x3000149; /* one byte past: data timeline 2 does not have */
+	v.peers.newest_primary_timeline = 2;
+	v.peers.have_floor = true;
+	v.peers.floor_timeline = 1;
+	v.peers.floor_lsn = 0x3000148;
+	out = ask(&v, &p, REQUEST_REPLICA);
+	assert_false(out.up);
+	assert_string_equal(out.reason, "fork timeline 1 behind 2");
+	assert_false(ask(&v, &p, REQUEST_READ_ONLY).up);
+	/* no floor (an older primary, two that disagree): a fork, as before */
+	v.sample.replay_lsn = 0x3000000;
+	v.peers.have_floor = false;
+	assert_string_equal(ask(&v, &p, REQUEST_REPLICA).reason, "fork timeline 1 behind 2");
+	/* a floor of another timeline, or a newest primary two timelines on */
+	v.peers.have_floor = true;
+	v.peers.floor_timeline = 2;
+	v.peers.newest_primary_timeline = 3;
+	assert_string_equal(ask(&v, &p, REQUEST_REPLICA).reason, "fork timeline 1 behind 3");
+	v.peers.floor_timeline = 1;
+	assert_string_equal(ask(&v, &p, REQUEST_REPLICA).reason, "fork timeline 1 behind 3");
+	/* a replay position it does not know: a fork */
+	v.peers.newest_primary_timeline = 2;
+	v.sample.replay_lsn = 0;
+	assert_string_equal(ask(&v, &p, REQUEST_REPLICA).reason, "fork timeline 1 behind 2");
+}
+
+static void
+test_peer_line_tells_the_floor_and_an_old_line_has_none(void **state)
+{
+	struct node_view v = primary_on(2);
+	struct policy p = policy();
+	struct peer_state st;
+	char line[RESPOND_LINE_MAX];
+
+	(void)state;
+	v.have_tl_floor = true;
+	v.tl_floor_parent = 1;
+	v.tl_floor_lsn = 0x1A3000148ULL;
+	assert_true(render_peer_line(&v, &p, line, sizeof(line)) > 0);
+	assert_string_equal(line, "state role=primary timeline=2 sysid=42 fenced=0 tl_from=1:1/A3000148 sync_n=0 "
+	                          "read=up lsn=0/0 weight=100\n");
+	assert_old_reader_takes(line);
+	memset(&st, 0, sizeof(st));
+	assert_true(peers_parse_line(line, &st));
+	assert_true(st.ext.have_tl_from && st.ext.tl_from_timeline == 1 && st.ext.tl_from_lsn == 0x1A3000148ULL);
+	/* the longest one: still what an older reader takes */
+	v = primary_on(2147483647);
+	v.have_tl_floor = true;
+	v.tl_floor_parent = 2147483646;
+	v.tl_floor_lsn = UINT64_MAX;
+	v.sample.system_identifier = UINT64_MAX;
+	assert_true(render_peer_line(&v, &p, line, sizeof(line)) > 0);
+	assert_old_reader_takes(line);
+	assert_non_null(strstr(line, " tl_from=2147483646:FFFFFFFF/FFFFFFFF "));
+	/* a replica says none; an old node's line has none */
+	v = replica_on(1);
+	v.have_tl_floor = true;
+	assert_true(render_peer_line(&v, &p, line, sizeof(line)) > 0);
+	assert_null(strstr(line, "tl_from="));
+	assert_true(peers_parse_line("state role=primary timeline=2 sysid=42 fenced=0\n", &st));
+	assert_false(st.ext.have_tl_from);
+}
+
 int
 main(void)
 {
@@ -404,6 +509,9 @@ main(void)
 	    cmocka_unit_test(test_peer_line_round_trip),
 	    cmocka_unit_test(test_peer_line_tells_the_cluster_fields_and_reads_back),
 	    cmocka_unit_test(test_peer_line_stays_within_what_an_older_reader_takes),
+	    cmocka_unit_test(test_replica_on_the_parent_timeline_at_or_below_the_floor_is_no_fork),
+	    cmocka_unit_test(test_replica_past_the_floor_or_without_one_is_a_fork),
+	    cmocka_unit_test(test_peer_line_tells_the_floor_and_an_old_line_has_none),
 	    cmocka_unit_test(test_peer_line_without_fresh_sample_is_unknown),
 	    cmocka_unit_test(test_peer_line_parser_rejects_garbage),
 	};

@@ -891,6 +891,141 @@ test_init_takes_the_weight_policy_from_the_configuration(void **state)
 	assert_int_equal(n.recover_pct, 40);
 }
 
+/* the fork floor: how far a node seen promoted had replayed on the timeline it left */
+
+/* node n takes a sample on connection conn: a replica on timeline tl (0: no receiver) replayed to replay_lsn */
+static void
+floor_replica(struct node *n, int64_t t, uint64_t conn, int tl, uint64_t replay_lsn)
+{
+	struct sample s = replica_sample(t, 0);
+
+	s.connection = conn;
+	s.timeline = tl;
+	s.receiver_streaming = tl != 0;
+	s.replay_lsn = s.receive_lsn = s.latest_end_lsn = replay_lsn;
+	node_sample(n, &s);
+}
+
+static void
+floor_primary(struct node *n, int64_t t, uint64_t conn, int tl)
+{
+	struct sample s = primary_sample(t);
+
+	s.connection = conn;
+	s.timeline = tl;
+	node_sample(n, &s);
+}
+
+static void
+test_floor_is_the_highest_replay_seen_before_the_promotion(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct node_view v;
+
+	(void)state;
+	node_init(&n, &c);
+	floor_replica(&n, 1000, 1, 1, 0x3000000);
+	v = view_at(&n, 1000);
+	assert_false(v.have_tl_floor); /* a replica has none */
+	/* the old primary stops: no receiver (timeline unknown); replay of what had arrived goes on */
+	floor_replica(&n, 1100, 1, 0, 0x3000100);
+	/* a promotion seen only after a burst of samples: the last of them holds the most */
+	floor_replica(&n, 1105, 1, 0, 0x3000148);
+	floor_replica(&n, 1110, 1, 0, 0x3000148);
+	floor_primary(&n, 1115, 1, 2);
+	v = view_at(&n, 1115);
+	assert_true(v.have_tl_floor);
+	assert_int_equal(v.tl_floor_parent, 1);
+	assert_int_equal(v.tl_floor_lsn, 0x3000148);
+	/* it stays the floor of timeline 2 while the node is its primary */
+	floor_primary(&n, 1200, 1, 2);
+	v = view_at(&n, 1200);
+	assert_true(v.have_tl_floor && v.tl_floor_lsn == 0x3000148);
+	/* a failed poll on the same connection (a timeout) changes nothing before the promotion */
+	node_fail(&n, POLL_TIMEOUT, "timeout");
+	floor_primary(&n, 1300, 1, 2);
+	v = view_at(&n, 1300);
+	assert_true(v.have_tl_floor && v.tl_floor_lsn == 0x3000148);
+	/* promoted again, unseen (timeline 3 on the same connection): timeline 2's floor is not timeline 3's */
+	floor_primary(&n, 1400, 1, 3);
+	v = view_at(&n, 1400);
+	assert_false(v.have_tl_floor);
+}
+
+static void
+test_no_floor_across_a_restart_of_postgresql(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct node_view v;
+
+	(void)state;
+	/* replayed far, then restarted (its data directory may have been replaced): a new connection */
+	node_init(&n, &c);
+	floor_replica(&n, 1000, 1, 1, 0x5000000);
+	floor_replica(&n, 1100, 2, 1, 0x3000000);
+	floor_primary(&n, 1200, 2, 2);
+	v = view_at(&n, 1200);
+	assert_true(v.have_tl_floor);
+	assert_int_equal(v.tl_floor_lsn, 0x3000000); /* only what this connection saw: not 5/0 */
+	/* promoted between two connections: the promotion itself was not seen */
+	node_init(&n, &c);
+	floor_replica(&n, 1000, 1, 1, 0x3000000);
+	floor_primary(&n, 1100, 2, 2);
+	v = view_at(&n, 1100);
+	assert_false(v.have_tl_floor);
+	/* a primary when pgcheckd started: no floor */
+	node_init(&n, &c);
+	floor_primary(&n, 1000, 1, 2);
+	v = view_at(&n, 1000);
+	assert_false(v.have_tl_floor);
+	/* a sample that does not say its connection: no floor */
+	node_init(&n, &c);
+	floor_replica(&n, 1000, 0, 1, 0x3000000);
+	floor_primary(&n, 1100, 0, 2);
+	v = view_at(&n, 1100);
+	assert_false(v.have_tl_floor);
+	/* a failed poll just before the promotion: what happened meanwhile was not seen */
+	node_init(&n, &c);
+	floor_replica(&n, 1000, 1, 1, 0x3000000);
+	node_fail(&n, POLL_TIMEOUT, "timeout");
+	floor_primary(&n, 1100, 1, 2);
+	v = view_at(&n, 1100);
+	assert_false(v.have_tl_floor);
+}
+
+static void
+test_no_floor_across_a_jump_of_two_timelines(void **state)
+{
+	struct conf c = test_conf();
+	struct node n;
+	struct node_view v;
+
+	(void)state;
+	node_init(&n, &c);
+	floor_replica(&n, 1000, 1, 1, 0x3000000);
+	floor_replica(&n, 1100, 1, 0, 0x3000100); /* it may have replayed timeline 2 meanwhile */
+	floor_primary(&n, 1200, 1, 3);
+	v = view_at(&n, 1200);
+	assert_false(v.have_tl_floor);
+	/* never saw its recovery timeline at all: no floor */
+	node_init(&n, &c);
+	floor_replica(&n, 1000, 1, 0, 0x3000000);
+	floor_primary(&n, 1100, 1, 2);
+	v = view_at(&n, 1100);
+	assert_false(v.have_tl_floor);
+	/* a replica that moved to timeline 2 and was promoted to 3: the floor is of timeline 2 */
+	node_init(&n, &c);
+	floor_replica(&n, 1000, 1, 1, 0x3000000);
+	floor_replica(&n, 1100, 1, 2, 0x3000200);
+	floor_primary(&n, 1200, 1, 3);
+	v = view_at(&n, 1200);
+	assert_true(v.have_tl_floor);
+	assert_int_equal(v.tl_floor_parent, 2);
+	assert_int_equal(v.tl_floor_lsn, 0x3000200);
+}
+
 int
 main(void)
 {
@@ -929,6 +1064,9 @@ main(void)
 	    cmocka_unit_test(test_override_survives_samples_and_failures),
 	    cmocka_unit_test(test_configure_keeps_the_state),
 	    cmocka_unit_test(test_init_takes_the_weight_policy_from_the_configuration),
+	    cmocka_unit_test(test_floor_is_the_highest_replay_seen_before_the_promotion),
+	    cmocka_unit_test(test_no_floor_across_a_restart_of_postgresql),
+	    cmocka_unit_test(test_no_floor_across_a_jump_of_two_timelines),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);

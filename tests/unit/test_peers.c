@@ -406,6 +406,65 @@ test_cluster_condenses_the_primary_word_and_the_other_replicas(void **state)
 	ev_loop_destroy(loop);
 }
 
+static void
+test_summary_carries_the_newest_primaries_floor_only_when_they_agree(void **state)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct peers *p = two_numeric_peers(loop, "127.0.0.1:1, 127.0.0.1:2");
+	struct peer_summary s;
+	int64_t now = monoclock_ms();
+
+	(void)state;
+	assert_non_null(p);
+	assert_true(peers_record_answer(p, 0, NULL,
+	                                "state role=primary timeline=2 sysid=42 fenced=0 tl_from=1:0/3000148\n", now));
+	assert_true(peers_record_answer(p, 1, NULL, "state role=replica timeline=1 sysid=42 fenced=0\n", now));
+	peers_summary(p, now, 2000, 42, 1, &s);
+	assert_int_equal(s.newest_primary_timeline, 2);
+	assert_true(s.have_floor);
+	assert_int_equal(s.floor_timeline, 1);
+	assert_true(s.floor_lsn == 0x3000148);
+	/* a second primary on timeline 2 that says the same: still known */
+	assert_true(peers_record_answer(p, 1, NULL,
+	                                "state role=primary timeline=2 sysid=42 fenced=1 tl_from=1:0/3000148\n", now));
+	peers_summary(p, now, 2000, 42, 1, &s);
+	assert_true(s.have_floor && s.floor_lsn == 0x3000148);
+	/* ... that says another floor, or none (an older node): unknown */
+	assert_true(peers_record_answer(p, 1, NULL,
+	                                "state role=primary timeline=2 sysid=42 fenced=1 tl_from=1:0/3000150\n", now));
+	peers_summary(p, now, 2000, 42, 1, &s);
+	assert_false(s.have_floor);
+	assert_true(peers_record_answer(p, 1, NULL, "state role=primary timeline=2 sysid=42 fenced=1\n", now));
+	peers_summary(p, now, 2000, 42, 1, &s);
+	assert_false(s.have_floor);
+	/* a newer primary without a floor: unknown, whatever the older one says */
+	assert_true(peers_record_answer(p, 1, NULL, "state role=primary timeline=3 sysid=42 fenced=0\n", now));
+	peers_summary(p, now, 2000, 42, 1, &s);
+	assert_int_equal(s.newest_primary_timeline, 3);
+	assert_false(s.have_floor);
+	/* a floor not from the timeline just before the primary's own: not a floor */
+	assert_true(peers_record_answer(p, 1, NULL,
+	                                "state role=primary timeline=3 sysid=42 fenced=0 tl_from=1:0/3000148\n", now));
+	peers_summary(p, now, 2000, 42, 1, &s);
+	assert_false(s.have_floor);
+	/* a floor that does not read is left out, never the answer */
+	assert_true(
+	    peers_record_answer(p, 1, NULL, "state role=primary timeline=3 sysid=42 fenced=0 tl_from=2:zz\n", now));
+	assert_false(peers_state(p, 1)->ext.have_tl_from);
+	assert_true(peers_record_answer(p, 1, NULL,
+	                                "state role=primary timeline=3 sysid=42 fenced=0 tl_from=0/3000148\n", now));
+	assert_false(peers_state(p, 1)->ext.have_tl_from);
+	assert_true(peers_record_answer(p, 1, NULL,
+	                                "state role=primary timeline=3 sysid=42 fenced=0 tl_from=2:0/3000200\n", now));
+	peers_summary(p, now, 2000, 42, 1, &s);
+	assert_true(s.have_floor && s.floor_timeline == 2 && s.floor_lsn == 0x3000200);
+	/* once its word ages, the floor goes with it */
+	peers_summary(p, now + 2001, 2000, 42, 1, &s);
+	assert_false(s.have_floor);
+	peers_free(p);
+	ev_loop_destroy(loop);
+}
+
 int
 main(void)
 {
@@ -423,6 +482,7 @@ main(void)
 	    cmocka_unit_test(test_peer_line_cluster_fields_parse_and_an_old_answer_has_none),
 	    cmocka_unit_test(test_peer_line_bad_cluster_fields_are_left_out_never_the_answer),
 	    cmocka_unit_test(test_cluster_condenses_the_primary_word_and_the_other_replicas),
+	    cmocka_unit_test(test_summary_carries_the_newest_primaries_floor_only_when_they_agree),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
